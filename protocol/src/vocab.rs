@@ -149,10 +149,11 @@ vocabulary!(
 );
 
 /// The candidate nearest to `input` by edit distance over case- and accent-folded text, when
-/// it is close enough to be a typo (at most a third of the word, and at least 2 edits allowed).
+/// it is close enough to be a typo (edits to at most two fifths of the word, and 2 edits always
+/// allowed).
 pub fn nearest<'a>(input: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     let folded = fold(input);
-    let limit = (folded.chars().count() / 3).max(2);
+    let limit = (folded.chars().count() * 2 / 5).max(2);
     candidates
         .into_iter()
         .map(|c| (edit_distance(&folded, &fold(c)), c))
@@ -218,6 +219,8 @@ mod tests {
         assert_eq!(Theme::suggest("social_link"), Some("social-link"));
         assert_eq!(Theme::suggest("astronomy"), None);
         assert_eq!(Kind::suggest("experience"), Some("experiment"));
+        assert_eq!(Kind::suggest("experiance"), Some("experiment"));
+        assert_eq!(Kind::suggest("poem"), None);
     }
 
     #[test]

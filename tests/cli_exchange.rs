@@ -1,0 +1,151 @@
+//! Exports that travel: tampered lines are refused by `verify` and `import`, each by number, and
+//! the good lines of a damaged file still import.
+
+mod util;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde_json::Value;
+use util::*;
+
+fn exported_lines(home: &TestHome) -> Vec<String> {
+    home.ok(&["publish", examples().to_str().unwrap_or_default()]);
+    home.ok(&["export"]).lines().map(str::to_owned).collect()
+}
+
+fn edit(line: &str, f: impl FnOnce(&mut serde_json::Map<String, Value>)) -> String {
+    let mut v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}"));
+    f(v.as_object_mut().unwrap_or_else(|| panic!("not an object")));
+    v.to_string()
+}
+
+#[test]
+fn tampered_lines_are_refused_by_verify_and_import_naming_each_line() {
+    let home = TestHome::init("Ville-Test");
+    let mut lines = exported_lines(&home);
+    let n = lines.len();
+    assert!(n >= 8);
+    // Line 2: a readable field changed. Line 4: one bit of the signed record flipped.
+    // Line 5: the author key swapped for another (the signature no longer matches it).
+    // Line 6: not JSON. Line 7: the id changed.
+    lines[1] = edit(&lines[1], |m| {
+        m.insert("title".into(), "Un autre titre".into())
+            .map(drop)
+            .unwrap_or(())
+    });
+    lines[3] = edit(&lines[3], |m| {
+        let mut bytes = STANDARD
+            .decode(m["record"].as_str().unwrap_or_default())
+            .unwrap_or_default();
+        let at = bytes.len() / 2;
+        bytes[at] ^= 0x04;
+        m.insert("record".into(), STANDARD.encode(bytes).into());
+    });
+    lines[4] = edit(&lines[4], |m| {
+        let mut bytes = STANDARD
+            .decode(m["record"].as_str().unwrap_or_default())
+            .unwrap_or_default();
+        // The author key follows the CBOR text "author" and a 2-byte byte-string header.
+        let at = bytes.windows(6).position(|w| w == b"author").unwrap_or(0) + 8;
+        bytes[at..at + 32].copy_from_slice(&[0x5a; 32]);
+        m.insert("record".into(), STANDARD.encode(bytes).into());
+    });
+    lines[5] = "{\"title\": \"pas une ligne d'export\"".into();
+    lines[6] = edit(&lines[6], |m| {
+        m.insert("id".into(), "00".repeat(32).into());
+    });
+    let path = home.path().join("tampered.jsonl");
+    std::fs::write(&path, lines.join("\n") + "\n").unwrap_or_else(|e| panic!("{e}"));
+    let p = path.to_str().unwrap_or_default();
+
+    let err = TestHome::empty().fails(&["verify", p], 1);
+    for (line, says) in [
+        (2, "readable fields differ from the signed record: title"),
+        (4, ""),
+        (5, ""),
+        (6, "not JSON"),
+        (7, "readable fields differ from the signed record: id"),
+    ] {
+        let found = err
+            .lines()
+            .find(|l| l.contains(&format!("tampered.jsonl:line {line}: ")));
+        assert!(
+            found.is_some_and(|l| l.contains(says)),
+            "line {line} (`{says}`) not named in:\n{err}"
+        );
+    }
+    assert!(err.contains("5 bad line(s)"), "{err}");
+    for good in [1, 3, 8] {
+        assert!(
+            !err.contains(&format!("line {good}: ")),
+            "line {good} is good:\n{err}"
+        );
+    }
+
+    // import stores the good lines only, reports the same bad ones, and exits 1.
+    let second = TestHome::empty();
+    let out = second.run(&["import", p]);
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(&format!("{} good line(s): {} stored", n - 5, n - 5)),
+        "{stdout}"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for line in [2, 4, 5, 6, 7] {
+        assert!(
+            stderr.contains(&format!("tampered.jsonl:line {line}: ")),
+            "{stderr}"
+        );
+    }
+    let stored = second.listed_ids();
+    assert_eq!(stored.len(), n - 5);
+    let original: Vec<String> = home.listed_ids();
+    assert!(stored.iter().all(|id| original.contains(id)));
+}
+
+#[test]
+fn verify_needs_no_home_and_reads_standard_input() {
+    let home = TestHome::init("Ville-Test");
+    let lines = exported_lines(&home);
+    let mut child = std::process::Command::new(bin())
+        .args(["verify", "-"])
+        .env("HOME", "/nonexistent")
+        .env_remove("CAILLOUX_HOME")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap_or_else(|| panic!("stdin"));
+        stdin
+            .write_all((lines.join("\n") + "\n").as_bytes())
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    let out = child.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
+    assert!(out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .contains(&format!("{} good line(s), 0 bad", lines.len()))
+    );
+}
+
+#[test]
+fn an_oversize_record_line_is_refused() {
+    let home = TestHome::init("Ville-Test");
+    let lines = exported_lines(&home);
+    let big = edit(&lines[0], |m| {
+        m.insert(
+            "record".into(),
+            STANDARD.encode(vec![0x82; 300 * 1024]).into(),
+        );
+    });
+    let path = home.path().join("big.jsonl");
+    std::fs::write(&path, big + "\n").unwrap_or_else(|e| panic!("{e}"));
+    let err = TestHome::empty().fails(&["verify", path.to_str().unwrap_or_default()], 1);
+    assert!(
+        err.contains("line 1: record is 307200 bytes; the limit is 262144"),
+        "{err}"
+    );
+}
