@@ -194,7 +194,7 @@ fn round_trip(corpus: &Path) {
     // CSV: a header and one row per record.
     let csv_text = home.ok(&["export", "--format", "csv"]);
     let mut reader = csv::Reader::from_reader(csv_text.as_bytes());
-    let headers = reader.headers().map(|h| h.clone()).unwrap_or_default();
+    let headers = reader.headers().cloned().unwrap_or_default();
     assert_eq!(&headers[0], "id");
     let rows: Vec<csv::StringRecord> = reader
         .records()

@@ -512,7 +512,7 @@ fn export(home: &Home, format: Format, out: Option<PathBuf>) -> anyhow::Result<(
     Ok(())
 }
 
-fn open_input(file: &Path) -> anyhow::Result<(Box<dyn BufRead>, Option<u64>)> {
+fn open_input(file: &Path) -> anyhow::Result<(Box<dyn BufRead + Send>, Option<u64>)> {
     if file == Path::new("-") {
         return Ok((Box::new(BufReader::new(std::io::stdin())), None));
     }

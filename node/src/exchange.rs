@@ -11,9 +11,10 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use cailloux_protocol::time::rfc3339_millis;
 use cailloux_protocol::view::full_json;
-use cailloux_protocol::{Record, Unverified, verify_all};
+use cailloux_protocol::{KeyCache, Record, Unverified, verify_all};
 use serde_json::Value;
 use std::io::{BufRead, Write};
+use std::sync::mpsc::{SyncSender, sync_channel};
 
 /// Lines are checked, verified and stored this many at a time: one batch verification and one
 /// flush per chunk.
@@ -150,7 +151,29 @@ impl std::fmt::Display for BadLine {
 }
 
 /// Checks one line up to, not including, its signature.
-pub fn check_line(line: &str) -> Result<Unverified, String> {
+pub fn check_line(line: &str, keys: &mut KeyCache) -> Result<Unverified, String> {
+    match exact_export_line(line, keys) {
+        Some(unverified) => Ok(unverified),
+        None => check_line_fields(line, keys),
+    }
+}
+
+/// The fast path: a line exactly as `export_jsonl` writes it is checked by writing the expected
+/// line from its record and comparing bytes, without parsing the JSON. Anything else (a line
+/// reformatted by another tool, or a bad one) takes the field-by-field path.
+fn exact_export_line(line: &str, keys: &mut KeyCache) -> Option<Unverified> {
+    const MARK: &str = ",\"record\":\"";
+    let at = line.rfind(MARK)?;
+    let encoded = line[at + MARK.len()..].strip_suffix("\"}")?;
+    let unverified = Unverified::decode_with(BASE64.decode(encoded).ok()?, keys).ok()?;
+    let expected = serde_json::to_string(&full_json(unverified.claimed())).ok()?;
+    // `expected` is `{...}`; the line is `{...,"record":"..."}`.
+    (expected.len() == at + 1 && expected.as_bytes()[..at] == line.as_bytes()[..at])
+        .then_some(unverified)
+}
+
+/// The general path: parse the JSON and compare each readable field with the signed record's.
+fn check_line_fields(line: &str, keys: &mut KeyCache) -> Result<Unverified, String> {
     let value: Value = serde_json::from_str(line).map_err(|e| format!("not JSON: {e}"))?;
     let Value::Object(mut fields) = value else {
         return Err("not a JSON object".into());
@@ -163,7 +186,7 @@ pub fn check_line(line: &str) -> Result<Unverified, String> {
     let bytes = BASE64
         .decode(encoded.as_bytes())
         .map_err(|e| format!("`record` is not valid base64: {e}"))?;
-    let unverified = Unverified::decode(bytes).map_err(|e| e.to_string())?;
+    let unverified = Unverified::decode_with(bytes, keys).map_err(|e| e.to_string())?;
     let expected = full_json(unverified.claimed());
     if fields != expected {
         let mut differing: Vec<&str> = expected
@@ -186,35 +209,6 @@ pub fn check_line(line: &str) -> Result<Unverified, String> {
     Ok(unverified)
 }
 
-/// Checks a chunk of numbered lines: decode and compare each, then verify the signatures of
-/// the survivors in one batch.
-fn check_chunk(chunk: &[(usize, String)]) -> (Vec<Record>, Vec<BadLine>) {
-    let mut bad = Vec::new();
-    let mut candidates = Vec::with_capacity(chunk.len());
-    let mut numbers = Vec::with_capacity(chunk.len());
-    for (n, line) in chunk {
-        match check_line(line) {
-            Ok(u) => {
-                candidates.push(u);
-                numbers.push(*n);
-            }
-            Err(reason) => bad.push(BadLine { line: *n, reason }),
-        }
-    }
-    let mut good = Vec::with_capacity(candidates.len());
-    for (n, result) in numbers.into_iter().zip(verify_all(candidates)) {
-        match result {
-            Ok(r) => good.push(r),
-            Err(e) => bad.push(BadLine {
-                line: n,
-                reason: e.to_string(),
-            }),
-        }
-    }
-    bad.sort_by_key(|b| b.line);
-    (good, bad)
-}
-
 /// What an import or a verification found.
 #[derive(Debug, Default)]
 pub struct Report {
@@ -225,47 +219,119 @@ pub struct Report {
     pub bad: Vec<BadLine>,
 }
 
-/// Reads lines in chunks, skipping blank ones, and hands each checked chunk to `sink`.
+/// Reads lines in chunks, checks them and hands each chunk's good records to `sink`, in three
+/// stages on three threads, each a chunk ahead of the next: reading, parsing and decoding; batch
+/// signature verification; `sink` (storing). On two cores this keeps both busy.
 fn process(
-    input: &mut dyn BufRead,
+    input: &mut (dyn BufRead + Send),
     progress: &mut dyn FnMut(u64),
     mut sink: impl FnMut(&[Record]) -> Result<u64, ExchangeError>,
 ) -> Result<Report, ExchangeError> {
-    let mut report = Report::default();
-    let mut chunk = Vec::with_capacity(CHUNK);
-    let mut lines = input.lines().enumerate();
-    loop {
-        let next = lines.next();
-        match &next {
-            Some((n, line)) => {
-                let line = match line {
-                    Ok(l) => l.clone(),
-                    Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
-                        report.bad.push(BadLine {
-                            line: n + 1,
-                            reason: "not UTF-8 text".into(),
-                        });
-                        continue;
-                    }
-                    Err(e) => return Err(std::io::Error::new(e.kind(), e.to_string()).into()),
-                };
-                if !line.trim().is_empty() {
-                    chunk.push((n + 1, line));
+    // Two chunks in flight per stage at most: memory stays bounded whatever the file's size.
+    let (decoded_tx, decoded_rx) = sync_channel::<std::io::Result<Chunk<Unverified>>>(2);
+    let (verified_tx, verified_rx) = sync_channel::<std::io::Result<Chunk<Record>>>(2);
+    std::thread::scope(|scope| {
+        scope.spawn(move || read_and_decode(input, &decoded_tx));
+        scope.spawn(move || {
+            for chunk in decoded_rx {
+                // A closed channel means the receiver stopped on an error: stop too.
+                if verified_tx.send(chunk.map(verify_chunk)).is_err() {
+                    return;
                 }
             }
-            None => {}
-        }
-        if chunk.len() == CHUNK || (next.is_none() && !chunk.is_empty()) {
-            let (good, bad) = check_chunk(&chunk);
+        });
+        let mut report = Report::default();
+        for chunk in verified_rx {
+            let chunk = chunk?;
+            let good: Vec<Record> = chunk.items.into_iter().map(|(_, r)| r).collect();
             report.stored += sink(&good)?;
             report.good += good.len() as u64;
-            progress(chunk.len() as u64);
-            report.bad.extend(bad);
-            chunk.clear();
+            report.bad.extend(chunk.bad);
+            progress(chunk.lines);
         }
-        if next.is_none() {
-            return Ok(report);
+        report.bad.sort_by_key(|b| b.line);
+        Ok(report)
+    })
+}
+
+/// A chunk of numbered items on its way through the stages, with the lines found bad so far.
+struct Chunk<T> {
+    items: Vec<(usize, T)>,
+    bad: Vec<BadLine>,
+    /// Lines read for this chunk, blank ones included.
+    lines: u64,
+}
+
+fn read_and_decode(input: &mut dyn BufRead, tx: &SyncSender<std::io::Result<Chunk<Unverified>>>) {
+    let mut keys = KeyCache::default();
+    let mut chunk = Chunk {
+        items: Vec::with_capacity(CHUNK),
+        bad: Vec::new(),
+        lines: 0,
+    };
+    for (n, line) in input.lines().enumerate() {
+        chunk.lines += 1;
+        match line {
+            Ok(line) if line.trim().is_empty() => {}
+            Ok(line) => match check_line(&line, &mut keys) {
+                Ok(u) => chunk.items.push((n + 1, u)),
+                Err(reason) => chunk.bad.push(BadLine {
+                    line: n + 1,
+                    reason,
+                }),
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                chunk.bad.push(BadLine {
+                    line: n + 1,
+                    reason: "not UTF-8 text".into(),
+                });
+            }
+            Err(e) => {
+                let _ = tx.send(Err(e));
+                return;
+            }
         }
+        if chunk.items.len() == CHUNK {
+            let full = std::mem::replace(
+                &mut chunk,
+                Chunk {
+                    items: Vec::with_capacity(CHUNK),
+                    bad: Vec::new(),
+                    lines: 0,
+                },
+            );
+            if tx.send(Ok(full)).is_err() {
+                return;
+            }
+        }
+    }
+    if chunk.lines > 0 {
+        let _ = tx.send(Ok(chunk));
+    }
+}
+
+/// Verifies a chunk's signatures in one batch; the bad ones join the chunk's bad lines.
+fn verify_chunk(chunk: Chunk<Unverified>) -> Chunk<Record> {
+    let Chunk {
+        items,
+        mut bad,
+        lines,
+    } = chunk;
+    let (numbers, candidates): (Vec<usize>, Vec<Unverified>) = items.into_iter().unzip();
+    let mut good = Vec::with_capacity(numbers.len());
+    for (n, result) in numbers.into_iter().zip(verify_all(candidates)) {
+        match result {
+            Ok(record) => good.push((n, record)),
+            Err(e) => bad.push(BadLine {
+                line: n,
+                reason: e.to_string(),
+            }),
+        }
+    }
+    Chunk {
+        items: good,
+        bad,
+        lines,
     }
 }
 
@@ -273,7 +339,7 @@ fn process(
 /// bad one. Importing the same file twice stores nothing the second time.
 pub fn import(
     store: &Store,
-    input: &mut dyn BufRead,
+    input: &mut (dyn BufRead + Send),
     progress: &mut dyn FnMut(u64),
 ) -> Result<Report, ExchangeError> {
     process(input, progress, |good| {
@@ -287,7 +353,7 @@ pub fn import(
 
 /// Checks every line of a JSONL export, offline.
 pub fn verify(
-    input: &mut dyn BufRead,
+    input: &mut (dyn BufRead + Send),
     progress: &mut dyn FnMut(u64),
 ) -> Result<Report, ExchangeError> {
     process(input, progress, |_| Ok(0))

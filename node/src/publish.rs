@@ -98,6 +98,9 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), CollectError> {
     Ok(())
 }
 
+/// (link index, index of the file it points at).
+type FileLinks = Vec<(usize, usize)>;
+
 /// Validated publications in dependency order, ready to sign.
 #[derive(Debug)]
 pub struct Plan {
@@ -126,7 +129,8 @@ pub fn plan(
         .filter_map(|(i, c)| Some((c.as_ref()?, i)))
         .collect();
     let mut problems = Vec::new();
-    let mut drafts: Vec<Option<(Draft, Vec<(usize, usize)>)>> = Vec::new();
+    // Per file: its draft and its file links as (link index, file index).
+    let mut drafts: Vec<Option<(Draft, FileLinks)>> = Vec::new();
     for (i, (file, text)) in files.iter().enumerate() {
         let (draft, mut violations) = parse_partial(text, default_town);
         let draft = draft.map(|mut draft| {
@@ -182,7 +186,6 @@ pub fn plan(
     // Re-index the file links by position in the signing order.
     let position: HashMap<usize, usize> =
         order.iter().enumerate().map(|(pos, i)| (*i, pos)).collect();
-    let mut drafts = drafts;
     let items = order
         .iter()
         .filter_map(|i| {

@@ -19,7 +19,7 @@ pub use frontmatter::{Draft, DraftLink, LinkTarget, parse_partial, parse_publica
 pub use id::{IdPrefix, RecordId};
 pub use publication::{Indicator, Link, Number, Period, Publication, Violation};
 pub use record::{
-    AuthorKey, BadSignature, DecodeError, FORMAT_VERSION, MAX_RECORD_BYTES, Record, SignError,
-    Unverified, verify_all,
+    AuthorKey, BadSignature, DecodeError, FORMAT_VERSION, KeyCache, MAX_RECORD_BYTES, Record,
+    SignError, Unverified, verify_all,
 };
 pub use vocab::{Kind, LinkRel, Method, Need, Outcome, Participation, Theme};

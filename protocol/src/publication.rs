@@ -229,13 +229,12 @@ impl Publication {
             start,
             end: Some(end),
         }) = &self.period
+            && ends_before(end, start)
         {
-            if ends_before(end, start) {
-                v.push(Violation::new(
-                    "period.end",
-                    format!("{end} is before the start, {start}"),
-                ));
-            }
+            v.push(Violation::new(
+                "period.end",
+                format!("{end} is before the start, {start}"),
+            ));
         }
         if !is_licence_id(&self.licence) {
             v.push(Violation::new(

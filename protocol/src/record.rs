@@ -43,7 +43,12 @@ pub struct Record {
 
 /// A record decoded and schema-checked but whose signature is not checked yet.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Unverified(Record);
+pub struct Unverified {
+    record: Record,
+    /// The author key, decompressed once at decoding (it costs as much as a third of a
+    /// signature check).
+    key: VerifyingKey,
+}
 
 /// The signed part of a record.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -176,7 +181,7 @@ impl Record {
     /// Decodes bytes that this node verified before storing them: no signature check, no schema
     /// check. Never use it on bytes from outside.
     pub fn from_trusted_bytes(bytes: Vec<u8>) -> Result<Record, DecodeError> {
-        decode(bytes, false).map(|u| u.0)
+        decode(bytes, None).map(|(record, _)| record)
     }
 
     pub fn id(&self) -> RecordId {
@@ -232,16 +237,25 @@ impl fmt::Debug for Record {
 impl Unverified {
     /// Decodes and schema-checks a record from outside (a peer, an import, a file).
     pub fn decode(bytes: Vec<u8>) -> Result<Unverified, DecodeError> {
-        decode(bytes, true)
+        Self::decode_with(bytes, &mut KeyCache::default())
+    }
+
+    /// `decode`, reusing the author keys that `keys` already decompressed: in bulk, authors
+    /// repeat, and decompressing a key costs a quarter of checking a signature.
+    pub fn decode_with(bytes: Vec<u8>, keys: &mut KeyCache) -> Result<Unverified, DecodeError> {
+        match decode(bytes, Some(keys))? {
+            (record, Some(key)) => Ok(Unverified { record, key }),
+            (_, None) => Err(DecodeError::BadAuthorKey),
+        }
     }
 
     pub fn id(&self) -> RecordId {
-        self.0.id
+        self.record.id
     }
 
     /// What the record claims, before its signature is checked.
     pub fn claimed(&self) -> &Record {
-        &self.0
+        &self.record
     }
 
     /// Checks the signature of one record.
@@ -256,7 +270,7 @@ impl Unverified {
 pub fn verify_all(records: Vec<Unverified>) -> Vec<Result<Record, BadSignature>> {
     let ok = batch_ok(&records);
     if ok {
-        return records.into_iter().map(|u| Ok(u.0)).collect();
+        return records.into_iter().map(|u| Ok(u.record)).collect();
     }
     if records.len() == 1 {
         return vec![Err(BadSignature)];
@@ -269,20 +283,14 @@ pub fn verify_all(records: Vec<Unverified>) -> Vec<Result<Record, BadSignature>>
 }
 
 fn batch_ok(records: &[Unverified]) -> bool {
-    let messages: Vec<Vec<u8>> = records.iter().map(|u| u.0.signed_message()).collect();
+    let messages: Vec<Vec<u8>> = records.iter().map(|u| u.record.signed_message()).collect();
     let message_refs: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
     let signatures: Vec<Signature> = records
         .iter()
-        .map(|u| Signature::from_bytes(&u.0.signature))
+        .map(|u| Signature::from_bytes(&u.record.signature))
         .collect();
-    let keys: Result<Vec<VerifyingKey>, _> = records
-        .iter()
-        .map(|u| VerifyingKey::from_bytes(&u.0.body.author.0))
-        .collect();
-    match keys {
-        Ok(keys) => ed25519_dalek::verify_batch(&message_refs, &signatures, &keys).is_ok(),
-        Err(_) => false,
-    }
+    let keys: Vec<VerifyingKey> = records.iter().map(|u| u.key).collect();
+    ed25519_dalek::verify_batch(&message_refs, &signatures, &keys).is_ok()
 }
 
 /// Signing with the context prefix. (Named so that no call site signs a bare body by mistake.)
@@ -357,7 +365,39 @@ fn read_bstr_header(bytes: &[u8], at: usize) -> Result<(usize, usize), DecodeErr
     Ok((start, len))
 }
 
-fn decode(bytes: Vec<u8>, check_schema: bool) -> Result<Unverified, DecodeError> {
+/// Valid author keys already decompressed, for decoding many records. Bounded: it forgets
+/// everything when full.
+#[derive(Debug, Default)]
+pub struct KeyCache {
+    keys: std::collections::HashMap<[u8; 32], VerifyingKey>,
+}
+
+impl KeyCache {
+    const CAPACITY: usize = 4096;
+
+    /// The author key, if it is a valid, non-weak ed25519 point.
+    fn key(&mut self, bytes: &[u8; 32]) -> Option<VerifyingKey> {
+        if let Some(key) = self.keys.get(bytes) {
+            return Some(*key);
+        }
+        let key = VerifyingKey::from_bytes(bytes)
+            .ok()
+            .filter(|k| !k.is_weak())?;
+        if self.keys.len() >= Self::CAPACITY {
+            self.keys.clear();
+        }
+        self.keys.insert(*bytes, key);
+        Some(key)
+    }
+}
+
+/// Decodes a record. With `keys` (bytes from outside), also checks the author key and the
+/// publication's rules, and returns the decompressed key; without (bytes this node stored),
+/// trusts them.
+fn decode(
+    bytes: Vec<u8>,
+    keys: Option<&mut KeyCache>,
+) -> Result<(Record, Option<VerifyingKey>), DecodeError> {
     if bytes.len() > MAX_RECORD_BYTES {
         return Err(DecodeError::TooLarge { size: bytes.len() });
     }
@@ -390,11 +430,9 @@ fn decode(bytes: Vec<u8>, check_schema: bool) -> Result<Unverified, DecodeError>
     if body.v != FORMAT_VERSION {
         return Err(DecodeError::UnsupportedVersion(body.v));
     }
-    if check_schema {
-        match VerifyingKey::from_bytes(&body.author.0) {
-            Ok(k) if !k.is_weak() => {}
-            _ => return Err(DecodeError::BadAuthorKey),
-        }
+    let mut key = None;
+    if let Some(keys) = keys {
+        key = Some(keys.key(&body.author.0).ok_or(DecodeError::BadAuthorKey)?);
         let violations = body.publication.violations();
         if !violations.is_empty() {
             return Err(DecodeError::Invalid(violations));
@@ -402,12 +440,13 @@ fn decode(bytes: Vec<u8>, check_schema: bool) -> Result<Unverified, DecodeError>
     }
     let mut signature = [0; 64];
     signature.copy_from_slice(&bytes[sig_start..]);
-    Ok(Unverified(Record {
+    let record = Record {
         id: RecordId(*blake3::hash(&bytes).as_bytes()),
         bytes,
         body,
         body_start,
         body_len,
         signature,
-    }))
+    };
+    Ok((record, key))
 }
