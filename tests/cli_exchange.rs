@@ -149,3 +149,59 @@ fn an_oversize_record_line_is_refused() {
         "{err}"
     );
 }
+
+#[test]
+fn a_line_reformatted_by_another_tool_is_still_good() {
+    let home = TestHome::init("Ville-Test");
+    let lines = exported_lines(&home);
+    // Keys in another order, pretty spacing, non-ASCII escaped: the same fields, the same record.
+    let reordered: Vec<String> = lines
+        .iter()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}"));
+            let mut entries: Vec<(String, Value)> = v
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            entries.reverse();
+            let body: Vec<String> = entries
+                .iter()
+                .map(|(k, v)| {
+                    format!(
+                        "{} : {}",
+                        serde_json::to_string(k).unwrap_or_default(),
+                        ascii_json(v)
+                    )
+                })
+                .collect();
+            format!("{{ {} }}", body.join(" , "))
+        })
+        .collect();
+    assert_ne!(reordered, lines);
+    let path = home.path().join("reformatted.jsonl");
+    std::fs::write(&path, reordered.join("\n") + "\n").unwrap_or_else(|e| panic!("{e}"));
+    let second = TestHome::empty();
+    let out = second.ok(&["import", path.to_str().unwrap_or_default()]);
+    assert!(out.contains(&format!("{} stored", lines.len())), "{out}");
+    assert_eq!(second.listed_ids(), home.listed_ids());
+}
+
+/// JSON with every non-ASCII character escaped as \uXXXX, as some tools write it.
+fn ascii_json(v: &Value) -> String {
+    serde_json::to_string(v)
+        .unwrap_or_default()
+        .chars()
+        .map(|c| {
+            if c.is_ascii() {
+                c.to_string()
+            } else {
+                c.encode_utf16(&mut [0; 2])
+                    .iter()
+                    .map(|u| format!("\\u{u:04x}"))
+                    .collect()
+            }
+        })
+        .collect()
+}

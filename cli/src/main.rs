@@ -213,8 +213,8 @@ fn progress_bar(len: Option<u64>, what: &str) -> ProgressBar {
         None => ProgressBar::new_spinner(),
     };
     let template = match len {
-        Some(_) => format!("{what} [{{bar:30}}] {{pos}}/{{len}} ({{per_sec}}, {{eta}} left)"),
-        None => format!("{what} {{spinner}} {{pos}} ({{per_sec}})"),
+        Some(_) => format!("{what} [{{bar:30}}] {{pos}}/{{len}} ({{eta}} left)"),
+        None => format!("{what} {{spinner}} {{pos}} lines ({{elapsed}})"),
     };
     if let Ok(style) = ProgressStyle::with_template(&template) {
         bar.set_style(style.progress_chars("=> "));

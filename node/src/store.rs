@@ -324,3 +324,104 @@ fn decode_stored(id: &RecordId, bytes: Vec<u8>) -> Result<Record, StoreError> {
         reason: e.to_string(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cailloux_protocol::{Outcome, Publication, SigningKey};
+
+    fn record(i: u64, kind: Kind, themes: Vec<Theme>, town: &str) -> Record {
+        let p = Publication {
+            kind,
+            title: format!("Essai {i}"),
+            summary: "Résumé.".into(),
+            language: "fr".into(),
+            town: town.into(),
+            themes,
+            tags: Vec::new(),
+            sdgs: Vec::new(),
+            period: None,
+            participation: None,
+            licence: "etalab-2.0".into(),
+            links: Vec::new(),
+            outcome: (kind == Kind::Experiment).then_some(Outcome::Failed),
+            need: None,
+            method: None,
+            indicators: Vec::new(),
+            body: String::new(),
+        };
+        Record::sign(&SigningKey::from_bytes(&[i as u8 % 3; 32]), 1_000 + i, p)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn inserts_once_lists_newest_first_and_filters() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let store = Store::open(&dir.path().join("s")).unwrap_or_else(|e| panic!("{e}"));
+        let records = vec![
+            record(1, Kind::Experiment, vec![Theme::Energy], "Loos-en-Gohelle"),
+            record(
+                2,
+                Kind::Practice,
+                vec![Theme::Food, Theme::Energy],
+                "Mouans-Sartoux",
+            ),
+            record(3, Kind::Experiment, vec![Theme::Water], "Écully"),
+        ];
+        assert_eq!(
+            store.insert_batch(&records).ok(),
+            Some(vec![true, true, true])
+        );
+        // Twice, and twice within one batch: nothing new.
+        assert_eq!(
+            store
+                .insert_batch(&[records[0].clone(), records[0].clone()])
+                .ok(),
+            Some(vec![false, false])
+        );
+        assert_eq!(store.len(), 3);
+        let ids = |f: Filter| -> Vec<u64> {
+            store
+                .list(&f)
+                .map(|r| r.map(|r| r.created_at() - 1_000).unwrap_or(0))
+                .collect()
+        };
+        assert_eq!(ids(Filter::default()), vec![3, 2, 1]);
+        assert_eq!(
+            ids(Filter {
+                kind: Some(Kind::Experiment),
+                ..Filter::default()
+            }),
+            vec![3, 1]
+        );
+        assert_eq!(
+            ids(Filter {
+                theme: Some(Theme::Energy),
+                ..Filter::default()
+            }),
+            vec![2, 1]
+        );
+        assert_eq!(
+            ids(Filter {
+                town: Some("ECULLY".into()),
+                ..Filter::default()
+            }),
+            vec![3]
+        );
+        assert_eq!(
+            ids(Filter {
+                author: Some(records[1].author()),
+                ..Filter::default()
+            }),
+            vec![2]
+        );
+        let oldest: Vec<u64> = store
+            .iter_oldest_first()
+            .map(|r| r.map(|r| r.created_at() - 1_000).unwrap_or(0))
+            .collect();
+        assert_eq!(oldest, vec![1, 2, 3]);
+        let prefix =
+            IdPrefix::parse(&records[2].id().to_hex()[..9]).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(store.resolve(&prefix).ok(), Some(records[2].id()));
+    }
+}
