@@ -6,18 +6,19 @@
 //! a bad line in an import or a verification, an unknown id); 2 the command line is wrong;
 //! 3 the environment failed (home, store, files, disk).
 
+mod remote;
 mod templates;
 
 use anyhow::Context;
+use cailloux_node::daemon::{self, NodeOptions};
 use cailloux_node::exchange::{self, BadLine, Report};
 use cailloux_node::publish::{self, FileViolations};
 use cailloux_node::{Filter, Home, ResolveError, Store, now_millis};
-use cailloux_protocol::record::AuthorKey;
-use cailloux_protocol::time::rfc3339_millis;
 use cailloux_protocol::view::{full_json, summary_json};
 use cailloux_protocol::{IdPrefix, Kind, Record, Theme};
 use clap::{Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
+use remote::{Remote, error_text};
 use serde_json::Value;
 use std::io::{BufRead, BufReader, IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -38,6 +39,19 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run this town's node in the foreground: share records with other towns, serve the local
+    /// API. Creates the identity on first run. Stops cleanly on Ctrl-C or SIGTERM.
+    Node(NodeArgs),
+    /// The running node's identity, addresses and counts.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// The peers the running node is connected to.
+    Peers {
+        #[arg(long)]
+        json: bool,
+    },
     /// Create this town's identity and config.toml; prints the public key.
     Init {
         /// The town's name, as it should appear on its publications.
@@ -98,6 +112,39 @@ enum Command {
     },
 }
 
+/// Flags of `cailloux node`; each has a `config.toml` twin, and the flag wins.
+#[derive(Debug, clap::Args)]
+struct NodeArgs {
+    /// A libp2p address to listen on (repeatable). Default: /ip4/0.0.0.0/tcp/4747 and
+    /// /ip4/0.0.0.0/udp/4747/quic-v1.
+    #[arg(long = "listen", value_name = "MULTIADDR")]
+    listen: Vec<String>,
+    /// The local API's address. Default: 127.0.0.1:4748 (port 0: any free port).
+    #[arg(long, value_name = "HOST:PORT")]
+    api: Option<String>,
+    /// A peer to connect to at start, ending in /p2p/<peer id> (repeatable).
+    #[arg(long = "bootstrap", value_name = "MULTIADDR")]
+    bootstrap: Vec<String>,
+    /// Do not look for peers on the local network (mDNS).
+    #[arg(long)]
+    no_mdns: bool,
+    /// The town's name, used when this run creates the identity.
+    #[arg(long)]
+    town: Option<String>,
+    /// Log lines as text or as JSON (for log shippers). Verbosity: RUST_LOG.
+    #[arg(long, value_enum)]
+    log_format: Option<LogFormat>,
+    /// Seconds between catch-up rounds with a random peer.
+    #[arg(long, value_name = "SECONDS")]
+    sync_interval: Option<u64>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum KindArg {
     Experiment,
@@ -128,12 +175,6 @@ struct Refused(String);
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
@@ -168,9 +209,30 @@ fn home_dir(flag: Option<PathBuf>) -> anyhow::Result<Home> {
     Ok(Home::new(data.join("cailloux")))
 }
 
+/// Logs go to standard error; RUST_LOG sets the verbosity (default: info for the node, warnings
+/// for the other commands).
+fn init_logging(default: &str, format: LogFormat) {
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default.into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
 fn run(cli: Cli) -> anyhow::Result<()> {
     let home = home_dir(cli.home)?;
+    if let Command::Node(args) = cli.command {
+        return node(home, args);
+    }
+    init_logging("warn", LogFormat::Text);
     match cli.command {
+        Command::Node(_) => Ok(()),
+        Command::Status { json } => status(&home, json),
+        Command::Peers { json } => peers(&home, json),
         Command::Init { town } => init(&home, &town),
         Command::New { kind } => {
             print!("{}", templates::template(kind.into()));
@@ -188,6 +250,123 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Import { file } => import(&home, &file),
         Command::Verify { file } => verify(&file),
     }
+}
+
+fn parse_addrs(flag: &str, addrs: &[String]) -> anyhow::Result<Vec<cailloux_node::Multiaddr>> {
+    addrs
+        .iter()
+        .map(|a| {
+            a.parse().map_err(|e| {
+                Refused(format!("{flag} {a}: not a multiaddr ({e}); write e.g. /ip4/203.0.113.7/tcp/4747/p2p/12D3KooW…")).into()
+            })
+        })
+        .collect()
+}
+
+fn node(home: Home, args: NodeArgs) -> anyhow::Result<()> {
+    let config = home.load_config()?;
+    let format = match (args.log_format, config.log_format.as_deref()) {
+        (Some(f), _) => f,
+        (None, Some("json")) => LogFormat::Json,
+        (None, None | Some("text")) => LogFormat::Text,
+        (None, Some(other)) => {
+            return Err(Refused(format!(
+                "{}: log_format = \"{other}\": write \"text\" or \"json\"",
+                home.config_path().display()
+            ))
+            .into());
+        }
+    };
+    init_logging("info", format);
+    let listen = if !args.listen.is_empty() {
+        parse_addrs("--listen", &args.listen)?
+    } else if let Some(listen) = &config.listen {
+        parse_addrs("listen", listen)?
+    } else {
+        NodeOptions::default_listen()
+    };
+    let bootstrap = if !args.bootstrap.is_empty() {
+        args.bootstrap.clone()
+    } else {
+        config.bootstrap.clone().unwrap_or_default()
+    };
+    let options = NodeOptions {
+        listen,
+        api: args
+            .api
+            .or(config.api.clone())
+            .unwrap_or_else(|| daemon::DEFAULT_API.into()),
+        bootstrap: parse_addrs("--bootstrap", &bootstrap)?,
+        mdns: !args.no_mdns && config.mdns.unwrap_or(true),
+        town: args.town.or(config.town.clone()),
+        sync_interval: std::time::Duration::from_secs(
+            args.sync_interval
+                .or(config.sync_interval_secs)
+                .unwrap_or(60)
+                .max(1),
+        ),
+    };
+    if !home.has_identity() && options.town.is_none() {
+        eprintln!(
+            "note: creating an identity for an unnamed town; name it with `--town <name>` now or `town = \"...\"` in {} later",
+            home.config_path().display()
+        );
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(daemon::run(home, options, daemon::signals()))
+}
+
+fn running_node(home: &Home) -> anyhow::Result<Remote> {
+    Remote::find(home).ok_or_else(|| {
+        anyhow::anyhow!(
+            "no node is running for {} (start one with `cailloux node`)",
+            home.root().display()
+        )
+    })
+}
+
+fn status(home: &Home, json: bool) -> anyhow::Result<()> {
+    let answer = running_node(home)?.get("/api/v1/status", &[])?;
+    let s = &answer.body;
+    if json {
+        println!("{}", serde_json::to_string_pretty(s)?);
+        return Ok(());
+    }
+    println!("town         {}", s["town"].as_str().unwrap_or("(unnamed)"));
+    println!("public key   {}", s["public_key"].as_str().unwrap_or(""));
+    println!("peer id      {}", s["peer_id"].as_str().unwrap_or(""));
+    for addr in s["listen_addrs"].as_array().into_iter().flatten() {
+        println!("listening    {}", addr.as_str().unwrap_or(""));
+    }
+    println!("api          http://{}", s["api"].as_str().unwrap_or(""));
+    println!("records      {}", s["records"]);
+    println!("peers        {}", s["peers"]);
+    Ok(())
+}
+
+fn peers(home: &Home, json: bool) -> anyhow::Result<()> {
+    let answer = running_node(home)?.get("/api/v1/peers", &[])?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&answer.body)?);
+        return Ok(());
+    }
+    for p in answer.body.as_array().into_iter().flatten() {
+        let addrs: Vec<&str> = p["addresses"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        println!(
+            "{}  {:<20}  {}",
+            p["peer_id"].as_str().unwrap_or(""),
+            p["town"].as_str().unwrap_or("?"),
+            addrs.join(" ")
+        );
+    }
+    Ok(())
 }
 
 fn init(home: &Home, town: &str) -> anyhow::Result<()> {
@@ -227,8 +406,6 @@ const PUBLISH_BATCH: usize = 64;
 
 fn publish(home: &Home, paths: &[PathBuf], json: bool) -> anyhow::Result<()> {
     let files = publish::collect_files(paths).map_err(|e| Refused(e.to_string()))?;
-    let identity = home.load_identity()?;
-    let config = home.load_config()?;
     let mut sources = Vec::with_capacity(files.len());
     for file in files {
         let text = std::fs::read_to_string(&file)
@@ -236,6 +413,11 @@ fn publish(home: &Home, paths: &[PathBuf], json: bool) -> anyhow::Result<()> {
         sources.push((file, text));
     }
     let total = sources.len();
+    if let Some(remote) = Remote::find(home) {
+        return publish_remote(&remote, sources, json);
+    }
+    let identity = home.load_identity()?;
+    let config = home.load_config()?;
     let store = home.open_store()?;
     let plan = match publish::plan(sources, config.town.as_deref(), Some(&store)) {
         Ok(plan) => plan,
@@ -255,7 +437,7 @@ fn publish(home: &Home, paths: &[PathBuf], json: bool) -> anyhow::Result<()> {
             store.insert_batch(&records)?;
             // Durable now: only now may the ids be printed.
             for (file, record) in batch.drain(..) {
-                bar.suspend(|| print_published(&mut stdout, &file, &record, json))?;
+                bar.suspend(|| print_published(&mut stdout, &file, &record.id().to_hex(), json))?;
                 bar.inc(1);
             }
             stdout.flush()?;
@@ -268,18 +450,80 @@ fn publish(home: &Home, paths: &[PathBuf], json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn print_published(
-    out: &mut dyn Write,
-    file: &Path,
-    record: &Record,
-    json: bool,
-) -> std::io::Result<()> {
+fn print_published(out: &mut dyn Write, file: &Path, id: &str, json: bool) -> std::io::Result<()> {
     if json {
-        let line =
-            serde_json::json!({ "file": file.display().to_string(), "id": record.id().to_hex() });
+        let line = serde_json::json!({ "file": file.display().to_string(), "id": id });
         writeln!(out, "{line}")
     } else {
-        writeln!(out, "{}  {}", record.id(), file.display())
+        writeln!(out, "{id}  {}", file.display())
+    }
+}
+
+/// Publishing through the running node: it validates, signs with the town's key, stores and
+/// gossips. File paths travel absolute (file links resolve against them) and print as given.
+fn publish_remote(
+    remote: &Remote,
+    sources: Vec<(PathBuf, String)>,
+    json: bool,
+) -> anyhow::Result<()> {
+    let total = sources.len();
+    let mut given: std::collections::HashMap<String, PathBuf> = std::collections::HashMap::new();
+    let mut files = Vec::with_capacity(total);
+    for (path, text) in sources {
+        let absolute = path
+            .canonicalize()
+            .map_err(|e| Refused(format!("{}: {e}", path.display())))?;
+        given.insert(absolute.display().to_string(), path);
+        files.push(serde_json::json!({ "path": absolute, "text": text }));
+    }
+    let answer = remote.post_json("/api/v1/publish", &serde_json::json!({ "files": files }))?;
+    let as_given = |v: &Value| {
+        let file = v["file"].as_str().unwrap_or_default();
+        given
+            .get(file)
+            .cloned()
+            .unwrap_or_else(|| PathBuf::from(file))
+    };
+    match answer.status {
+        200 => {
+            let mut out = std::io::stdout().lock();
+            for p in answer.body["published"].as_array().into_iter().flatten() {
+                print_published(
+                    &mut out,
+                    &as_given(p),
+                    p["id"].as_str().unwrap_or_default(),
+                    json,
+                )?;
+            }
+            if !json {
+                eprintln!("published {total} record(s) through the running node");
+            }
+            Ok(())
+        }
+        422 => {
+            let mut problems: Vec<FileViolations> = Vec::new();
+            for p in answer.body["problems"].as_array().into_iter().flatten() {
+                let file = as_given(p);
+                let violation = cailloux_protocol::Violation::new(
+                    p["field"].as_str().unwrap_or_default(),
+                    p["message"].as_str().unwrap_or_default(),
+                )
+                .suggest(p["suggestion"].as_str());
+                match problems.last_mut() {
+                    Some(last) if last.file == file => last.violations.push(violation),
+                    _ => problems.push(FileViolations {
+                        file,
+                        violations: vec![violation],
+                    }),
+                }
+            }
+            report_violations(&problems, total);
+            Err(Refused(String::new()).into())
+        }
+        _ => Err(anyhow::anyhow!(
+            "the node refused: {}",
+            error_text(&answer.body)
+        )),
     }
 }
 
@@ -318,41 +562,61 @@ fn list(
     town: Option<String>,
     json: bool,
 ) -> anyhow::Result<()> {
-    let filter = Filter {
-        kind: kind.map(Kind::from),
-        theme: theme.as_deref().map(parse_theme).transpose()?,
-        town,
-        author: None,
-    };
-    let store = home.open_existing_store()?;
-    let records: Vec<Record> = match &store {
-        Some(store) => store.list(&filter).collect::<Result<_, _>>()?,
-        None => Vec::new(),
+    let theme = theme.as_deref().map(parse_theme).transpose()?;
+    let kind = kind.map(Kind::from);
+    let records: Vec<Value> = if let Some(remote) = Remote::find(home) {
+        let mut query = Vec::new();
+        if let Some(k) = kind {
+            query.push(("kind", k.slug().to_owned()));
+        }
+        if let Some(t) = theme {
+            query.push(("theme", t.slug().to_owned()));
+        }
+        if let Some(t) = &town {
+            query.push(("town", t.clone()));
+        }
+        let query: Vec<(&str, &str)> = query.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let answer = remote.get("/api/v1/records", &query)?;
+        if answer.status != 200 {
+            return Err(Refused(error_text(&answer.body)).into());
+        }
+        answer.body.as_array().cloned().unwrap_or_default()
+    } else {
+        let filter = Filter {
+            kind,
+            theme,
+            town,
+            author: None,
+        };
+        match home.open_existing_store()? {
+            Some(store) => store
+                .list(&filter)
+                .map(|r| r.map(|r| Value::Object(summary_json(&r))))
+                .collect::<Result<_, _>>()?,
+            None => Vec::new(),
+        }
     };
     let mut out = std::io::stdout().lock();
     if json {
-        let array: Vec<Value> = records
-            .iter()
-            .map(|r| Value::Object(summary_json(r)))
-            .collect();
-        serde_json::to_writer_pretty(&mut out, &array)?;
+        serde_json::to_writer_pretty(&mut out, &records)?;
         writeln!(out)?;
-    } else {
-        for r in &records {
-            let p = r.publication();
-            writeln!(
-                out,
-                "{}  {:<10}  {}  {:<20}  {}",
-                r.id().short(),
-                p.kind.slug(),
-                &rfc3339_millis(r.created_at())[..10],
-                p.town,
-                p.title
-            )?;
-        }
-        if records.is_empty() {
-            eprintln!("no records match");
-        }
+        return Ok(());
+    }
+    for r in &records {
+        let text = |k: &str| r[k].as_str().unwrap_or_default().to_owned();
+        let (id, created) = (text("id"), text("created_at"));
+        writeln!(
+            out,
+            "{}  {:<10}  {}  {:<20}  {}",
+            id.get(..12).unwrap_or(&id),
+            text("kind"),
+            created.get(..10).unwrap_or(&created),
+            text("town"),
+            text("title")
+        )?;
+    }
+    if records.is_empty() {
+        eprintln!("no records match");
     }
     Ok(())
 }
@@ -374,15 +638,50 @@ fn find(store: Option<&Store>, id: &str) -> anyhow::Result<Record> {
 }
 
 fn show(home: &Home, id: &str, json: bool) -> anyhow::Result<()> {
-    let store = home.open_existing_store()?;
-    let record = find(store.as_ref(), id)?;
+    let record: Value = if let Some(remote) = Remote::find(home) {
+        let prefix = IdPrefix::parse(id).map_err(Refused)?;
+        let answer = remote.get(&format!("/api/v1/records/{prefix}"), &[])?;
+        match answer.status {
+            200 => answer.body,
+            400 | 404 | 409 => return Err(Refused(error_text(&answer.body)).into()),
+            _ => {
+                return Err(anyhow::anyhow!(
+                    "the node failed: {}",
+                    error_text(&answer.body)
+                ));
+            }
+        }
+    } else {
+        let store = home.open_existing_store()?;
+        Value::Object(full_json(&find(store.as_ref(), id)?))
+    };
     let mut out = std::io::stdout().lock();
     if json {
-        serde_json::to_writer_pretty(&mut out, &Value::Object(full_json(&record)))?;
+        serde_json::to_writer_pretty(&mut out, &record)?;
         writeln!(out)?;
         return Ok(());
     }
-    let p = record.publication();
+    print_record(&mut out, &record)?;
+    Ok(())
+}
+
+/// The readable form of `show`, from the record's JSON (the same whether it came from the store
+/// or from the running node).
+fn print_record(out: &mut dyn Write, r: &Value) -> std::io::Result<()> {
+    let text = |k: &str| match &r[k] {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        Value::Array(items) => items
+            .iter()
+            .map(|i| {
+                i.as_str()
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| i.to_string())
+            })
+            .collect::<Vec<_>>()
+            .join(", "),
+        v => v.to_string(),
+    };
     let mut field = |name: &str, value: String| -> std::io::Result<()> {
         if value.is_empty() {
             Ok(())
@@ -390,90 +689,96 @@ fn show(home: &Home, id: &str, json: bool) -> anyhow::Result<()> {
             writeln!(out, "{name:<14}{value}")
         }
     };
-    field("title", p.title.clone())?;
-    field("id", record.id().to_hex())?;
-    field("kind", format!("{} ({})", p.kind, p.kind.label_fr()))?;
-    field("town", p.town.clone())?;
-    field("author", author_line(record.author()))?;
-    field("created", rfc3339_millis(record.created_at()))?;
+    field("title", text("title"))?;
+    field("id", text("id"))?;
+    let kind = text("kind");
+    let label = Kind::from_slug(&kind)
+        .map(|k| format!("{kind} ({})", k.label_fr()))
+        .unwrap_or(kind);
+    field("kind", label)?;
+    field("town", text("town"))?;
     field(
-        "themes",
-        p.themes
-            .iter()
-            .map(|t| format!("{t} ({})", t.label_fr()))
-            .collect::<Vec<_>>()
-            .join(", "),
+        "author",
+        format!("{} (signature verified when stored)", text("author")),
     )?;
-    field("language", p.language.clone())?;
-    field("tags", p.tags.join(", "))?;
-    field(
+    field("created", text("created_at"))?;
+    let themes: Vec<String> = r["themes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(|t| {
+            Theme::from_slug(t)
+                .map(|th| format!("{t} ({})", th.label_fr()))
+                .unwrap_or_else(|| t.to_owned())
+        })
+        .collect();
+    field("themes", themes.join(", "))?;
+    for key in [
+        "language",
+        "tags",
         "sdgs",
-        p.sdgs
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join(", "),
-    )?;
-    if let Some(period) = &p.period {
+        "participation",
+        "outcome",
+        "need",
+        "method",
+        "licence",
+    ] {
+        field(key, text(key))?;
+    }
+    if let Some(start) = r["period"]["start"].as_str() {
         field(
             "period",
-            match period.end {
-                Some(end) => format!("{} – {end}", period.start),
-                None => format!("since {}", period.start),
+            match r["period"]["end"].as_str() {
+                Some(end) => format!("{start} – {end}"),
+                None => format!("since {start}"),
             },
         )?;
     }
-    field(
-        "participation",
-        p.participation.map(|x| x.to_string()).unwrap_or_default(),
-    )?;
-    field(
-        "outcome",
-        p.outcome
-            .map(|x| format!("{x} ({})", x.label_fr()))
-            .unwrap_or_default(),
-    )?;
-    field("need", p.need.map(|x| x.to_string()).unwrap_or_default())?;
-    field(
-        "method",
-        p.method
-            .map(|x| format!("{x} ({})", x.label_fr()))
-            .unwrap_or_default(),
-    )?;
-    field("licence", p.licence.clone())?;
-    for ind in &p.indicators {
-        let mut line = format!("{}: {} {}", ind.name, ind.value, ind.unit);
-        if let Some(b) = ind.baseline {
-            line.push_str(&format!(" (baseline {b})"));
+    for ind in r["indicators"].as_array().into_iter().flatten() {
+        let mut line = format!(
+            "{}: {} {}",
+            ind["name"].as_str().unwrap_or(""),
+            ind["value"],
+            ind["unit"].as_str().unwrap_or("")
+        );
+        for (key, label) in [("baseline", "baseline"), ("target", "target")] {
+            if !ind[key].is_null() {
+                line.push_str(&format!(" ({label} {})", ind[key]));
+            }
         }
-        if let Some(t) = ind.target {
-            line.push_str(&format!(" (target {t})"));
-        }
-        if let Some(d) = ind.date {
+        if let Some(d) = ind["date"].as_str() {
             line.push_str(&format!(" [{d}]"));
         }
-        if let Some(s) = &ind.source {
+        if let Some(s) = ind["source"].as_str() {
             line.push_str(&format!(" — {s}"));
         }
         field("indicator", line)?;
     }
-    for link in &p.links {
-        let title = store
-            .as_ref()
-            .and_then(|s| s.get(&link.id).ok().flatten())
-            .map(|r| format!("  {}", r.publication().title))
-            .unwrap_or_else(|| "  (not in this store)".into());
-        field("link", format!("{} {}{title}", link.rel, link.id.short()))?;
+    for link in r["links"].as_array().into_iter().flatten() {
+        field(
+            "link",
+            format!(
+                "{} {}",
+                link["rel"].as_str().unwrap_or(""),
+                link["id"].as_str().unwrap_or("")
+            ),
+        )?;
     }
-    writeln!(out, "\n{}\n\n{}", p.summary, p.body.trim_end())?;
-    Ok(())
-}
-
-fn author_line(key: AuthorKey) -> String {
-    format!("{key} (signature verified when stored)")
+    writeln!(out, "\n{}\n\n{}", text("summary"), text("body").trim_end())
 }
 
 fn export(home: &Home, format: Format, out: Option<PathBuf>) -> anyhow::Result<()> {
+    if let Some(remote) = Remote::find(home) {
+        let format = match format {
+            Format::Jsonl => "jsonl",
+            Format::Csv => "csv",
+        };
+        return write_output(out.as_deref(), |w| {
+            remote.download("/api/v1/export", &[("format", format)], w)?;
+            Ok(None)
+        });
+    }
     let store = home.open_existing_store()?;
     let Some(store) = store else {
         eprintln!("the store is empty: nothing to export");
@@ -481,33 +786,42 @@ fn export(home: &Home, format: Format, out: Option<PathBuf>) -> anyhow::Result<(
     };
     let bar = progress_bar(Some(store.len() as u64), "exporting");
     let mut tick = || bar.inc(1);
-    let count = match &out {
+    write_output(out.as_deref(), |w| {
+        Ok(Some(match format {
+            Format::Jsonl => exchange::export_jsonl(&store, w, &mut tick)?,
+            Format::Csv => exchange::export_csv(&store, w, &mut tick)?,
+        }))
+    })?;
+    bar.finish_and_clear();
+    Ok(())
+}
+
+/// Writes to FILE (through FILE.partial, renamed when complete, so a reader never sees half an
+/// export) or to standard output.
+fn write_output(
+    out: Option<&Path>,
+    write: impl FnOnce(&mut dyn Write) -> anyhow::Result<Option<u64>>,
+) -> anyhow::Result<()> {
+    match out {
         Some(path) => {
-            // Write beside the target, then rename: a reader never sees half an export.
             let tmp = path.with_extension("partial");
             let file = std::fs::File::create(&tmp)
                 .with_context(|| format!("cannot create {}", tmp.display()))?;
             let mut w = std::io::BufWriter::new(file);
-            let n = match format {
-                Format::Jsonl => exchange::export_jsonl(&store, &mut w, &mut tick)?,
-                Format::Csv => exchange::export_csv(&store, &mut w, &mut tick)?,
-            };
+            let count = write(&mut w)?;
             w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
             std::fs::rename(&tmp, path)
                 .with_context(|| format!("cannot write {}", path.display()))?;
-            n
+            match count {
+                Some(n) => eprintln!("exported {n} record(s) to {}", path.display()),
+                None => eprintln!("exported to {}", path.display()),
+            }
         }
         None => {
             let mut w = std::io::BufWriter::new(std::io::stdout().lock());
-            match format {
-                Format::Jsonl => exchange::export_jsonl(&store, &mut w, &mut tick)?,
-                Format::Csv => exchange::export_csv(&store, &mut w, &mut tick)?,
-            }
+            write(&mut w)?;
+            w.flush()?;
         }
-    };
-    bar.finish_and_clear();
-    if let Some(path) = out {
-        eprintln!("exported {count} record(s) to {}", path.display());
     }
     Ok(())
 }
@@ -537,10 +851,35 @@ fn report_bad_lines(bad: &[BadLine], file: &Path) {
 
 fn import(home: &Home, file: &Path) -> anyhow::Result<()> {
     let (mut input, _) = open_input(file)?;
-    let store = home.open_store()?;
-    let (bar, mut tick) = line_progress("importing");
-    let report = exchange::import(&store, &mut input, &mut tick)?;
-    bar.finish_and_clear();
+    let report = if let Some(remote) = Remote::find(home) {
+        let answer = remote.post_stream("/api/v1/import", &mut input)?;
+        if answer.status != 200 {
+            return Err(anyhow::anyhow!(
+                "the node refused the import: {}",
+                error_text(&answer.body)
+            ));
+        }
+        let b = &answer.body;
+        Report {
+            good: b["good"].as_u64().unwrap_or(0),
+            stored: b["stored"].as_u64().unwrap_or(0),
+            bad: b["bad"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|x| BadLine {
+                    line: x["line"].as_u64().unwrap_or(0) as usize,
+                    reason: x["reason"].as_str().unwrap_or("").to_owned(),
+                })
+                .collect(),
+        }
+    } else {
+        let store = home.open_store()?;
+        let (bar, mut tick) = line_progress("importing");
+        let report = exchange::import(&store, &mut input, &mut tick)?;
+        bar.finish_and_clear();
+        report
+    };
     println!(
         "{} good line(s): {} stored, {} already present; {} bad line(s)",
         report.good,

@@ -25,6 +25,8 @@ pub const CHUNK: usize = 512;
 pub enum ExchangeError {
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Write(#[from] crate::writer::WriteError),
     #[error("{0}")]
     Io(#[from] std::io::Error),
     #[error("CSV: {0}")]
@@ -342,12 +344,18 @@ pub fn import(
     input: &mut (dyn BufRead + Send),
     progress: &mut dyn FnMut(u64),
 ) -> Result<Report, ExchangeError> {
+    import_into(input, progress, |good| Ok(store.insert_batch(good)?))
+}
+
+/// `import`, storing through `store`, which returns for each record whether it was new (a
+/// running node stores through its writer, which also keeps its sync index current).
+pub fn import_into(
+    input: &mut (dyn BufRead + Send),
+    progress: &mut dyn FnMut(u64),
+    mut store: impl FnMut(&[Record]) -> Result<Vec<bool>, ExchangeError>,
+) -> Result<Report, ExchangeError> {
     process(input, progress, |good| {
-        Ok(store
-            .insert_batch(good)?
-            .into_iter()
-            .filter(|fresh| *fresh)
-            .count() as u64)
+        Ok(store(good)?.into_iter().filter(|fresh| *fresh).count() as u64)
     })
 }
 

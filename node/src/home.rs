@@ -43,6 +43,18 @@ pub enum HomeError {
     Store(#[from] StoreError),
 }
 
+/// Writes a file readable by its owner only.
+fn write_private(path: &Path, text: &str) -> Result<(), HomeError> {
+    let mut options = OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path).map_err(io(path))?;
+    file.write_all(format!("{text}\n").as_bytes())
+        .and_then(|()| file.sync_all())
+        .map_err(io(path))
+}
+
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> HomeError + '_ {
     move |source| HomeError::Io {
         path: path.to_owned(),
@@ -51,13 +63,27 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> HomeError + '_ {
 }
 
 /// A town's settings, from `config.toml`. Every field is optional; each says what its absence
-/// means.
+/// means. Each has a command-line twin on `cailloux node`, and the flag wins.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// The town this node publishes for: the default `town:` of its publications. Absent: every
     /// publication must name its town.
     pub town: Option<String>,
+    /// libp2p listen addresses (`--listen`). Absent: TCP and QUIC on port 4747, all IPv4
+    /// interfaces.
+    pub listen: Option<Vec<String>>,
+    /// The local HTTP API's address (`--api`). Absent: 127.0.0.1:4748. Port 0 picks a free port.
+    pub api: Option<String>,
+    /// Peers to connect to at start (`--bootstrap`), as multiaddrs ending in `/p2p/<peer id>`.
+    /// Absent: none (mDNS and Kademlia find the rest).
+    pub bootstrap: Option<Vec<String>>,
+    /// Discover peers on the local network with mDNS (`--no-mdns` turns it off). Absent: true.
+    pub mdns: Option<bool>,
+    /// `text` or `json` (`--log-format`). Absent: text.
+    pub log_format: Option<String>,
+    /// Seconds between reconciliations with a random peer (`--sync-interval`). Absent: 60.
+    pub sync_interval_secs: Option<u64>,
 }
 
 /// The documented file `init` writes.
@@ -67,6 +93,24 @@ fn config_template(town: &str) -> String {
 
 # The town this node publishes for. Publications that do not name a `town:` get this one.
 town = {town}
+
+# Where the node listens for other towns (libp2p multiaddrs). Open these ports (TCP and UDP).
+# listen = ["/ip4/0.0.0.0/tcp/4747", "/ip4/0.0.0.0/udp/4747/quic-v1"]
+
+# The local HTTP API, used by the `cailloux` command while the node runs, and /metrics.
+# api = "127.0.0.1:4748"
+
+# Towns to connect to at start: multiaddrs ending in /p2p/<peer id> (see `cailloux status`).
+# bootstrap = ["/dns4/node.example-town.fr/tcp/4747/p2p/12D3KooW..."]
+
+# Find other nodes on the local network (mDNS).
+# mdns = true
+
+# Log format: "text" or "json" (for log shippers). Verbosity: the RUST_LOG variable.
+# log_format = "text"
+
+# Seconds between catch-up rounds with a random peer (besides one on every new connection).
+# sync_interval_secs = 60
 "#,
         town = toml_string(town)
     )
@@ -97,6 +141,11 @@ impl std::fmt::Debug for Identity {
 }
 
 impl Identity {
+    /// The 32-byte seed: the record-signing key, and the libp2p key of the node.
+    pub fn seed(&self) -> [u8; 32] {
+        self.key.to_bytes()
+    }
+
     pub fn signing_key(&self) -> &SigningKey {
         &self.key
     }
@@ -133,12 +182,51 @@ impl Home {
         self.root.join("store")
     }
 
+    /// Where a running node writes the API address it bound; removed when it stops.
+    pub fn api_addr_path(&self) -> PathBuf {
+        self.root.join("api.addr")
+    }
+
+    /// The bearer token that the API's write endpoints require.
+    pub fn api_token_path(&self) -> PathBuf {
+        self.root.join("api.token")
+    }
+
+    /// The API token, created (readable by the owner only) if there is none yet.
+    pub fn api_token(&self) -> Result<String, HomeError> {
+        let path = self.api_token_path();
+        if let Ok(token) = std::fs::read_to_string(&path) {
+            return Ok(token.trim().to_owned());
+        }
+        let mut bytes = [0u8; 32];
+        getrandom::fill(&mut bytes).map_err(|e| HomeError::Io {
+            path: path.clone(),
+            source: std::io::Error::other(e.to_string()),
+        })?;
+        let token = encode_hex(&bytes);
+        write_private(&path, &token)?;
+        Ok(token)
+    }
+
+    /// The API address of the node running for this home, if one wrote it.
+    pub fn running_api(&self) -> Option<String> {
+        std::fs::read_to_string(self.api_addr_path())
+            .ok()
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+    }
+
     /// Creates the town's identity and its `config.toml`. Refuses to touch an existing identity.
     pub fn init(&self, town: &str) -> Result<Identity, HomeError> {
         let town = town.trim();
         if town.is_empty() {
             return Err(HomeError::EmptyTown);
         }
+        self.create_identity(Some(town))
+    }
+
+    /// Creates an identity, and a `config.toml` naming `town` (or leaving it unnamed).
+    pub fn create_identity(&self, town: Option<&str>) -> Result<Identity, HomeError> {
         std::fs::create_dir_all(&self.root).map_err(io(&self.root))?;
         let path = self.identity_path();
         if path.exists() {
@@ -165,7 +253,11 @@ impl Home {
             .map_err(io(&path))?;
         let config = self.config_path();
         if !config.exists() {
-            std::fs::write(&config, config_template(town)).map_err(io(&config))?;
+            let mut text = config_template(town.unwrap_or(""));
+            if town.is_none() {
+                text = text.replace("\ntown = \"\"", "\n# town = \"Ma-Commune\"");
+            }
+            std::fs::write(&config, text).map_err(io(&config))?;
         }
         Ok(Identity {
             key: SigningKey::from_bytes(&seed),

@@ -3,12 +3,19 @@
 //!
 //! Everything here is synchronous; an async caller runs it on blocking threads.
 
+pub mod api;
+pub mod daemon;
 pub mod exchange;
 pub mod home;
+pub mod metrics;
+pub mod network;
 pub mod publish;
 pub mod store;
+pub mod sync;
+pub mod writer;
 
 pub use home::{Config, Home, HomeError, Identity};
+pub use libp2p::Multiaddr;
 pub use store::{Filter, ResolveError, Store, StoreError};
 
 /// Milliseconds since the Unix epoch, from the system clock.

@@ -308,6 +308,31 @@ impl Store {
         })
     }
 
+    /// (created_at, id) of every record, oldest first, from the catalogue keys alone.
+    pub fn catalogue(&self) -> impl Iterator<Item = Result<(u64, RecordId), StoreError>> + '_ {
+        self.tree.scan_prefix(b"c").keys().map(|key| {
+            let key = key?;
+            let time = key
+                .get(1..9)
+                .and_then(|t| t.try_into().ok())
+                .map(u64::from_be_bytes);
+            let id = key.get(9..41).and_then(|i| i.try_into().ok()).map(RecordId);
+            match (time, id) {
+                (Some(time), Some(id)) => Ok((time, id)),
+                _ => Err(StoreError::Corrupt {
+                    id: "?".into(),
+                    reason: "a malformed catalogue key".into(),
+                }),
+            }
+        })
+    }
+
+    /// Flushes everything written to disk.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        Ok(())
+    }
+
     /// How many records the store holds.
     pub fn len(&self) -> usize {
         self.tree.scan_prefix(b"c").keys().count()

@@ -13,6 +13,7 @@ pub mod record;
 pub mod time;
 pub mod view;
 pub mod vocab;
+pub mod wire;
 
 pub use ed25519_dalek::SigningKey;
 pub use frontmatter::{Draft, DraftLink, LinkTarget, parse_partial, parse_publication};

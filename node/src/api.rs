@@ -1,0 +1,435 @@
+//! The node's local HTTP API (axum): what the `cailloux` command uses while a node runs for its
+//! home (the node holds the store), and `/metrics` for Prometheus.
+//!
+//! Reads are open to whoever can reach the address (127.0.0.1 by default). Writes (`publish`,
+//! `import`) also need the bearer token the node keeps in `<home>/api.token`, readable by the
+//! home's owner only. JSON field names are the CLI's.
+
+use crate::exchange::{self, ExchangeError};
+use crate::metrics::Metrics;
+use crate::network::Client;
+use crate::publish;
+use crate::store::{Filter, ResolveError, Store};
+use crate::writer::Writer;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use cailloux_protocol::view::{full_json, summary_json};
+use cailloux_protocol::wire::Announce;
+use cailloux_protocol::{IdPrefix, Kind, Record, SigningKey, Theme};
+use futures::TryStreamExt;
+use prometheus_client::registry::Registry;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct ApiState {
+    pub client: Client,
+    pub store: Store,
+    pub writer: Writer,
+    pub key: Arc<SigningKey>,
+    pub town: Option<String>,
+    pub token: Arc<str>,
+    pub api_addr: String,
+    pub metrics: Arc<Metrics>,
+    pub registry: Arc<Registry>,
+}
+
+pub fn router(state: ApiState) -> Router {
+    Router::new()
+        .route("/api/v1/status", get(status))
+        .route("/api/v1/peers", get(peers))
+        .route("/api/v1/records", get(list))
+        .route("/api/v1/records/{id}", get(show))
+        .route("/api/v1/export", get(export))
+        .route("/api/v1/publish", post(publish_files))
+        .route(
+            "/api/v1/import",
+            post(import).layer(axum::extract::DefaultBodyLimit::disable()),
+        )
+        .route("/metrics", get(metrics))
+        .with_state(state)
+}
+
+impl std::fmt::Debug for ApiState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiState")
+            .field("api_addr", &self.api_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An error answer: a status and a message that names what is wrong.
+#[derive(Debug)]
+pub struct ApiError(StatusCode, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(json!({ "error": self.1 }))).into_response()
+    }
+}
+
+fn bad_request(message: impl Into<String>) -> ApiError {
+    ApiError(StatusCode::BAD_REQUEST, message.into())
+}
+
+fn internal(e: impl std::fmt::Display) -> ApiError {
+    tracing::error!("API: {e}");
+    ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+}
+
+fn unavailable() -> ApiError {
+    ApiError(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the node is stopping".into(),
+    )
+}
+
+fn authorise(state: &ApiState, headers: &HeaderMap) -> Result<(), ApiError> {
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    if given.is_some_and(|t| constant_time_eq(t.as_bytes(), state.token.as_bytes())) {
+        Ok(())
+    } else {
+        Err(ApiError(
+            StatusCode::UNAUTHORIZED,
+            "this endpoint writes: send `Authorization: Bearer <token>` with the token in <home>/api.token".into(),
+        ))
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f).await.map_err(internal)
+}
+
+async fn status(State(state): State<ApiState>) -> Result<Json<Value>, ApiError> {
+    let net = state.client.status().await.map_err(|_| unavailable())?;
+    let records = blocking({
+        let store = state.store.clone();
+        move || store.len()
+    })
+    .await?;
+    Ok(Json(json!({
+        "peer_id": net.peer_id,
+        "public_key": cailloux_protocol::id::encode_hex(state.key.verifying_key().as_bytes()),
+        "town": state.town,
+        "listen_addrs": net.listen_addrs,
+        "api": state.api_addr,
+        "records": records,
+        "peers": net.peers,
+    })))
+}
+
+async fn peers(State(state): State<ApiState>) -> Result<Json<Value>, ApiError> {
+    let peers = state.client.peers().await.map_err(|_| unavailable())?;
+    Ok(Json(json!(peers)))
+}
+
+#[derive(Debug, Deserialize)]
+struct ListQuery {
+    kind: Option<String>,
+    theme: Option<String>,
+    town: Option<String>,
+}
+
+fn parse_filter(q: ListQuery) -> Result<Filter, ApiError> {
+    let kind = q
+        .kind
+        .map(|k| {
+            Kind::from_slug(&k).ok_or_else(|| {
+                bad_request(format!(
+                    "kind: `{k}` is not one of {}",
+                    Kind::slugs().join(", ")
+                ))
+            })
+        })
+        .transpose()?;
+    let theme = q
+        .theme
+        .map(|t| {
+            Theme::from_slug(&t).ok_or_else(|| {
+                let hint = Theme::suggest(&t)
+                    .map(|s| format!(" (did you mean `{s}`?)"))
+                    .unwrap_or_default();
+                bad_request(format!(
+                    "theme: `{t}` is not a theme{hint}; the themes are: {}",
+                    Theme::slugs().join(", ")
+                ))
+            })
+        })
+        .transpose()?;
+    Ok(Filter {
+        kind,
+        theme,
+        town: q.town,
+        author: None,
+    })
+}
+
+async fn list(
+    State(state): State<ApiState>,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let filter = parse_filter(q)?;
+    let store = state.store.clone();
+    let records = blocking(move || {
+        store
+            .list(&filter)
+            .map(|r| r.map(|r| Value::Object(summary_json(&r))))
+            .collect::<Result<Vec<_>, _>>()
+    })
+    .await?
+    .map_err(internal)?;
+    Ok(Json(Value::Array(records)))
+}
+
+async fn show(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let prefix = IdPrefix::parse(&id).map_err(bad_request)?;
+    let store = state.store.clone();
+    let found = blocking(move || -> Result<Option<Record>, ResolveError> {
+        let id = store.resolve(&prefix)?;
+        Ok(store.get(&id)?)
+    })
+    .await?;
+    match found {
+        Ok(Some(record)) => Ok(Json(Value::Object(full_json(&record)))),
+        Ok(None) => Err(ApiError(StatusCode::NOT_FOUND, format!("no record {id}"))),
+        Err(e @ ResolveError::NotFound(_)) => Err(ApiError(StatusCode::NOT_FOUND, e.to_string())),
+        Err(e @ ResolveError::Ambiguous { .. }) => {
+            Err(ApiError(StatusCode::CONFLICT, e.to_string()))
+        }
+        Err(e) => Err(internal(e)),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct ExportQuery {
+    format: Option<String>,
+}
+
+/// Streams the export as it is read from the store: memory stays flat whatever its size.
+async fn export(
+    State(state): State<ApiState>,
+    Query(q): Query<ExportQuery>,
+) -> Result<Response, ApiError> {
+    let csv = match q.format.as_deref() {
+        None | Some("jsonl") => false,
+        Some("csv") => true,
+        Some(other) => {
+            return Err(bad_request(format!(
+                "format: `{other}` is not `jsonl` or `csv`"
+            )));
+        }
+    };
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(16);
+    let store = state.store.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut out = ChannelWriter {
+            tx: tx.clone(),
+            buffer: Vec::with_capacity(64 * 1024),
+        };
+        let result = if csv {
+            exchange::export_csv(&store, &mut out, &mut || {})
+        } else {
+            exchange::export_jsonl(&store, &mut out, &mut || {})
+        };
+        if let Err(e) = result {
+            let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
+        }
+    });
+    let stream = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    });
+    let content_type = if csv {
+        "text/csv; charset=utf-8"
+    } else {
+        "application/jsonl"
+    };
+    Ok((
+        [(header::CONTENT_TYPE, content_type)],
+        Body::from_stream(stream),
+    )
+        .into_response())
+}
+
+/// A blocking `Write` that sends 64 KiB chunks into a channel.
+struct ChannelWriter {
+    tx: tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>,
+    buffer: Vec<u8>,
+}
+
+impl std::io::Write for ChannelWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buffer.extend_from_slice(data);
+        if self.buffer.len() >= 64 * 1024 {
+            self.flush()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if !self.buffer.is_empty() {
+            let chunk = Bytes::from(std::mem::take(&mut self.buffer));
+            self.tx.blocking_send(Ok(chunk)).map_err(|_| {
+                std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the client went away")
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// The signed records with their files, or every problem of every file.
+type Published = Result<Vec<(PathBuf, Record)>, Vec<publish::FileViolations>>;
+
+#[derive(Debug, Deserialize)]
+pub struct PublishRequest {
+    pub files: Vec<PublishFile>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct PublishFile {
+    /// The file's absolute path: file links are resolved against it.
+    pub path: PathBuf,
+    pub text: String,
+}
+
+/// Validates, signs (with the town's key), stores and announces publications. 422 with every
+/// problem of every file when any is invalid; nothing is stored then.
+async fn publish_files(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Json(request): Json<PublishRequest>,
+) -> Result<Response, ApiError> {
+    authorise(&state, &headers)?;
+    let files: Vec<(PathBuf, String)> = request
+        .files
+        .into_iter()
+        .map(|f| (f.path, f.text))
+        .collect();
+    let (store, key, town, writer) = (
+        state.store.clone(),
+        state.key.clone(),
+        state.town.clone(),
+        state.writer.clone(),
+    );
+    let outcome = blocking(move || -> Result<Published, String> {
+        let plan = match publish::plan(files, town.as_deref(), Some(&store)) {
+            Ok(plan) => plan,
+            Err(problems) => return Ok(Err(problems)),
+        };
+        let signed: Vec<(PathBuf, Record)> = plan
+            .sign(&key, crate::now_millis)
+            .collect::<Result<_, _>>()
+            .map_err(|e| e.to_string())?;
+        writer
+            .insert_blocking(signed.iter().map(|(_, r)| r.clone()).collect())
+            .map_err(|e| e.to_string())?;
+        Ok(Ok(signed))
+    })
+    .await?
+    .map_err(internal)?;
+    match outcome {
+        Ok(signed) => {
+            state.metrics.published.inc_by(signed.len() as u64);
+            let announcements = signed
+                .iter()
+                .map(|(_, r)| Announce {
+                    id: r.id(),
+                    created_at: r.created_at(),
+                })
+                .collect();
+            let _ = state.client.announce(announcements).await;
+            let published: Vec<Value> = signed
+                .iter()
+                .map(|(f, r)| json!({ "file": f.display().to_string(), "id": r.id().to_hex() }))
+                .collect();
+            Ok(Json(json!({ "published": published })).into_response())
+        }
+        Err(problems) => {
+            let list: Vec<Value> = problems
+                .iter()
+                .flat_map(|p| {
+                    p.violations.iter().map(|v| {
+                        json!({ "file": p.file.display().to_string(), "field": v.field, "message": v.message, "suggestion": v.suggestion })
+                    })
+                })
+                .collect();
+            let files = problems.len();
+            Ok((StatusCode::UNPROCESSABLE_ENTITY, Json(json!({ "error": format!("{} problem(s) in {files} file(s); nothing was published", list.len()), "problems": list }))).into_response())
+        }
+    }
+}
+
+/// Imports a JSONL export streamed in the request body; announces the records that were new.
+async fn import(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    authorise(&state, &headers)?;
+    let stream = body.into_data_stream().map_err(std::io::Error::other);
+    let reader = tokio_util::io::StreamReader::new(stream);
+    let writer = state.writer.clone();
+    let result = blocking(move || {
+        let mut input =
+            std::io::BufReader::with_capacity(1 << 20, tokio_util::io::SyncIoBridge::new(reader));
+        let mut fresh_records = Vec::new();
+        let report = exchange::import_into(&mut input, &mut |_| {}, |good| {
+            let fresh = writer.insert_blocking(good.to_vec())?;
+            fresh_records.extend(good.iter().zip(&fresh).filter(|(_, f)| **f).map(|(r, _)| {
+                Announce {
+                    id: r.id(),
+                    created_at: r.created_at(),
+                }
+            }));
+            Ok::<_, ExchangeError>(fresh)
+        });
+        report.map(|r| (r, fresh_records))
+    })
+    .await?;
+    let (report, fresh) = result.map_err(internal)?;
+    state
+        .metrics
+        .accepted
+        .get_or_create(&crate::metrics::Via { via: "import" })
+        .inc_by(report.stored);
+    let _ = state.client.announce(fresh).await;
+    let bad: Vec<Value> = report
+        .bad
+        .iter()
+        .map(|b| json!({ "line": b.line, "reason": b.reason }))
+        .collect();
+    Ok(Json(
+        json!({ "good": report.good, "stored": report.stored, "bad": bad }),
+    ))
+}
+
+async fn metrics(State(state): State<ApiState>) -> Result<Response, ApiError> {
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &state.registry).map_err(internal)?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response())
+}

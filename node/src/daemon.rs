@@ -1,0 +1,188 @@
+//! `cailloux node`: the long-running process of a town. It owns the store, runs the network
+//! task and serves the local API, and stops in a fixed order.
+//!
+//! Start: identity (created on first run), store, reconciliation index (one scan of the
+//! catalogue), writer thread, network task, API listener; then the API address is written to
+//! `<home>/api.addr` so that the `cailloux` command finds the node.
+//!
+//! Stop (SIGINT, SIGTERM, or the `shutdown` future): remove `api.addr` and stop taking API calls
+//! (in-flight ones finish), stop the network task (closing every connection), stop the writer
+//! (it finishes what is queued, then flushes), flush the store.
+
+use crate::api::{self, ApiState};
+use crate::home::{Home, HomeError};
+use crate::metrics::Metrics;
+use crate::network::{self, NetworkConfig};
+use crate::sync::SyncIndex;
+use crate::writer::Writer;
+use anyhow::Context;
+use libp2p::Multiaddr;
+use prometheus_client::registry::Registry;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The default libp2p port, TCP and UDP (QUIC).
+pub const DEFAULT_P2P_PORT: u16 = 4747;
+/// The default API address.
+pub const DEFAULT_API: &str = "127.0.0.1:4748";
+
+/// Everything `cailloux node` needs, after flags and `config.toml` are merged (flags win).
+#[derive(Clone, Debug)]
+pub struct NodeOptions {
+    pub listen: Vec<Multiaddr>,
+    pub api: String,
+    pub bootstrap: Vec<Multiaddr>,
+    pub mdns: bool,
+    /// Names the town when the identity is created on this run.
+    pub town: Option<String>,
+    pub sync_interval: Duration,
+}
+
+impl NodeOptions {
+    pub fn default_listen() -> Vec<Multiaddr> {
+        [
+            format!("/ip4/0.0.0.0/tcp/{DEFAULT_P2P_PORT}"),
+            format!("/ip4/0.0.0.0/udp/{DEFAULT_P2P_PORT}/quic-v1"),
+        ]
+        .iter()
+        .filter_map(|a| a.parse().ok())
+        .collect()
+    }
+}
+
+/// Runs a node until `shutdown` resolves.
+pub async fn run(
+    home: Home,
+    options: NodeOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let identity = match home.load_identity() {
+        Ok(identity) => identity,
+        Err(HomeError::NoIdentity { .. }) => {
+            let identity = home.create_identity(options.town.as_deref())?;
+            tracing::info!(
+                "created this node's identity in {}; public key {}",
+                home.identity_path().display(),
+                identity.public_key()
+            );
+            identity
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let config = home.load_config()?;
+    let town = config
+        .town
+        .clone()
+        .or(options.town.clone())
+        .filter(|t| !t.trim().is_empty());
+    if town.is_none() {
+        tracing::warn!(
+            "this town is unnamed: publications must each name their `town:`. Name it with `town = \"...\"` in {}",
+            home.config_path().display()
+        );
+    }
+    let store = home.open_store()?;
+    let index = Arc::new(
+        tokio::task::spawn_blocking({
+            let store = store.clone();
+            move || SyncIndex::load(&store)
+        })
+        .await??,
+    );
+    let metrics = Arc::new(Metrics::default());
+    let mut registry = Registry::default();
+    metrics.register(&mut registry);
+    let (writer, writer_thread) = Writer::start(store.clone(), index.clone());
+    let net_config = NetworkConfig {
+        listen: options.listen.clone(),
+        bootstrap: options.bootstrap.clone(),
+        mdns: options.mdns,
+        town: town.clone(),
+        sync_interval: options.sync_interval,
+    };
+    let (client, event_loop) = network::new(
+        identity.seed(),
+        &net_config,
+        store.clone(),
+        writer.clone(),
+        index.clone(),
+        metrics.clone(),
+        &mut registry,
+    )?;
+    let network_task = tokio::spawn(event_loop.run());
+
+    let listener = tokio::net::TcpListener::bind(&options.api)
+        .await
+        .with_context(|| format!("cannot listen for the API on {}", options.api))?;
+    let api_addr = listener.local_addr()?.to_string();
+    let state = ApiState {
+        client: client.clone(),
+        store: store.clone(),
+        writer: writer.clone(),
+        key: Arc::new(identity.signing_key().clone()),
+        town: town.clone(),
+        token: home.api_token()?.into(),
+        api_addr: api_addr.clone(),
+        metrics,
+        registry: Arc::new(registry),
+    };
+    let addr_file = home.api_addr_path();
+    std::fs::write(&addr_file, format!("{api_addr}\n"))
+        .with_context(|| format!("cannot write {}", addr_file.display()))?;
+    tracing::info!(
+        "node of {} running; API on http://{api_addr}; {} records",
+        town.as_deref().unwrap_or("an unnamed town"),
+        index.len()
+    );
+
+    let (stop_api, api_stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(
+        axum::serve(listener, api::router(state))
+            .with_graceful_shutdown(async move {
+                let _ = api_stopped.await;
+            })
+            .into_future(),
+    );
+    shutdown.await;
+    tracing::info!("stopping: API, then network, then store");
+    let _ = std::fs::remove_file(&addr_file);
+    let _ = stop_api.send(());
+    if let Ok(Err(e)) = server.await {
+        tracing::warn!("API server: {e}");
+    }
+    client.stop().await;
+    let _ = network_task.await;
+    drop(writer);
+    // The writer thread ends once every handle is gone: the API's went with the server, the
+    // network's with its task; tasks it spawned finish their store write first.
+    tokio::task::spawn_blocking(move || {
+        let _ = writer_thread.join();
+        store.flush()
+    })
+    .await??;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn signals() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

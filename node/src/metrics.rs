@@ -1,0 +1,87 @@
+//! The node's Prometheus metrics, served at `/metrics`: what records came in and by which path,
+//! what was refused and why, what was published, how catch-up went, how many peers. libp2p's
+//! own bandwidth metrics are registered in the same registry by the swarm builder.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Via {
+    /// `gossip`, `sync`, `publish` or `import`.
+    pub via: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Reason {
+    /// `bad_signature`, `malformed`, `oversize`, `invalid`, `wrong_id`.
+    pub reason: &'static str,
+}
+
+/// Counters shared by every task of the node.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    pub received: Family<Via, Counter>,
+    pub accepted: Family<Via, Counter>,
+    pub rejected: Family<Reason, Counter>,
+    pub duplicates: Counter,
+    pub published: Counter,
+    pub sync_rounds: Counter,
+    pub sync_records_fetched: Counter,
+    pub sync_bytes_fetched: Counter,
+    pub peers: Gauge,
+}
+
+impl Metrics {
+    /// Registers every metric under the `cailloux` prefix.
+    pub fn register(&self, registry: &mut Registry) {
+        let r = registry.sub_registry_with_prefix("cailloux");
+        r.register(
+            "records_received",
+            "Records received from peers, by path",
+            self.received.clone(),
+        );
+        r.register(
+            "records_accepted",
+            "Records verified and stored, by path",
+            self.accepted.clone(),
+        );
+        r.register(
+            "records_rejected",
+            "Records refused at validation, by reason",
+            self.rejected.clone(),
+        );
+        r.register(
+            "records_duplicate",
+            "Announcements of records already held",
+            self.duplicates.clone(),
+        );
+        r.register(
+            "records_published",
+            "Records published on this node",
+            self.published.clone(),
+        );
+        r.register(
+            "sync_rounds",
+            "Reconciliation sessions completed",
+            self.sync_rounds.clone(),
+        );
+        r.register(
+            "sync_records_fetched",
+            "Records fetched by catch-up",
+            self.sync_records_fetched.clone(),
+        );
+        r.register(
+            "sync_bytes_fetched",
+            "Record bytes fetched by catch-up",
+            self.sync_bytes_fetched.clone(),
+        );
+        r.register("peers", "Connected peers", self.peers.clone());
+    }
+
+    pub fn reject(&self, reason: &'static str) {
+        self.rejected.get_or_create(&Reason { reason }).inc();
+    }
+}
