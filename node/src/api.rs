@@ -131,6 +131,7 @@ async fn status(State(state): State<ApiState>) -> Result<Json<Value>, ApiError> 
         "api": state.api_addr,
         "records": records,
         "peers": net.peers,
+        "gossip_peers": net.gossip_peers,
     })))
 }
 

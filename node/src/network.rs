@@ -72,6 +72,8 @@ pub struct NetStatus {
     pub peer_id: String,
     pub listen_addrs: Vec<String>,
     pub peers: usize,
+    /// Peers that subscribe to the records topic: those gossip reaches.
+    pub gossip_peers: usize,
 }
 
 /// One connected peer.
@@ -400,6 +402,12 @@ impl EventLoop {
                         .map(|a| format!("{a}/p2p/{local}"))
                         .collect(),
                     peers: self.swarm.connected_peers().count(),
+                    gossip_peers: self
+                        .swarm
+                        .behaviour()
+                        .gossipsub
+                        .mesh_peers(&self.topic.hash())
+                        .count(),
                 });
             }
             Command::Peers(reply) => {

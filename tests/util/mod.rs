@@ -146,3 +146,193 @@ pub fn published(stdout: &str) -> Vec<(String, String)> {
         })
         .collect()
 }
+
+/// Polls `condition` every 50 ms until it holds or `within` has passed; returns whether it held.
+pub fn wait_until(within: std::time::Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        if condition() {
+            return true;
+        }
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// A `cailloux node` process on loopback, with ephemeral ports and mDNS off.
+pub struct NodeProcess {
+    pub home: TestHome,
+    pub child: Option<std::process::Child>,
+    town: String,
+}
+
+impl NodeProcess {
+    /// Starts a node for a new home; `bootstrap` are multiaddrs of other nodes.
+    pub fn start(town: &str, bootstrap: &[String]) -> NodeProcess {
+        let mut node = NodeProcess {
+            home: TestHome::empty(),
+            child: None,
+            town: town.to_owned(),
+        };
+        node.restart(bootstrap);
+        node
+    }
+
+    /// Starts the node again in the same home (after `stop` or `kill`).
+    pub fn restart(&mut self, bootstrap: &[String]) {
+        let mut args: Vec<String> = [
+            "node",
+            "--town",
+            &self.town,
+            "--listen",
+            "/ip4/127.0.0.1/tcp/0",
+            "--api",
+            "127.0.0.1:0",
+            "--no-mdns",
+            "--sync-interval",
+            "2",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        for b in bootstrap {
+            args.push("--bootstrap".into());
+            args.push(b.clone());
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let _ = std::fs::remove_file(self.home.path().join("api.addr"));
+        let log = std::fs::File::create(
+            self.home
+                .path()
+                .join(format!("node-{}.log", std::process::id())),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let child = self
+            .home
+            .command(&args)
+            .env("RUST_LOG", "info,libp2p=warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start a node: {e}"));
+        self.child = Some(child);
+        let ready = wait_until(std::time::Duration::from_secs(20), || {
+            self.home.path().join("api.addr").exists()
+                && self
+                    .status_opt()
+                    .is_some_and(|s| !s["listen_addrs"].as_array().is_none_or(|a| a.is_empty()))
+        });
+        assert!(
+            ready,
+            "node {} did not start; log:\n{}",
+            self.town,
+            self.log()
+        );
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(
+            self.home
+                .path()
+                .join(format!("node-{}.log", std::process::id())),
+        )
+        .unwrap_or_default()
+    }
+
+    fn status_opt(&self) -> Option<Value> {
+        let out = self.home.run(&["status", "--json"]);
+        out.status
+            .success()
+            .then(|| serde_json::from_slice(&out.stdout).ok())
+            .flatten()
+    }
+
+    pub fn status(&self) -> Value {
+        self.home.json(&["status", "--json"])
+    }
+
+    /// A multiaddr other nodes can bootstrap from.
+    pub fn addr(&self) -> String {
+        self.status()["listen_addrs"][0]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    pub fn peer_id(&self) -> String {
+        self.status()["peer_id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    pub fn api(&self) -> String {
+        std::fs::read_to_string(self.home.path().join("api.addr"))
+            .unwrap_or_default()
+            .trim()
+            .to_owned()
+    }
+
+    pub fn ids(&self) -> std::collections::BTreeSet<String> {
+        self.home.listed_ids().into_iter().collect()
+    }
+
+    /// The node's Prometheus text.
+    pub fn metrics(&self) -> String {
+        let url = format!("http://{}/metrics", self.api());
+        ureq::get(&url)
+            .call()
+            .ok()
+            .and_then(|mut r| r.body_mut().read_to_string().ok())
+            .unwrap_or_default()
+    }
+
+    /// The value of one metric line (`name{labels}`), 0 when absent.
+    pub fn metric(&self, series: &str) -> f64 {
+        self.metrics()
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix(series)
+                    .and_then(|rest| rest.trim().parse().ok())
+            })
+            .unwrap_or(0.0)
+    }
+
+    /// SIGTERM, then waits for the process to exit.
+    pub fn stop(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().unwrap_or_else(|| panic!("not running"));
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        child.wait().unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// SIGKILL.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for NodeProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// `n` valid publication files in a new folder, titles prefixed with `tag`.
+pub fn publication_files(n: usize, tag: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    for i in 0..n {
+        let text = format!(
+            "---\nkind: experiment\ntitle: \"{tag} {i}\"\nsummary: Un essai.\nthemes: [energy]\noutcome: partial\n---\n## Contexte\nEssai {i} de {tag}.\n"
+        );
+        std::fs::write(dir.path().join(format!("{i:04}.md")), text)
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    dir
+}
