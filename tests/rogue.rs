@@ -91,14 +91,7 @@ async fn run_rogue(target: Multiaddr, served: HashMap<RecordId, Vec<u8>>) {
     swarm.dial(target).unwrap_or_else(|e| panic!("{e}"));
     let mut to_send: Vec<Vec<u8>> = served
         .keys()
-        .map(|id| {
-            Announce {
-                id: *id,
-                created_at: 1,
-            }
-            .encode()
-            .to_vec()
-        })
+        .map(|id| Announce { id: *id }.encode().to_vec())
         .collect();
     to_send.push(b"garbage".to_vec());
     let mut tick = tokio::time::interval(Duration::from_millis(100));

@@ -7,86 +7,11 @@
 use cailloux_node::Store;
 use cailloux_node::exchange::{self, jsonl_line};
 use cailloux_protocol::record::SIGNING_CONTEXT;
-use cailloux_protocol::{Kind, Outcome, Publication, Record, SigningKey, Theme};
+mod common;
+
+use common::{median, records};
 use ed25519_dalek::{Signature, Verifier, VerifyingKey};
 use std::time::Instant;
-
-const WORDS: &[&str] = &[
-    "habitants",
-    "commune",
-    "jardin",
-    "énergie",
-    "chantier",
-    "convention",
-    "quartier",
-    "école",
-    "bénévoles",
-    "mairie",
-    "projet",
-    "récolte",
-    "chaufferie",
-    "réseau",
-    "transition",
-    "village",
-    "association",
-    "élus",
-    "atelier",
-    "compost",
-    "mobilité",
-    "enquête",
-    "bilan",
-    "partage",
-];
-
-fn text(seed: usize, words: usize) -> String {
-    (0..words)
-        .map(|i| WORDS[(seed * 7 + i * 13 + i / 5) % WORDS.len()])
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-fn records(n: usize) -> Vec<Record> {
-    let keys: Vec<SigningKey> = (0..50u8)
-        .map(|i| SigningKey::from_bytes(&[i + 1; 32]))
-        .collect();
-    (0..n)
-        .map(|i| {
-            let p = Publication {
-                kind: Kind::Experiment,
-                title: format!("Essai {i} : {}", text(i, 8)),
-                summary: text(i + 1, 40),
-                language: "fr".into(),
-                town: format!("Commune-{}", i % 50),
-                themes: vec![
-                    Theme::ALL[i % Theme::ALL.len()],
-                    Theme::ALL[(i + 3) % Theme::ALL.len()],
-                ],
-                tags: vec!["essai".into(), text(i, 1)],
-                sdgs: vec![11],
-                period: None,
-                participation: None,
-                licence: "etalab-2.0".into(),
-                links: Vec::new(),
-                outcome: Some(Outcome::ALL[i % 4]),
-                need: None,
-                method: None,
-                indicators: Vec::new(),
-                body: format!(
-                    "## Contexte\n{}\n\n## Résultats\n{}\n",
-                    text(i, 120),
-                    text(i + 2, 80)
-                ),
-            };
-            Record::sign(&keys[i % keys.len()], 1_700_000_000_000 + i as u64, p)
-                .unwrap_or_else(|e| panic!("{e}"))
-        })
-        .collect()
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
 
 fn main() {
     let n: usize = std::env::args()

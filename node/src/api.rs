@@ -10,7 +10,7 @@ use crate::metrics::Metrics;
 use crate::network::Client;
 use crate::publish;
 use crate::store::{Filter, ResolveError, Store};
-use crate::writer::Writer;
+use crate::writer::{Origin, Writer};
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -18,7 +18,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use cailloux_protocol::view::{full_json, summary_json};
-use cailloux_protocol::wire::Announce;
 use cailloux_protocol::{IdPrefix, Kind, Record, SigningKey, Theme};
 use futures::TryStreamExt;
 use prometheus_client::registry::Registry;
@@ -340,7 +339,10 @@ async fn publish_files(
             .collect::<Result<_, _>>()
             .map_err(|e| e.to_string())?;
         writer
-            .insert_blocking(signed.iter().map(|(_, r)| r.clone()).collect())
+            .insert_blocking(
+                signed.iter().map(|(_, r)| r.clone()).collect(),
+                Origin::Local,
+            )
             .map_err(|e| e.to_string())?;
         Ok(Ok(signed))
     })
@@ -349,14 +351,6 @@ async fn publish_files(
     match outcome {
         Ok(signed) => {
             state.metrics.published.inc_by(signed.len() as u64);
-            let announcements = signed
-                .iter()
-                .map(|(_, r)| Announce {
-                    id: r.id(),
-                    created_at: r.created_at(),
-                })
-                .collect();
-            let _ = state.client.announce(announcements).await;
             let published: Vec<Value> = signed
                 .iter()
                 .map(|(f, r)| json!({ "file": f.display().to_string(), "id": r.id().to_hex() }))
@@ -378,7 +372,7 @@ async fn publish_files(
     }
 }
 
-/// Imports a JSONL export streamed in the request body; announces the records that were new.
+/// Imports a JSONL export streamed in the request body (the network announces what was new).
 async fn import(
     State(state): State<ApiState>,
     headers: HeaderMap,
@@ -391,27 +385,17 @@ async fn import(
     let result = blocking(move || {
         let mut input =
             std::io::BufReader::with_capacity(1 << 20, tokio_util::io::SyncIoBridge::new(reader));
-        let mut fresh_records = Vec::new();
-        let report = exchange::import_into(&mut input, &mut |_| {}, |good| {
-            let fresh = writer.insert_blocking(good.to_vec())?;
-            fresh_records.extend(good.iter().zip(&fresh).filter(|(_, f)| **f).map(|(r, _)| {
-                Announce {
-                    id: r.id(),
-                    created_at: r.created_at(),
-                }
-            }));
-            Ok::<_, ExchangeError>(fresh)
-        });
-        report.map(|r| (r, fresh_records))
+        exchange::import_into(&mut input, &mut |_| {}, |good| {
+            Ok::<_, ExchangeError>(writer.insert_blocking(good.to_vec(), Origin::Local)?)
+        })
     })
     .await?;
-    let (report, fresh) = result.map_err(internal)?;
+    let report = result.map_err(internal)?;
     state
         .metrics
         .accepted
         .get_or_create(&crate::metrics::Via { via: "import" })
         .inc_by(report.stored);
-    let _ = state.client.announce(fresh).await;
     let bad: Vec<Value> = report
         .bad
         .iter()

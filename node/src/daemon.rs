@@ -57,112 +57,183 @@ pub async fn run(
     options: NodeOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let identity = match home.load_identity() {
-        Ok(identity) => identity,
-        Err(HomeError::NoIdentity { .. }) => {
-            let identity = home.create_identity(options.town.as_deref())?;
-            tracing::info!(
-                "created this node's identity in {}; public key {}",
-                home.identity_path().display(),
-                identity.public_key()
-            );
-            identity
-        }
-        Err(e) => return Err(e.into()),
-    };
-    let config = home.load_config()?;
-    let town = config
-        .town
-        .clone()
-        .or(options.town.clone())
-        .filter(|t| !t.trim().is_empty());
-    if town.is_none() {
-        tracing::warn!(
-            "this town is unnamed: publications must each name their `town:`. Name it with `town = \"...\"` in {}",
-            home.config_path().display()
-        );
-    }
-    let store = home.open_store()?;
-    let index = Arc::new(
-        tokio::task::spawn_blocking({
-            let store = store.clone();
-            move || SyncIndex::load(&store)
-        })
-        .await??,
-    );
-    let metrics = Arc::new(Metrics::default());
-    let mut registry = Registry::default();
-    metrics.register(&mut registry);
-    let (writer, writer_thread) = Writer::start(store.clone(), index.clone());
-    let net_config = NetworkConfig {
-        listen: options.listen.clone(),
-        bootstrap: options.bootstrap.clone(),
-        mdns: options.mdns,
-        town: town.clone(),
-        sync_interval: options.sync_interval,
-    };
-    let (client, event_loop) = network::new(
-        identity.seed(),
-        &net_config,
-        store.clone(),
-        writer.clone(),
-        index.clone(),
-        metrics.clone(),
-        &mut registry,
-    )?;
-    let network_task = tokio::spawn(event_loop.run());
-
-    let listener = tokio::net::TcpListener::bind(&options.api)
-        .await
-        .with_context(|| format!("cannot listen for the API on {}", options.api))?;
-    let api_addr = listener.local_addr()?.to_string();
-    let state = ApiState {
-        client: client.clone(),
-        store: store.clone(),
-        writer: writer.clone(),
-        key: Arc::new(identity.signing_key().clone()),
-        town: town.clone(),
-        token: home.api_token()?.into(),
-        api_addr: api_addr.clone(),
-        metrics,
-        registry: Arc::new(registry),
-    };
-    let addr_file = home.api_addr_path();
-    std::fs::write(&addr_file, format!("{api_addr}\n"))
-        .with_context(|| format!("cannot write {}", addr_file.display()))?;
-    tracing::info!(
-        "node of {} running; API on http://{api_addr}; {} records",
-        town.as_deref().unwrap_or("an unnamed town"),
-        index.len()
-    );
-
-    let (stop_api, api_stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(
-        axum::serve(listener, api::router(state))
-            .with_graceful_shutdown(async move {
-                let _ = api_stopped.await;
-            })
-            .into_future(),
-    );
+    let node = Daemon::start(home, options).await?;
     shutdown.await;
-    tracing::info!("stopping: API, then network, then store");
-    let _ = std::fs::remove_file(&addr_file);
-    let _ = stop_api.send(());
-    if let Ok(Err(e)) = server.await {
-        tracing::warn!("API server: {e}");
+    node.stop().await
+}
+
+/// A running node: its tasks and what the outside may use of it.
+pub struct Daemon {
+    home: Home,
+    api_addr: String,
+    client: network::Client,
+    writer: Writer,
+    store: crate::Store,
+    network_task: tokio::task::JoinHandle<()>,
+    writer_thread: std::thread::JoinHandle<()>,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+    stop_api: tokio::sync::oneshot::Sender<()>,
+}
+
+impl std::fmt::Debug for Daemon {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Daemon")
+            .field("home", &self.home)
+            .field("api_addr", &self.api_addr)
+            .finish_non_exhaustive()
     }
-    client.stop().await;
-    let _ = network_task.await;
-    drop(writer);
-    // The writer thread ends once every handle is gone: the API's went with the server, the
-    // network's with its task; tasks it spawned finish their store write first.
-    tokio::task::spawn_blocking(move || {
-        let _ = writer_thread.join();
-        store.flush()
-    })
-    .await??;
-    tracing::info!("stopped");
-    Ok(())
+}
+
+impl Daemon {
+    /// Starts every part of the node; returns once the API answers.
+    pub async fn start(home: Home, options: NodeOptions) -> anyhow::Result<Daemon> {
+        let identity = match home.load_identity() {
+            Ok(identity) => identity,
+            Err(HomeError::NoIdentity { .. }) => {
+                let identity = home.create_identity(options.town.as_deref())?;
+                tracing::info!(
+                    "created this node's identity in {}; public key {}",
+                    home.identity_path().display(),
+                    identity.public_key()
+                );
+                identity
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let config = home.load_config()?;
+        let town = config
+            .town
+            .clone()
+            .or(options.town.clone())
+            .filter(|t| !t.trim().is_empty());
+        if town.is_none() {
+            tracing::warn!(
+                "this town is unnamed: publications must each name their `town:`. Name it with `town = \"...\"` in {}",
+                home.config_path().display()
+            );
+        }
+        let store = home.open_store()?;
+        let index = Arc::new(
+            tokio::task::spawn_blocking({
+                let store = store.clone();
+                move || SyncIndex::load(&store)
+            })
+            .await??,
+        );
+        let metrics = Arc::new(Metrics::default());
+        let mut registry = Registry::default();
+        metrics.register(&mut registry);
+        let (writer, writer_thread) = Writer::start(store.clone(), index.clone());
+        let net_config = NetworkConfig {
+            listen: options.listen.clone(),
+            bootstrap: options.bootstrap.clone(),
+            mdns: options.mdns,
+            town: town.clone(),
+            sync_interval: options.sync_interval,
+        };
+        let (client, event_loop) = network::new(
+            identity.seed(),
+            &net_config,
+            store.clone(),
+            writer.clone(),
+            index.clone(),
+            metrics.clone(),
+            &mut registry,
+        )?;
+        let network_task = tokio::spawn(event_loop.run());
+
+        let listener = tokio::net::TcpListener::bind(&options.api)
+            .await
+            .with_context(|| format!("cannot listen for the API on {}", options.api))?;
+        let api_addr = listener.local_addr()?.to_string();
+        let state = ApiState {
+            client: client.clone(),
+            store: store.clone(),
+            writer: writer.clone(),
+            key: Arc::new(identity.signing_key().clone()),
+            town: town.clone(),
+            token: home.api_token()?.into(),
+            api_addr: api_addr.clone(),
+            metrics,
+            registry: Arc::new(registry),
+        };
+        let (stop_api, api_stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(
+            axum::serve(listener, api::router(state))
+                .with_graceful_shutdown(async move {
+                    let _ = api_stopped.await;
+                })
+                .into_future(),
+        );
+        let addr_file = home.api_addr_path();
+        std::fs::write(&addr_file, format!("{api_addr}\n"))
+            .with_context(|| format!("cannot write {}", addr_file.display()))?;
+        tracing::info!(
+            "node of {} running; API on http://{api_addr}; {} records",
+            town.as_deref().unwrap_or("an unnamed town"),
+            index.len()
+        );
+        Ok(Daemon {
+            home,
+            api_addr,
+            client,
+            writer,
+            store,
+            network_task,
+            writer_thread,
+            server,
+            stop_api,
+        })
+    }
+
+    /// The address the API listens on.
+    pub fn api_addr(&self) -> &str {
+        &self.api_addr
+    }
+
+    /// The network's view: peer id, listen addresses (with `/p2p/`), peers.
+    pub async fn net_status(&self) -> anyhow::Result<network::NetStatus> {
+        Ok(self.client.status().await?)
+    }
+
+    /// The store writer: what the API's publish and import use, for in-process callers
+    /// (benchmarks) that bring records already signed.
+    pub fn writer(&self) -> &Writer {
+        &self.writer
+    }
+
+    /// Stops in order: API, network, writer, store.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        let Daemon {
+            home,
+            client,
+            writer,
+            store,
+            network_task,
+            writer_thread,
+            server,
+            stop_api,
+            ..
+        } = self;
+        tracing::info!("stopping: API, then network, then store");
+        let _ = std::fs::remove_file(home.api_addr_path());
+        let _ = stop_api.send(());
+        if let Ok(Err(e)) = server.await {
+            tracing::warn!("API server: {e}");
+        }
+        client.stop().await;
+        let _ = network_task.await;
+        drop(writer);
+        // The writer thread ends once every handle is gone: the API's went with the server, the
+        // network's with its task; tasks it spawned finish their store write first.
+        tokio::task::spawn_blocking(move || {
+            let _ = writer_thread.join();
+            store.flush()
+        })
+        .await??;
+        tracing::info!("stopped");
+        Ok(())
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -2,7 +2,7 @@
 //! talks to it through a cloneable `Client` whose commands carry a oneshot for the answer.
 //!
 //! How records move:
-//! - **Gossip.** A new record is announced on the gossipsub topic as a 40-byte `Announce`
+//! - **Gossip.** A new record is announced on the gossipsub topic as a 32-byte `Announce`
 //!   (message id = record id, so duplicates die at once). A node that receives an announcement
 //!   of a record it lacks fetches the record from the peer that sent it, decodes, size-checks,
 //!   schema-checks and verifies it, stores it, and only then reports the message `Accept`, which
@@ -21,7 +21,7 @@
 use crate::metrics::{Metrics, Via};
 use crate::store::Store;
 use crate::sync::{Session, SyncIndex, respond};
-use crate::writer::Writer;
+use crate::writer::{Origin, Stored, Writer};
 use cailloux_protocol::wire::{
     Announce, FETCH_PROTOCOL, FetchRequest, FetchResponse, GOSSIP_TOPIC, KAD_PROTOCOL,
     MAX_FETCH_IDS, MAX_FETCH_RESPONSE_BYTES, SYNC_PROTOCOL, SyncRequest, SyncResponse,
@@ -85,7 +85,6 @@ pub struct PeerInfo {
 }
 
 enum Command {
-    Announce(Vec<Announce>),
     Status(oneshot::Sender<NetStatus>),
     Peers(oneshot::Sender<Vec<PeerInfo>>),
     Stop(oneshot::Sender<()>),
@@ -103,14 +102,6 @@ pub struct Client {
 pub struct Stopped;
 
 impl Client {
-    /// Gossips announcements of records that were just stored.
-    pub async fn announce(&self, announcements: Vec<Announce>) -> Result<(), Stopped> {
-        self.tx
-            .send(Command::Announce(announcements))
-            .await
-            .map_err(|_| Stopped)
-    }
-
     pub async fn status(&self) -> Result<NetStatus, Stopped> {
         let (tx, rx) = oneshot::channel();
         self.tx
@@ -250,6 +241,15 @@ pub fn new(
                 .message_id_fn(message_id)
                 .max_transmit_size(64 * 1024)
                 .heartbeat_interval(Duration::from_millis(700))
+                // Announcements are 40 bytes and records are fetched once, so a node's share of
+                // duplicates is one announcement per mesh peer: a mesh of 4 (gossipsub's default
+                // is 6) keeps that small, and catch-up repairs what gossip misses.
+                .mesh_n(4)
+                .mesh_n_low(3)
+                .mesh_n_high(8)
+                .mesh_outbound_min(2)
+                // Likewise, lazy gossip (IHAVE) goes to 3 peers outside the mesh, not 6.
+                .gossip_lazy(3)
                 .build()?;
             let gossipsub = gossipsub::Behaviour::new(
                 gossipsub::MessageAuthenticity::Anonymous,
@@ -353,8 +353,17 @@ impl EventLoop {
         let mut sync_tick = tokio::time::interval(self.sync_interval);
         sync_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut kad_tick = tokio::time::interval(Duration::from_secs(300));
+        let mut stored = self.shared.writer.subscribe();
         loop {
             tokio::select! {
+                event = stored.recv() => match event {
+                    Ok(Stored { origin: Origin::Local, records }) => self.announce(records),
+                    Ok(_) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                        tracing::warn!("{n} storage events missed: some local records are not announced; peers will catch up");
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => {}
+                },
                 event = self.swarm.select_next_some() => self.on_swarm_event(event),
                 command = self.commands.recv() => match command {
                     Some(Command::Stop(done)) => {
@@ -374,24 +383,27 @@ impl EventLoop {
         tracing::info!("network stopped");
     }
 
+    /// Gossips announcements of records published or imported here.
+    fn announce(&mut self, records: Vec<(RecordId, u64)>) {
+        for (id, _) in records {
+            let data = Announce { id }.encode().to_vec();
+            match self
+                .swarm
+                .behaviour_mut()
+                .gossipsub
+                .publish(self.topic.clone(), data)
+            {
+                Ok(_) | Err(gossipsub::PublishError::Duplicate) => {}
+                Err(e) => tracing::debug!(
+                    "announcement of {} not gossiped ({e}); peers will catch up",
+                    id.short()
+                ),
+            }
+        }
+    }
+
     fn on_command(&mut self, command: Command) {
         match command {
-            Command::Announce(announcements) => {
-                for a in announcements {
-                    match self
-                        .swarm
-                        .behaviour_mut()
-                        .gossipsub
-                        .publish(self.topic.clone(), a.encode().to_vec())
-                    {
-                        Ok(_) | Err(gossipsub::PublishError::Duplicate) => {}
-                        Err(e) => tracing::debug!(
-                            "announcement of {} not gossiped ({e}); peers will catch up",
-                            a.id.short()
-                        ),
-                    }
-                }
-            }
             Command::Status(reply) => {
                 let local = *self.swarm.local_peer_id();
                 let _ = reply.send(NetStatus {
@@ -645,7 +657,7 @@ impl EventLoop {
             })
             .await;
             let acceptance = match verdict {
-                Ok(Ok(record)) => match shared.writer.insert(vec![record]).await {
+                Ok(Ok(record)) => match shared.writer.insert(vec![record], Origin::Peer).await {
                     Ok(_) => {
                         shared
                             .metrics
@@ -859,7 +871,7 @@ impl EventLoop {
             shared.metrics.sync_bytes_fetched.inc_by(bytes);
             let received: HashSet<RecordId> = checked.iter().map(Record::id).collect();
             let count = checked.len() as u64;
-            match shared.writer.insert(checked).await {
+            match shared.writer.insert(checked, Origin::Peer).await {
                 Ok(_) => {
                     shared.metrics.sync_records_fetched.inc_by(count);
                     shared

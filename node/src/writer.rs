@@ -3,6 +3,11 @@
 //! sled batch with one flush (group commit), adds the new records to the reconciliation index,
 //! and answers each caller once its records are durable.
 //!
+//! After each flush it broadcasts what was new (`Stored`), with where it came from: the network
+//! task announces the records published or imported here, and benchmarks time arrivals. A slow
+//! listener that falls behind the broadcast loses events, never records: the store has them, and
+//! peers that missed an announcement catch up by reconciliation.
+//!
 //! It is a plain thread, not an async task: sled's flush blocks, and blocking work stays off the
 //! async runtime's workers.
 
@@ -11,14 +16,40 @@ use crate::sync::SyncIndex;
 use cailloux_protocol::Record;
 use std::sync::Arc;
 use std::sync::mpsc;
-use tokio::sync::oneshot;
+use tokio::sync::{broadcast, oneshot};
 
-type Reply = oneshot::Sender<Result<Vec<bool>, Arc<StoreError>>>;
+/// For each record of a job, whether it was new; or why nothing was written.
+type Written = Result<Vec<bool>, Arc<StoreError>>;
+type Reply = oneshot::Sender<Written>;
+
+/// Where records came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// Published or imported on this node: to be announced to peers.
+    Local,
+    /// Received from a peer (gossip or catch-up).
+    Peer,
+}
+
+/// Records that have just become durable and were not in the store before.
+#[derive(Clone, Debug)]
+pub struct Stored {
+    pub origin: Origin,
+    /// (id, created_at) of each new record.
+    pub records: Vec<(cailloux_protocol::RecordId, u64)>,
+}
+
+struct Job {
+    records: Vec<Record>,
+    origin: Origin,
+    reply: Reply,
+}
 
 /// A handle on the writer thread; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Writer {
-    tx: mpsc::Sender<(Vec<Record>, Reply)>,
+    tx: mpsc::Sender<Job>,
+    stored: broadcast::Sender<Stored>,
 }
 
 /// The writer has stopped (the node is shutting down) or the store failed.
@@ -33,34 +64,57 @@ pub enum WriteError {
 impl Writer {
     /// Starts the writer thread. It stops, after flushing, when every `Writer` handle is gone.
     pub fn start(store: Store, index: Arc<SyncIndex>) -> (Writer, std::thread::JoinHandle<()>) {
-        let (tx, rx) = mpsc::channel::<(Vec<Record>, Reply)>();
+        let (tx, rx) = mpsc::channel::<Job>();
+        let (stored, _) = broadcast::channel(1024);
+        let events = stored.clone();
         let handle = std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || run(&store, &index, &rx))
+            .spawn(move || run(&store, &index, &rx, &events))
             .unwrap_or_else(|e| panic!("cannot start the store writer thread: {e}"));
-        (Writer { tx }, handle)
+        (Writer { tx, stored }, handle)
+    }
+
+    /// What becomes durable from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Stored> {
+        self.stored.subscribe()
+    }
+
+    fn queue(
+        &self,
+        records: Vec<Record>,
+        origin: Origin,
+    ) -> Result<oneshot::Receiver<Written>, WriteError> {
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .send(Job {
+                records,
+                origin,
+                reply,
+            })
+            .map_err(|_| WriteError::Closed)?;
+        Ok(answer)
     }
 
     /// Stores records; resolves, once they are durable, to whether each was new.
-    pub async fn insert(&self, records: Vec<Record>) -> Result<Vec<bool>, WriteError> {
-        let (reply, answer) = oneshot::channel();
-        self.tx
-            .send((records, reply))
-            .map_err(|_| WriteError::Closed)?;
+    pub async fn insert(
+        &self,
+        records: Vec<Record>,
+        origin: Origin,
+    ) -> Result<Vec<bool>, WriteError> {
+        let answer = self.queue(records, origin)?;
         answer
             .await
             .map_err(|_| WriteError::Closed)?
             .map_err(WriteError::Store)
     }
-}
 
-impl Writer {
     /// `insert`, for a blocking thread.
-    pub fn insert_blocking(&self, records: Vec<Record>) -> Result<Vec<bool>, WriteError> {
-        let (reply, answer) = oneshot::channel();
-        self.tx
-            .send((records, reply))
-            .map_err(|_| WriteError::Closed)?;
+    pub fn insert_blocking(
+        &self,
+        records: Vec<Record>,
+        origin: Origin,
+    ) -> Result<Vec<bool>, WriteError> {
+        let answer = self.queue(records, origin)?;
         answer
             .blocking_recv()
             .map_err(|_| WriteError::Closed)?
@@ -68,19 +122,24 @@ impl Writer {
     }
 }
 
-/// Takes everything queued, writes it as one batch, answers every caller.
-fn run(store: &Store, index: &SyncIndex, rx: &mpsc::Receiver<(Vec<Record>, Reply)>) {
+/// Takes everything queued, writes it as one batch, answers every caller, tells listeners.
+fn run(
+    store: &Store,
+    index: &SyncIndex,
+    rx: &mpsc::Receiver<Job>,
+    events: &broadcast::Sender<Stored>,
+) {
     while let Ok(first) = rx.recv() {
         let mut jobs = vec![first];
         while let Ok(more) = rx.try_recv() {
             jobs.push(more);
-            if jobs.iter().map(|(r, _)| r.len()).sum::<usize>() >= 4096 {
+            if jobs.iter().map(|j| j.records.len()).sum::<usize>() >= 4096 {
                 break;
             }
         }
         let all: Vec<Record> = jobs
             .iter()
-            .flat_map(|(records, _)| records.iter().cloned())
+            .flat_map(|j| j.records.iter().cloned())
             .collect();
         match store.insert_batch(&all) {
             Ok(fresh) => {
@@ -91,16 +150,30 @@ fn run(store: &Store, index: &SyncIndex, rx: &mpsc::Receiver<(Vec<Record>, Reply
                         .map(|(r, _)| (r.created_at(), r.id())),
                 );
                 let mut fresh = fresh.into_iter();
-                for (records, reply) in jobs {
-                    let mine: Vec<bool> = fresh.by_ref().take(records.len()).collect();
-                    let _ = reply.send(Ok(mine));
+                for job in jobs {
+                    let mine: Vec<bool> = fresh.by_ref().take(job.records.len()).collect();
+                    let new: Vec<_> = job
+                        .records
+                        .iter()
+                        .zip(&mine)
+                        .filter(|(_, f)| **f)
+                        .map(|(r, _)| (r.id(), r.created_at()))
+                        .collect();
+                    if !new.is_empty() {
+                        // No listener is fine: nobody needs to know.
+                        let _ = events.send(Stored {
+                            origin: job.origin,
+                            records: new,
+                        });
+                    }
+                    let _ = job.reply.send(Ok(mine));
                 }
             }
             Err(e) => {
                 tracing::error!("store write failed: {e}");
                 let e = Arc::new(e);
-                for (_, reply) in jobs {
-                    let _ = reply.send(Err(e.clone()));
+                for job in jobs {
+                    let _ = job.reply.send(Err(e.clone()));
                 }
             }
         }

@@ -2,8 +2,8 @@
 //! responses of catch-up (set reconciliation) and of fetching records by id. The node crate
 //! moves these over libp2p; a test peer can build them from here alone.
 //!
-//! Records travel whole only in fetch responses. Gossip carries a 40-byte announcement (id and
-//! creation time); a node that does not hold the record fetches it from the peer that announced
+//! Records travel whole only in fetch responses. Gossip carries a 32-byte announcement (the
+//! record's id); a node that does not hold the record fetches it from the peer that announced
 //! it, checks it, stores it, and only then lets gossip forward the announcement. Every node thus
 //! receives each record's bytes once, however many mesh peers announce it.
 
@@ -11,7 +11,7 @@ use crate::id::RecordId;
 use serde::{Deserialize, Serialize};
 
 /// The gossipsub topic of this format version's announcements.
-pub const GOSSIP_TOPIC: &str = "cailloux/records/v1";
+pub const GOSSIP_TOPIC: &str = "cailloux/v1";
 /// The libp2p protocol of set reconciliation.
 pub const SYNC_PROTOCOL: &str = "/cailloux/sync/1";
 /// The libp2p protocol of fetching records by id.
@@ -23,40 +23,29 @@ pub const MAX_FETCH_IDS: usize = 512;
 /// A fetch response stops adding records past this many bytes; the asker asks again for the rest.
 pub const MAX_FETCH_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
 /// The largest reconciliation frame a node sends (negentropy's frame size limit).
-pub const SYNC_FRAME_LIMIT: u64 = 64 * 1024;
+pub const SYNC_FRAME_LIMIT: u64 = 512 * 1024;
 
-/// "I hold record `id`, created at `created_at`": the whole gossip message, 40 bytes.
+/// "I hold record `id`": the whole gossip message, its 32 bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Announce {
     pub id: RecordId,
-    pub created_at: u64,
 }
 
 /// Why a gossip message is not an announcement.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("an announcement is 40 bytes (id, creation time); this message is {0} bytes")]
+#[error("an announcement is a 32-byte record id; this message is {0} bytes")]
 pub struct BadAnnounce(pub usize);
 
 impl Announce {
-    pub const LEN: usize = 40;
+    pub const LEN: usize = 32;
 
     pub fn encode(&self) -> [u8; Self::LEN] {
-        let mut out = [0; Self::LEN];
-        out[..32].copy_from_slice(&self.id.0);
-        out[32..].copy_from_slice(&self.created_at.to_be_bytes());
-        out
+        self.id.0
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Announce, BadAnnounce> {
-        let bytes: &[u8; Self::LEN] = bytes.try_into().map_err(|_| BadAnnounce(bytes.len()))?;
-        let mut id = [0; 32];
-        id.copy_from_slice(&bytes[..32]);
-        let mut time = [0; 8];
-        time.copy_from_slice(&bytes[32..]);
-        Ok(Announce {
-            id: RecordId(id),
-            created_at: u64::from_be_bytes(time),
-        })
+        let id: [u8; Self::LEN] = bytes.try_into().map_err(|_| BadAnnounce(bytes.len()))?;
+        Ok(Announce { id: RecordId(id) })
     }
 }
 
@@ -95,7 +84,6 @@ mod tests {
     fn announcements_round_trip_and_refuse_other_sizes() {
         let a = Announce {
             id: RecordId([7; 32]),
-            created_at: 1_764_000_000_123,
         };
         assert_eq!(Announce::decode(&a.encode()), Ok(a));
         assert_eq!(Announce::decode(&[0; 39]), Err(BadAnnounce(39)));

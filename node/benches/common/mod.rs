@@ -1,0 +1,89 @@
+//! Synthetic records for the benchmarks: French-looking text from a small vocabulary, about
+//! 2.5 KB per record (the size of the sample corpus' write-ups), signed by 50 town keys.
+
+#![allow(dead_code)]
+
+use cailloux_protocol::{Kind, Outcome, Publication, Record, SigningKey, Theme};
+
+const WORDS: &[&str] = &[
+    "habitants",
+    "commune",
+    "jardin",
+    "énergie",
+    "chantier",
+    "convention",
+    "quartier",
+    "école",
+    "bénévoles",
+    "mairie",
+    "projet",
+    "récolte",
+    "chaufferie",
+    "réseau",
+    "transition",
+    "village",
+    "association",
+    "élus",
+    "atelier",
+    "compost",
+    "mobilité",
+    "enquête",
+    "bilan",
+    "partage",
+];
+
+pub fn text(seed: usize, words: usize) -> String {
+    (0..words)
+        .map(|i| WORDS[(seed * 7 + i * 13 + i / 5) % WORDS.len()])
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+pub fn records(n: usize) -> Vec<Record> {
+    let keys: Vec<SigningKey> = (0..50u8)
+        .map(|i| SigningKey::from_bytes(&[i + 1; 32]))
+        .collect();
+    (0..n)
+        .map(|i| {
+            let p = Publication {
+                kind: Kind::Experiment,
+                title: format!("Essai {i} : {}", text(i, 8)),
+                summary: text(i + 1, 40),
+                language: "fr".into(),
+                town: format!("Commune-{}", i % 50),
+                themes: vec![
+                    Theme::ALL[i % Theme::ALL.len()],
+                    Theme::ALL[(i + 3) % Theme::ALL.len()],
+                ],
+                tags: vec!["essai".into(), text(i, 1)],
+                sdgs: vec![11],
+                period: None,
+                participation: None,
+                licence: "etalab-2.0".into(),
+                links: Vec::new(),
+                outcome: Some(Outcome::ALL[i % 4]),
+                need: None,
+                method: None,
+                indicators: Vec::new(),
+                body: format!(
+                    "## Contexte\n{}\n\n## Résultats\n{}\n",
+                    text(i, 120),
+                    text(i + 2, 80)
+                ),
+            };
+            Record::sign(&keys[i % keys.len()], 1_700_000_000_000 + i as u64, p)
+                .unwrap_or_else(|e| panic!("{e}"))
+        })
+        .collect()
+}
+
+pub fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// The value at quantile `q` (0..=1) of `v`.
+pub fn quantile(mut v: Vec<f64>, q: f64) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[((v.len() - 1) as f64 * q).round() as usize]
+}
