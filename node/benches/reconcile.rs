@@ -73,8 +73,6 @@ fn main() {
             elapsed.as_secs_f64() * 1e3
         );
     }
-    println!(
-        "ratio = (bytes both ways) / (naive: one side sends all its ids); then the {} missing records are fetched by id",
-        "`diff`"
-    );
+    println!("ratio = (bytes both ways) / (naive: one side sends all its ids);");
+    println!("afterwards the `diff` missing records are fetched by id");
 }
