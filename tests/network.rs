@@ -194,6 +194,29 @@ fn the_cli_works_the_same_through_a_running_node() {
 }
 
 #[test]
+fn quic_transport_and_bootstrap_by_host_name() {
+    let a = NodeProcess::start_on("A", "/ip4/127.0.0.1/udp/0/quic-v1", &[]);
+    let addr = a.addr();
+    assert!(addr.contains("/quic-v1/p2p/"), "{addr}");
+    // The same address with a host name instead of an IP: resolved through `dns`.
+    let by_name = addr.replacen("/ip4/127.0.0.1/", "/dns4/localhost/", 1);
+    let b = NodeProcess::start_on("B", "/ip4/127.0.0.1/udp/0/quic-v1", &[by_name]);
+    assert!(
+        wait_until(Duration::from_secs(10), || b.status()["gossip_peers"] == 1),
+        "B did not join A over QUIC"
+    );
+    let files = publication_files(1, "quic");
+    let id = published(&a.home.ok(&[
+        "publish",
+        "--json",
+        files.path().to_str().unwrap_or_default(),
+    ]))[0]
+        .1
+        .clone();
+    assert!(wait_until(Duration::from_secs(5), || b.ids().contains(&id)));
+}
+
+#[test]
 fn a_node_on_a_fresh_home_creates_its_identity_and_says_when_the_town_is_unnamed() {
     let home = TestHome::empty();
     let child = home

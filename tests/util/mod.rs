@@ -182,12 +182,27 @@ impl NodeProcess {
 
     /// Starts the node again in the same home (after `stop` or `kill`).
     pub fn restart(&mut self, bootstrap: &[String]) {
+        self.restart_on("/ip4/127.0.0.1/tcp/0", bootstrap);
+    }
+
+    /// Starts a node listening on `listen` (a multiaddr).
+    pub fn start_on(town: &str, listen: &str, bootstrap: &[String]) -> NodeProcess {
+        let mut node = NodeProcess {
+            home: TestHome::empty(),
+            child: None,
+            town: town.to_owned(),
+        };
+        node.restart_on(listen, bootstrap);
+        node
+    }
+
+    fn restart_on(&mut self, listen: &str, bootstrap: &[String]) {
         let mut args: Vec<String> = [
             "node",
             "--town",
             &self.town,
             "--listen",
-            "/ip4/127.0.0.1/tcp/0",
+            listen,
             "--api",
             "127.0.0.1:0",
             "--no-mdns",
