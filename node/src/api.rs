@@ -32,6 +32,8 @@ pub struct ApiState {
     pub client: Client,
     pub store: Store,
     pub writer: Writer,
+    /// The reconciliation index: its length is the record count, without a scan.
+    pub index: Arc<crate::sync::SyncIndex>,
     pub key: Arc<SigningKey>,
     pub town: Option<String>,
     pub token: Arc<str>,
@@ -117,11 +119,7 @@ async fn blocking<T: Send + 'static>(
 
 async fn status(State(state): State<ApiState>) -> Result<Json<Value>, ApiError> {
     let net = state.client.status().await.map_err(|_| unavailable())?;
-    let records = blocking({
-        let store = state.store.clone();
-        move || store.len()
-    })
-    .await?;
+    let records = state.index.len();
     Ok(Json(json!({
         "peer_id": net.peer_id,
         "public_key": cailloux_protocol::id::encode_hex(state.key.verifying_key().as_bytes()),

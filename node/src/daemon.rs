@@ -150,6 +150,7 @@ impl Daemon {
             client: client.clone(),
             store: store.clone(),
             writer: writer.clone(),
+            index: index.clone(),
             key: Arc::new(identity.signing_key().clone()),
             town: town.clone(),
             token: home.api_token()?.into(),
