@@ -7,27 +7,12 @@
 
 mod common;
 
-use cailloux_node::daemon::{Daemon, NodeOptions};
+use cailloux_node::daemon::Daemon;
 use cailloux_node::exchange::{self, jsonl_line};
 use cailloux_node::writer::Origin;
-use cailloux_node::{Home, Multiaddr, Store};
-use common::records;
+use cailloux_node::{Home, Store};
+use common::{listen_addr, options, records};
 use std::time::{Duration, Instant};
-
-fn options(bootstrap: Vec<Multiaddr>) -> NodeOptions {
-    NodeOptions {
-        listen: vec![
-            "/ip4/127.0.0.1/tcp/0"
-                .parse()
-                .unwrap_or_else(|e| panic!("{e}")),
-        ],
-        api: "127.0.0.1:0".into(),
-        bootstrap,
-        mdns: false,
-        town: Some("Bench".into()),
-        sync_interval: Duration::from_secs(3600),
-    }
-}
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -58,12 +43,7 @@ async fn main() -> anyhow::Result<()> {
     for chunk in records.chunks(1000) {
         a.writer().insert(chunk.to_vec(), Origin::Local).await?;
     }
-    let addr = loop {
-        if let Some(addr) = a.net_status().await?.listen_addrs.first() {
-            break addr.parse::<Multiaddr>()?;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    };
+    let addr = listen_addr(&a).await?;
 
     // C comes back.
     let started = Instant::now();

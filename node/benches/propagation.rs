@@ -8,9 +8,9 @@
 mod common;
 
 use cailloux_node::Home;
-use cailloux_node::daemon::{Daemon, NodeOptions};
+use cailloux_node::daemon::Daemon;
 use cailloux_node::writer::Origin;
-use common::{quantile, records};
+use common::{listen_addr, options, quantile, records};
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
@@ -26,22 +26,6 @@ fn inbound_bytes(api: &str) -> f64 {
         })
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
-}
-
-fn options(bootstrap: Vec<cailloux_node::Multiaddr>) -> NodeOptions {
-    NodeOptions {
-        listen: vec![
-            "/ip4/127.0.0.1/tcp/0"
-                .parse()
-                .unwrap_or_else(|e| panic!("{e}")),
-        ],
-        api: "127.0.0.1:0".into(),
-        bootstrap,
-        mdns: false,
-        town: Some("Bench".into()),
-        // Periodic catch-up would add traffic unrelated to propagation.
-        sync_interval: Duration::from_secs(3600),
-    }
 }
 
 #[tokio::main]
@@ -68,12 +52,7 @@ async fn main() -> anyhow::Result<()> {
             .map(|j| addrs[j].clone())
             .collect();
         let node = Daemon::start(Home::new(dir.path()), options(bootstrap)).await?;
-        let addr = loop {
-            if let Some(addr) = node.net_status().await?.listen_addrs.first() {
-                break addr.parse::<cailloux_node::Multiaddr>()?;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        };
+        let addr = listen_addr(&node).await?;
         addrs.push(addr);
         nodes.push(node);
     }

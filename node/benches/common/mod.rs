@@ -3,7 +3,37 @@
 
 #![allow(dead_code)]
 
+use cailloux_node::Multiaddr;
+use cailloux_node::daemon::{Daemon, NodeOptions};
 use cailloux_protocol::{Kind, Outcome, Publication, Record, SigningKey, Theme};
+use std::time::Duration;
+
+/// A node on loopback with an ephemeral port, mDNS off, and no periodic catch-up (it would add
+/// traffic unrelated to what is measured).
+pub fn options(bootstrap: Vec<Multiaddr>) -> NodeOptions {
+    NodeOptions {
+        listen: vec![
+            "/ip4/127.0.0.1/tcp/0"
+                .parse()
+                .unwrap_or_else(|e| panic!("{e}")),
+        ],
+        api: "127.0.0.1:0".into(),
+        bootstrap,
+        mdns: false,
+        town: Some("Bench".into()),
+        sync_interval: Duration::from_secs(3600),
+    }
+}
+
+/// The node's first listen address, once it is listening.
+pub async fn listen_addr(node: &Daemon) -> anyhow::Result<Multiaddr> {
+    loop {
+        if let Some(addr) = node.net_status().await?.listen_addrs.first() {
+            return Ok(addr.parse()?);
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
 
 const WORDS: &[&str] = &[
     "habitants",
