@@ -248,8 +248,10 @@ pub fn new(
                 .mesh_n_low(3)
                 .mesh_n_high(8)
                 .mesh_outbound_min(2)
-                // Likewise, lazy gossip (IHAVE) goes to 3 peers outside the mesh, not 6.
+                // Likewise, lazy gossip (IHAVE) goes to 3 peers outside the mesh, not 6, and a
+                // node publishes to its mesh rather than to every subscribed peer.
                 .gossip_lazy(3)
+                .flood_publish(false)
                 .build()?;
             let gossipsub = gossipsub::Behaviour::new(
                 gossipsub::MessageAuthenticity::Anonymous,
