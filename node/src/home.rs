@@ -237,20 +237,16 @@ impl Home {
             path: path.clone(),
             source: std::io::Error::other(e.to_string()),
         })?;
-        let mut options = OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let mut file = options.open(&path).map_err(|e| match e.kind() {
+        // Written whole beside its place, then linked into it: a crash never leaves a
+        // half-written identity, and linking fails if another process created one meanwhile.
+        let tmp = self.root.join(format!("identity.key.{}.tmp", std::process::id()));
+        write_private(&tmp, &encode_hex(&seed))?;
+        let linked = std::fs::hard_link(&tmp, &path);
+        let _ = std::fs::remove_file(&tmp);
+        linked.map_err(|e| match e.kind() {
             std::io::ErrorKind::AlreadyExists => HomeError::IdentityExists { path: path.clone() },
-            _ => HomeError::Io {
-                path: path.clone(),
-                source: e,
-            },
+            _ => HomeError::Io { path: path.clone(), source: e },
         })?;
-        file.write_all(format!("{}\n", encode_hex(&seed)).as_bytes())
-            .and_then(|()| file.sync_all())
-            .map_err(io(&path))?;
         let config = self.config_path();
         if !config.exists() {
             let mut text = config_template(town.unwrap_or(""));
