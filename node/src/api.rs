@@ -34,6 +34,7 @@ pub struct ApiState {
     pub writer: Writer,
     /// The reconciliation index: its length is the record count, without a scan.
     pub index: Arc<crate::sync::SyncIndex>,
+    pub search: Arc<crate::search::SearchIndex>,
     pub key: Arc<SigningKey>,
     pub town: Option<String>,
     pub token: Arc<str>,

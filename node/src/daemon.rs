@@ -13,6 +13,7 @@ use crate::api::{self, ApiState};
 use crate::home::{Home, HomeError};
 use crate::metrics::Metrics;
 use crate::network::{self, NetworkConfig};
+use crate::search::SearchIndex;
 use crate::sync::SyncIndex;
 use crate::writer::Writer;
 use anyhow::Context;
@@ -71,6 +72,7 @@ pub struct Daemon {
     store: crate::Store,
     network_task: tokio::task::JoinHandle<()>,
     writer_thread: std::thread::JoinHandle<()>,
+    indexer_thread: std::thread::JoinHandle<()>,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
     stop_api: tokio::sync::oneshot::Sender<()>,
 }
@@ -123,7 +125,17 @@ impl Daemon {
         let metrics = Arc::new(Metrics::default());
         let mut registry = Registry::default();
         metrics.register(&mut registry);
-        let (writer, writer_thread) = Writer::start(store.clone(), index.clone());
+        let search = Arc::new(
+            tokio::task::spawn_blocking({
+                let dir = home.search_path();
+                move || SearchIndex::open(&dir)
+            })
+            .await??
+            .0,
+        );
+        let (to_indexer, indexer_thread) =
+            crate::search::start_indexer(search.clone(), store.clone());
+        let (writer, writer_thread) = Writer::start(store.clone(), index.clone(), Some(to_indexer));
         let net_config = NetworkConfig {
             listen: options.listen.clone(),
             bootstrap: options.bootstrap.clone(),
@@ -151,6 +163,7 @@ impl Daemon {
             store: store.clone(),
             writer: writer.clone(),
             index: index.clone(),
+            search,
             key: Arc::new(identity.signing_key().clone()),
             town: town.clone(),
             token: home.api_token()?.into(),
@@ -182,6 +195,7 @@ impl Daemon {
             store,
             network_task,
             writer_thread,
+            indexer_thread,
             server,
             stop_api,
         })
@@ -212,6 +226,7 @@ impl Daemon {
             store,
             network_task,
             writer_thread,
+            indexer_thread,
             server,
             stop_api,
             ..
@@ -229,6 +244,8 @@ impl Daemon {
         // network's with its task; tasks it spawned finish their store write first.
         tokio::task::spawn_blocking(move || {
             let _ = writer_thread.join();
+            // The writer held the indexer's only sender: the indexer finishes its queue and ends.
+            let _ = indexer_thread.join();
             store.flush()
         })
         .await??;

@@ -182,6 +182,11 @@ impl Home {
         self.root.join("store")
     }
 
+    /// The full-text search index, derived from the store.
+    pub fn search_path(&self) -> PathBuf {
+        self.root.join("index")
+    }
+
     /// Where a running node writes the API address it bound; removed when it stops.
     pub fn api_addr_path(&self) -> PathBuf {
         self.root.join("api.addr")
@@ -239,13 +244,18 @@ impl Home {
         })?;
         // Written whole beside its place, then linked into it: a crash never leaves a
         // half-written identity, and linking fails if another process created one meanwhile.
-        let tmp = self.root.join(format!("identity.key.{}.tmp", std::process::id()));
+        let tmp = self
+            .root
+            .join(format!("identity.key.{}.tmp", std::process::id()));
         write_private(&tmp, &encode_hex(&seed))?;
         let linked = std::fs::hard_link(&tmp, &path);
         let _ = std::fs::remove_file(&tmp);
         linked.map_err(|e| match e.kind() {
             std::io::ErrorKind::AlreadyExists => HomeError::IdentityExists { path: path.clone() },
-            _ => HomeError::Io { path: path.clone(), source: e },
+            _ => HomeError::Io {
+                path: path.clone(),
+                source: e,
+            },
         })?;
         let config = self.config_path();
         if !config.exists() {

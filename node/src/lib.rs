@@ -1,7 +1,9 @@
-//! A Cailloux town node as a library: its home folder, its store, and the operations the CLI and
-//! (later) the daemon share: publishing files, exporting, importing and verifying.
+//! A Cailloux town node as a library: its home folder, its store and search index, the
+//! operations the CLI and the daemon share (publishing files, exporting, importing, verifying,
+//! searching), and the daemon itself (network, API, metrics).
 //!
-//! Everything here is synchronous; an async caller runs it on blocking threads.
+//! The store, the search index and the exchange functions are synchronous; the daemon runs them
+//! on threads of their own or on blocking threads, never on the async runtime's workers.
 
 pub mod api;
 pub mod daemon;
@@ -10,6 +12,7 @@ pub mod home;
 pub mod metrics;
 pub mod network;
 pub mod publish;
+pub mod search;
 pub mod store;
 pub mod sync;
 pub mod writer;

@@ -22,6 +22,23 @@ use tokio::sync::{broadcast, oneshot};
 type Written = Result<Vec<bool>, Arc<StoreError>>;
 type Reply = oneshot::Sender<Written>;
 
+/// New records for the search indexer, and, for a local write, the caller to answer once they
+/// are searchable (with whether each record of its job was new).
+#[derive(Debug)]
+pub struct IndexJob {
+    pub records: Vec<Record>,
+    pub reply: Option<(Reply, Vec<bool>)>,
+}
+
+impl IndexJob {
+    /// Answers the caller, if any: its records are durable and indexed.
+    pub fn done(self) {
+        if let Some((reply, fresh)) = self.reply {
+            let _ = reply.send(Ok(fresh));
+        }
+    }
+}
+
 /// Where records came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Origin {
@@ -63,13 +80,21 @@ pub enum WriteError {
 
 impl Writer {
     /// Starts the writer thread. It stops, after flushing, when every `Writer` handle is gone.
-    pub fn start(store: Store, index: Arc<SyncIndex>) -> (Writer, std::thread::JoinHandle<()>) {
+    /// New records are also handed to `indexer`, the search index's thread; a local write
+    /// (publish, import) is answered by the indexer once its records are searchable, so that a
+    /// person who publishes finds what they published. Records from peers are answered as soon
+    /// as they are durable.
+    pub fn start(
+        store: Store,
+        index: Arc<SyncIndex>,
+        indexer: Option<mpsc::Sender<IndexJob>>,
+    ) -> (Writer, std::thread::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel::<Job>();
         let (stored, _) = broadcast::channel(1024);
         let events = stored.clone();
         let handle = std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || run(&store, &index, &rx, &events))
+            .spawn(move || run(&store, &index, &rx, &events, indexer.as_ref()))
             .unwrap_or_else(|e| panic!("cannot start the store writer thread: {e}"));
         (Writer { tx, stored }, handle)
     }
@@ -128,6 +153,7 @@ fn run(
     index: &SyncIndex,
     rx: &mpsc::Receiver<Job>,
     events: &broadcast::Sender<Stored>,
+    indexer: Option<&mpsc::Sender<IndexJob>>,
 ) {
     while let Ok(first) = rx.recv() {
         let mut jobs = vec![first];
@@ -166,7 +192,30 @@ fn run(
                             records: new,
                         });
                     }
-                    let _ = job.reply.send(Ok(mine));
+                    let records: Vec<Record> = job
+                        .records
+                        .into_iter()
+                        .zip(&mine)
+                        .filter(|(_, f)| **f)
+                        .map(|(r, _)| r)
+                        .collect();
+                    let wait = job.origin == Origin::Local;
+                    match indexer {
+                        Some(indexer) => {
+                            let reply = if wait {
+                                Some((job.reply, mine))
+                            } else {
+                                let _ = job.reply.send(Ok(mine));
+                                None
+                            };
+                            // If the indexer has stopped, the caller is answered by the drop
+                            // (as a closed store), and the index catches up when next opened.
+                            let _ = indexer.send(IndexJob { records, reply });
+                        }
+                        None => {
+                            let _ = job.reply.send(Ok(mine));
+                        }
+                    }
                 }
             }
             Err(e) => {
