@@ -13,6 +13,7 @@ use anyhow::Context;
 use cailloux_node::daemon::{self, NodeOptions};
 use cailloux_node::exchange::{self, BadLine, Report};
 use cailloux_node::publish::{self, FileViolations};
+use cailloux_node::search::{MAX_LIMIT, SearchIndex, SearchQuery, results_json};
 use cailloux_node::{Filter, Home, ResolveError, Store, now_millis};
 use cailloux_protocol::view::{full_json, summary_json};
 use cailloux_protocol::{IdPrefix, Kind, Record, Theme};
@@ -85,6 +86,43 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Search the corpus by words (accents and plurals do not matter), best first; with no words,
+    /// list what the filters keep, newest first.
+    Search {
+        /// The words to look for.
+        #[arg(value_name = "QUERY")]
+        words: Vec<String>,
+        #[arg(long, value_enum)]
+        kind: Option<KindArg>,
+        /// A theme slug, such as energy or social-link.
+        #[arg(long)]
+        theme: Option<String>,
+        /// A town name (case and accents do not matter).
+        #[arg(long)]
+        town: Option<String>,
+        /// From this year on (the start of the record's period, else its creation).
+        #[arg(long, value_name = "YEAR")]
+        since: Option<u64>,
+        /// Up to this year, included.
+        #[arg(long, value_name = "YEAR")]
+        until: Option<u64>,
+        /// An experiment's outcome: succeeded, partial, failed or abandoned.
+        #[arg(long)]
+        outcome: Option<String>,
+        /// At most this many results.
+        #[arg(long, default_value_t = 10)]
+        limit: usize,
+        /// Print one JSON array: the list fields plus `score` and `snippet`.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Counts by kind, theme, town, year and outcome.
+    Stats {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Rebuild the search index from the store.
+    Reindex,
     /// Show one record in full.
     Show {
         /// A record id, or a unique prefix of 8 characters or more.
@@ -246,6 +284,39 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             json,
         } => list(&home, kind, theme, town, json),
         Command::Show { id, json } => show(&home, &id, json),
+        Command::Search {
+            words,
+            kind,
+            theme,
+            town,
+            since,
+            until,
+            outcome,
+            limit,
+            json,
+        } => {
+            let mut params: std::collections::HashMap<String, String> =
+                std::collections::HashMap::new();
+            params.insert("q".into(), words.join(" "));
+            params.insert("limit".into(), limit.to_string());
+            let optional = [
+                ("kind", kind.map(|k| Kind::from(k).slug().to_owned())),
+                ("theme", theme),
+                ("town", town),
+                ("since", since.map(|y| y.to_string())),
+                ("until", until.map(|y| y.to_string())),
+                ("outcome", outcome),
+            ];
+            for (k, v) in optional {
+                if let Some(v) = v {
+                    params.insert(k.into(), v);
+                }
+            }
+            let query = SearchQuery::from_params(&params).map_err(Refused)?;
+            search(&home, &query, json)
+        }
+        Command::Stats { json } => stats(&home, json),
+        Command::Reindex => reindex(&home),
         Command::Export { format, out } => export(&home, format, out),
         Command::Import { file } => import(&home, &file),
         Command::Verify { file } => verify(&file),
@@ -575,12 +646,34 @@ fn list(
         if let Some(t) = &town {
             query.push(("town", t.clone()));
         }
-        let query: Vec<(&str, &str)> = query.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        let answer = remote.get("/api/v1/records", &query)?;
-        if answer.status != 200 {
-            return Err(Refused(error_text(&answer.body)).into());
+        query.push(("limit", MAX_LIMIT.to_string()));
+        let mut records = Vec::new();
+        loop {
+            let params: Vec<(&str, &str)> = query.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let answer = remote.get("/api/v1/records", &params)?;
+            if answer.status != 200 {
+                return Err(Refused(error_text(&answer.body)).into());
+            }
+            for mut r in answer.body["records"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+            {
+                if let Some(m) = r.as_object_mut() {
+                    m.remove("score");
+                    m.remove("snippet");
+                }
+                records.push(r);
+            }
+            match answer.body["next_cursor"].as_str() {
+                Some(cursor) => {
+                    query.retain(|(k, _)| *k != "cursor");
+                    query.push(("cursor", cursor.to_owned()));
+                }
+                None => break,
+            }
         }
-        answer.body.as_array().cloned().unwrap_or_default()
+        records
     } else {
         let filter = Filter {
             kind,
@@ -618,6 +711,149 @@ fn list(
     if records.is_empty() {
         eprintln!("no records match");
     }
+    Ok(())
+}
+
+/// The search index of a home with no running node, brought in step with the store first.
+fn local_search(home: &Home) -> anyhow::Result<Option<(Store, SearchIndex)>> {
+    let Some(store) = home.open_existing_store()? else {
+        return Ok(None);
+    };
+    let (index, _) = SearchIndex::open(&home.search_path())?;
+    if index.len() != store.len() as u64 {
+        let bar = progress_bar(Some(store.len() as u64), "indexing");
+        index.catch_up(&store, &mut |n| bar.set_position(n))?;
+        bar.finish_and_clear();
+    }
+    Ok(Some((store, index)))
+}
+
+fn search(home: &Home, query: &SearchQuery, json: bool) -> anyhow::Result<()> {
+    let page = if let Some(remote) = Remote::find(home) {
+        let params = query.to_params();
+        let params: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let answer = remote.get("/api/v1/records", &params)?;
+        if answer.status != 200 {
+            return Err(Refused(error_text(&answer.body)).into());
+        }
+        answer.body
+    } else {
+        match local_search(home)? {
+            Some((store, index)) => {
+                let results = index.search(query).map_err(|e| Refused(e.to_string()))?;
+                results_json(&store, query, &results)?
+            }
+            None => {
+                serde_json::json!({ "total": 0, "records": [], "next_cursor": null, "facets": {} })
+            }
+        }
+    };
+    let records = page["records"].as_array().cloned().unwrap_or_default();
+    let mut out = std::io::stdout().lock();
+    if json {
+        serde_json::to_writer_pretty(&mut out, &records)?;
+        writeln!(out)?;
+        return Ok(());
+    }
+    let bold = std::io::stdout().is_terminal();
+    for r in &records {
+        let text = |k: &str| r[k].as_str().unwrap_or_default().to_owned();
+        let id = text("id");
+        writeln!(
+            out,
+            "{}  {:<10}  {:<20}  {}",
+            id.get(..12).unwrap_or(&id),
+            text("kind"),
+            text("town"),
+            text("title")
+        )?;
+        let snippet = plain_snippet(&text("snippet"), bold);
+        if !snippet.is_empty() {
+            writeln!(out, "              {snippet}")?;
+        }
+    }
+    eprintln!("{} of {} result(s)", records.len(), page["total"]);
+    Ok(())
+}
+
+/// A snippet's HTML as terminal text: marks in bold on a terminal, «like this» otherwise.
+fn plain_snippet(html: &str, bold: bool) -> String {
+    let (open, close) = if bold {
+        ("\x1b[1m", "\x1b[0m")
+    } else {
+        ("«", "»")
+    };
+    html.replace("<mark>", open)
+        .replace("</mark>", close)
+        .replace('\n', " ")
+        .replace("&quot;", "\"")
+        .replace("&#x27;", "'")
+        .replace("&#39;", "'")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+fn stats(home: &Home, json: bool) -> anyhow::Result<()> {
+    let body = if let Some(remote) = Remote::find(home) {
+        remote.get("/api/v1/stats", &[])?.body
+    } else {
+        match local_search(home)? {
+            Some((_, index)) => {
+                let (total, facets) = index.stats(&SearchQuery::default())?;
+                serde_json::json!({ "total": total, "facets": facets })
+            }
+            None => serde_json::json!({ "total": 0, "facets": {} }),
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    if json {
+        serde_json::to_writer_pretty(&mut out, &body)?;
+        writeln!(out)?;
+        return Ok(());
+    }
+    writeln!(out, "{} record(s)", body["total"])?;
+    for facet in ["kind", "theme", "town", "year", "outcome"] {
+        let Some(counts) = body["facets"][facet].as_object() else {
+            continue;
+        };
+        if counts.is_empty() {
+            continue;
+        }
+        writeln!(out, "\n{facet}")?;
+        for (value, n) in counts {
+            let label = match facet {
+                "kind" => Kind::from_slug(value).map(|k| format!(" ({})", k.label_fr())),
+                "theme" => Theme::from_slug(value).map(|t| format!(" ({})", t.label_fr())),
+                _ => None,
+            };
+            writeln!(
+                out,
+                "  {:>6}  {value}{}",
+                n.as_u64().unwrap_or(0),
+                label.unwrap_or_default()
+            )?;
+        }
+    }
+    Ok(())
+}
+
+fn reindex(home: &Home) -> anyhow::Result<()> {
+    if Remote::find(home).is_some() {
+        anyhow::bail!(
+            "a node is running for {}: it keeps the index current, and rebuilds a damaged one when it starts; stop it to rebuild by hand",
+            home.root().display()
+        );
+    }
+    let store = home.open_store()?;
+    let bar = progress_bar(Some(store.len() as u64), "indexing");
+    let index = SearchIndex::rebuild(&home.search_path(), &store, &mut |n| bar.set_position(n))?;
+    bar.finish_and_clear();
+    eprintln!(
+        "indexed {} record(s) in {}",
+        index.len(),
+        home.search_path().display()
+    );
     Ok(())
 }
 

@@ -9,7 +9,8 @@ use crate::exchange::{self, ExchangeError};
 use crate::metrics::Metrics;
 use crate::network::Client;
 use crate::publish;
-use crate::store::{Filter, ResolveError, Store};
+use crate::search::{SearchIndex, SearchQuery};
+use crate::store::{ResolveError, Store};
 use crate::writer::{Origin, Writer};
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
@@ -17,12 +18,13 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use cailloux_protocol::view::{full_json, summary_json};
-use cailloux_protocol::{IdPrefix, Kind, Record, SigningKey, Theme};
+use cailloux_protocol::view::full_json;
+use cailloux_protocol::{IdPrefix, Record, RecordId, SigningKey};
 use futures::TryStreamExt;
 use prometheus_client::registry::Registry;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -34,7 +36,7 @@ pub struct ApiState {
     pub writer: Writer,
     /// The reconciliation index: its length is the record count, without a scan.
     pub index: Arc<crate::sync::SyncIndex>,
-    pub search: Arc<crate::search::SearchIndex>,
+    pub search: Arc<SearchIndex>,
     pub key: Arc<SigningKey>,
     pub town: Option<String>,
     pub token: Arc<str>,
@@ -49,6 +51,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/peers", get(peers))
         .route("/api/v1/records", get(list))
         .route("/api/v1/records/{id}", get(show))
+        .route("/api/v1/stats", get(stats))
         .route("/api/v1/export", get(export))
         .route("/api/v1/publish", post(publish_files))
         .route(
@@ -138,84 +141,117 @@ async fn peers(State(state): State<ApiState>) -> Result<Json<Value>, ApiError> {
     Ok(Json(json!(peers)))
 }
 
-#[derive(Debug, Deserialize)]
-struct ListQuery {
-    kind: Option<String>,
-    theme: Option<String>,
-    town: Option<String>,
-}
-
-fn parse_filter(q: ListQuery) -> Result<Filter, ApiError> {
-    let kind = q
-        .kind
-        .map(|k| {
-            Kind::from_slug(&k).ok_or_else(|| {
-                bad_request(format!(
-                    "kind: `{k}` is not one of {}",
-                    Kind::slugs().join(", ")
-                ))
-            })
-        })
-        .transpose()?;
-    let theme = q
-        .theme
-        .map(|t| {
-            Theme::from_slug(&t).ok_or_else(|| {
-                let hint = Theme::suggest(&t)
-                    .map(|s| format!(" (did you mean `{s}`?)"))
-                    .unwrap_or_default();
-                bad_request(format!(
-                    "theme: `{t}` is not a theme{hint}; the themes are: {}",
-                    Theme::slugs().join(", ")
-                ))
-            })
-        })
-        .transpose()?;
-    Ok(Filter {
-        kind,
-        theme,
-        town: q.town,
-        author: None,
-    })
-}
-
+/// Searches and lists: `q` (words, optional) and the filters `kind`, `theme`, `town`, `since`,
+/// `until`, `outcome`; `limit` and `cursor` page through the results.
 async fn list(
     State(state): State<ApiState>,
-    Query(q): Query<ListQuery>,
+    Query(params): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
-    let filter = parse_filter(q)?;
-    let store = state.store.clone();
-    let records = blocking(move || {
-        store
-            .list(&filter)
-            .map(|r| r.map(|r| Value::Object(summary_json(&r))))
-            .collect::<Result<Vec<_>, _>>()
+    let query = SearchQuery::from_params(&params).map_err(bad_request)?;
+    let (search, store) = (state.search.clone(), state.store.clone());
+    let page = blocking(move || {
+        let results = search.search(&query)?;
+        crate::search::results_json(&store, &query, &results)
     })
     .await?
     .map_err(internal)?;
-    Ok(Json(Value::Array(records)))
+    Ok(Json(page))
 }
 
+/// Counts by kind, theme, town, year and outcome, of everything or of what the filters keep.
+async fn stats(
+    State(state): State<ApiState>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    let query = SearchQuery::from_params(&params).map_err(bad_request)?;
+    let search = state.search.clone();
+    let (total, facets) = blocking(move || search.stats(&query))
+        .await?
+        .map_err(internal)?;
+    Ok(Json(json!({ "total": total, "facets": facets })))
+}
+
+/// The whole record, its signature status, and its links both ways (with the linked records'
+/// titles, kinds and towns when this node holds them).
 async fn show(
     State(state): State<ApiState>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let prefix = IdPrefix::parse(&id).map_err(bad_request)?;
-    let store = state.store.clone();
-    let found = blocking(move || -> Result<Option<Record>, ResolveError> {
-        let id = store.resolve(&prefix)?;
-        Ok(store.get(&id)?)
-    })
-    .await?;
+    let (store, search) = (state.store.clone(), state.search.clone());
+    let found = blocking(move || record_page(&store, &search, &prefix)).await?;
     match found {
-        Ok(Some(record)) => Ok(Json(Value::Object(full_json(&record)))),
-        Ok(None) => Err(ApiError(StatusCode::NOT_FOUND, format!("no record {id}"))),
-        Err(e @ ResolveError::NotFound(_)) => Err(ApiError(StatusCode::NOT_FOUND, e.to_string())),
-        Err(e @ ResolveError::Ambiguous { .. }) => {
+        Ok(page) => Ok(Json(page)),
+        Err(PageError::Resolve(e @ ResolveError::NotFound(_))) => {
+            Err(ApiError(StatusCode::NOT_FOUND, e.to_string()))
+        }
+        Err(PageError::Resolve(e @ ResolveError::Ambiguous { .. })) => {
             Err(ApiError(StatusCode::CONFLICT, e.to_string()))
         }
         Err(e) => Err(internal(e)),
     }
+}
+
+/// Why a record page could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum PageError {
+    #[error(transparent)]
+    Resolve(#[from] ResolveError),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Search(#[from] crate::search::SearchError),
+}
+
+/// `full_json` of a record, plus `signature`, `links_out` and `links_in`.
+pub fn record_page(
+    store: &Store,
+    search: &SearchIndex,
+    prefix: &IdPrefix,
+) -> Result<Value, PageError> {
+    let id = store.resolve(prefix)?;
+    let record = store
+        .get(&id)?
+        .ok_or(ResolveError::NotFound(prefix.clone()))?;
+    let mut page = full_json(&record);
+    // Records are verified before they are stored; the bytes are here for anyone to re-check.
+    page.insert(
+        "signature".into(),
+        json!({ "status": "verified", "algorithm": "ed25519", "record": base64_record(&record) }),
+    );
+    let describe = |rel: &str, other: &RecordId| -> Result<Value, PageError> {
+        let mut link = json!({ "rel": rel, "id": other.to_hex() });
+        if let Some(r) = store.get(other)? {
+            let p = r.publication();
+            link["title"] = json!(p.title);
+            link["kind"] = json!(p.kind);
+            link["town"] = json!(p.town);
+            link["created_at"] = json!(cailloux_protocol::time::rfc3339_millis(r.created_at()));
+        }
+        Ok(link)
+    };
+    let out: Vec<Value> = record
+        .publication()
+        .links
+        .iter()
+        .map(|l| describe(l.rel.slug(), &l.id))
+        .collect::<Result<_, _>>()?;
+    let mut incoming = Vec::new();
+    for source in search.linking_to(&id)? {
+        if let Some(r) = store.get(&source)? {
+            for l in r.publication().links.iter().filter(|l| l.id == id) {
+                incoming.push(describe(l.rel.slug(), &source)?);
+            }
+        }
+    }
+    page.insert("links_out".into(), Value::Array(out));
+    page.insert("links_in".into(), Value::Array(incoming));
+    Ok(Value::Object(page))
+}
+
+fn base64_record(record: &Record) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(record.bytes())
 }
 
 #[derive(Debug, Deserialize)]

@@ -207,6 +207,150 @@ pub struct SearchQuery {
     pub offset: usize,
 }
 
+/// The largest page of results.
+pub const MAX_LIMIT: usize = 500;
+
+impl SearchQuery {
+    /// Reads a query from URL parameters (`q`, `kind`, `theme`, `town`, `since`, `until`,
+    /// `outcome`, `limit`, `cursor`); the error names the parameter and what it accepts.
+    pub fn from_params(
+        params: &std::collections::HashMap<String, String>,
+    ) -> Result<SearchQuery, String> {
+        const KNOWN: &[&str] = &[
+            "q", "kind", "theme", "town", "since", "until", "outcome", "limit", "cursor",
+        ];
+        if let Some(unknown) = params.keys().find(|k| !KNOWN.contains(&String::as_str(k))) {
+            let hint = cailloux_protocol::vocab::nearest(unknown, KNOWN.iter().copied())
+                .map(|k| format!(" (did you mean `{k}`?)"))
+                .unwrap_or_default();
+            return Err(format!(
+                "`{unknown}` is not a parameter{hint}; the parameters are: {}",
+                KNOWN.join(", ")
+            ));
+        }
+        let get = |k: &str| params.get(k).map(|v| v.trim()).filter(|v| !v.is_empty());
+        fn vocab<T: cailloux_protocol::vocab::Vocabulary>(
+            name: &str,
+            v: Option<&str>,
+        ) -> Result<Option<T>, String> {
+            v.map(|v| {
+                T::from_slug(v).ok_or_else(|| {
+                    let hint = T::suggest(v)
+                        .map(|s| format!(" (did you mean `{s}`?)"))
+                        .unwrap_or_default();
+                    format!(
+                        "{name}: `{v}` is not a {}{hint}; valid: {}",
+                        T::WHAT,
+                        T::slugs().join(", ")
+                    )
+                })
+            })
+            .transpose()
+        }
+        let year = |name: &str| -> Result<Option<u64>, String> {
+            get(name)
+                .map(|v| match v.parse::<u64>() {
+                    Ok(y) if (1000..=9999).contains(&y) => Ok(y),
+                    _ => Err(format!(
+                        "{name}: `{v}` is not a year; write four digits, such as 2019"
+                    )),
+                })
+                .transpose()
+        };
+        let limit = match get("limit") {
+            None => 50,
+            Some(v) => match v.parse::<usize>() {
+                Ok(n) if (1..=MAX_LIMIT).contains(&n) => n,
+                _ => {
+                    return Err(format!(
+                        "limit: `{v}` is not a number from 1 to {MAX_LIMIT}"
+                    ));
+                }
+            },
+        };
+        let offset = match get("cursor") {
+            None => 0,
+            Some(v) => v
+                .parse::<usize>()
+                .map_err(|_| format!("cursor: `{v}` is not a cursor this node gave out"))?,
+        };
+        let query = SearchQuery {
+            text: get("q").unwrap_or("").to_owned(),
+            kind: vocab("kind", get("kind"))?,
+            theme: vocab("theme", get("theme"))?,
+            town: get("town").map(str::to_owned),
+            since: year("since")?,
+            until: year("until")?,
+            outcome: vocab("outcome", get("outcome"))?,
+            limit,
+            offset,
+        };
+        if let (Some(a), Some(b)) = (query.since, query.until)
+            && a > b
+        {
+            return Err(format!("since: {a} is after until ({b})"));
+        }
+        Ok(query)
+    }
+
+    /// The same query as URL parameters (for the CLI talking to a node).
+    pub fn to_params(&self) -> Vec<(&'static str, String)> {
+        let mut p = vec![("limit", self.limit.to_string())];
+        if !self.text.trim().is_empty() {
+            p.push(("q", self.text.clone()));
+        }
+        if let Some(k) = self.kind {
+            p.push(("kind", k.slug().into()));
+        }
+        if let Some(t) = self.theme {
+            p.push(("theme", t.slug().into()));
+        }
+        if let Some(t) = &self.town {
+            p.push(("town", t.clone()));
+        }
+        if let Some(y) = self.since {
+            p.push(("since", y.to_string()));
+        }
+        if let Some(y) = self.until {
+            p.push(("until", y.to_string()));
+        }
+        if let Some(o) = self.outcome {
+            p.push(("outcome", o.slug().into()));
+        }
+        if self.offset > 0 {
+            p.push(("cursor", self.offset.to_string()));
+        }
+        p
+    }
+}
+
+/// A page of results as the API and `search --json` show it: the matching records' list fields
+/// with `score` and `snippet`, the total, the facet counts, and the cursor of the next page.
+pub fn results_json(
+    store: &Store,
+    query: &SearchQuery,
+    results: &Results,
+) -> Result<serde_json::Value, SearchError> {
+    let mut records = Vec::with_capacity(results.hits.len());
+    for hit in &results.hits {
+        // A hit the store does not hold is an index out of step; it is skipped, and the index
+        // is brought back in step when next opened.
+        if let Some(record) = store.get(&hit.id)? {
+            let mut m = cailloux_protocol::view::summary_json(&record);
+            m.insert("score".into(), serde_json::json!(hit.score));
+            m.insert("snippet".into(), serde_json::json!(hit.snippet));
+            records.push(serde_json::Value::Object(m));
+        }
+    }
+    let next = query.offset + results.hits.len();
+    Ok(serde_json::json!({
+        "total": results.total,
+        "records": records,
+        "next_cursor": (next < results.total).then(|| next.to_string()),
+        "facets": results.facets,
+    }))
+}
+
 /// One hit: the record's id, its score (0 for a filtered listing) and a snippet, HTML-escaped
 /// text with the matched words in `<mark>`.
 #[derive(Clone, Debug)]
