@@ -165,7 +165,7 @@ pub fn wait_until(within: std::time::Duration, mut condition: impl FnMut() -> bo
 pub struct NodeProcess {
     pub home: TestHome,
     pub child: Option<std::process::Child>,
-    town: String,
+    pub town: String,
 }
 
 impl NodeProcess {
