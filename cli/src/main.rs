@@ -160,6 +160,10 @@ struct NodeArgs {
     /// The local API's address. Default: 127.0.0.1:4748 (port 0: any free port).
     #[arg(long, value_name = "HOST:PORT")]
     api: Option<String>,
+    /// Also serve the corpus browser and the read API (nothing that writes) on this address,
+    /// for the public.
+    #[arg(long, value_name = "HOST:PORT")]
+    public_api: Option<String>,
     /// A peer to connect to at start, ending in /p2p/<peer id> (repeatable).
     #[arg(long = "bootstrap", value_name = "MULTIADDR")]
     bootstrap: Vec<String>,
@@ -367,6 +371,7 @@ fn node(home: Home, args: NodeArgs) -> anyhow::Result<()> {
             .api
             .or(config.api.clone())
             .unwrap_or_else(|| daemon::DEFAULT_API.into()),
+        public_api: args.public_api.or(config.public_api.clone()),
         bootstrap: parse_addrs("--bootstrap", &bootstrap)?,
         mdns: !args.no_mdns && config.mdns.unwrap_or(true),
         town: args.town.or(config.town.clone()),

@@ -45,14 +45,11 @@ pub struct ApiState {
     pub registry: Arc<Registry>,
 }
 
+/// Everything: what the local API serves (127.0.0.1 by default).
 pub fn router(state: ApiState) -> Router {
-    Router::new()
+    read_routes()
         .route("/api/v1/status", get(status))
         .route("/api/v1/peers", get(peers))
-        .route("/api/v1/records", get(list))
-        .route("/api/v1/records/{id}", get(show))
-        .route("/api/v1/stats", get(stats))
-        .route("/api/v1/export", get(export))
         .route("/api/v1/publish", post(publish_files))
         .route(
             "/api/v1/import",
@@ -60,6 +57,74 @@ pub fn router(state: ApiState) -> Router {
         )
         .route("/metrics", get(metrics))
         .with_state(state)
+}
+
+/// What may be opened to the public (`--public-api`): the corpus browser and the read API;
+/// nothing that writes, nothing about the node's peers.
+pub fn public_router(state: ApiState) -> Router {
+    read_routes().with_state(state)
+}
+
+fn read_routes() -> Router<ApiState> {
+    Router::new()
+        .route("/", get(page))
+        .route("/api/v1/records", get(list))
+        .route("/api/v1/records/{id}", get(show))
+        .route("/api/v1/stats", get(stats))
+        .route("/api/v1/export", get(export))
+        .route("/api/v1/vocabulary", get(vocabulary))
+        .route("/api/v1/openapi.json", get(openapi))
+}
+
+/// The corpus browser: one page, every asset inline, nothing fetched from elsewhere.
+async fn page() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        include_str!("../web/index.html"),
+    )
+        .into_response()
+}
+
+async fn openapi() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        include_str!("openapi.json"),
+    )
+        .into_response()
+}
+
+/// The French labels of the closed vocabularies, for the page.
+async fn vocabulary() -> Json<Value> {
+    use cailloux_protocol::{Kind, Outcome, Theme};
+    let table = |pairs: Vec<(&str, &str)>| -> Value {
+        pairs
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), json!(v)))
+            .collect::<serde_json::Map<_, _>>()
+            .into()
+    };
+    Json(json!({
+        "kinds": table(Kind::ALL.iter().map(|k| (k.slug(), k.label_fr())).collect()),
+        "themes": table(Theme::ALL.iter().map(|t| (t.slug(), t.label_fr())).collect()),
+        "outcomes": table(Outcome::ALL.iter().map(|o| (o.slug(), o.label_fr())).collect()),
+    }))
+}
+
+/// The body's Markdown as HTML. Raw HTML in the Markdown is shown as text, never run: a
+/// publication comes from another town, not from this page's authors.
+pub fn markdown_html(markdown: &str) -> String {
+    use pulldown_cmark::{Event, Options, Parser, html};
+    let events = Parser::new_ext(
+        markdown,
+        Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH,
+    )
+    .map(|event| match event {
+        Event::Html(raw) | Event::InlineHtml(raw) => Event::Text(raw),
+        other => other,
+    });
+    let mut out = String::new();
+    html::push_html(&mut out, events);
+    out
 }
 
 impl std::fmt::Debug for ApiState {
@@ -244,6 +309,10 @@ pub fn record_page(
             }
         }
     }
+    page.insert(
+        "body_html".into(),
+        json!(markdown_html(&record.publication().body)),
+    );
     page.insert("links_out".into(), Value::Array(out));
     page.insert("links_in".into(), Value::Array(incoming));
     Ok(Value::Object(page))

@@ -33,6 +33,8 @@ pub const DEFAULT_API: &str = "127.0.0.1:4748";
 pub struct NodeOptions {
     pub listen: Vec<Multiaddr>,
     pub api: String,
+    /// A second address serving only the corpus browser and the read API, for the public.
+    pub public_api: Option<String>,
     pub bootstrap: Vec<Multiaddr>,
     pub mdns: bool,
     /// Names the town when the identity is created on this run.
@@ -74,7 +76,8 @@ pub struct Daemon {
     writer_thread: std::thread::JoinHandle<()>,
     indexer_thread: std::thread::JoinHandle<()>,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
-    stop_api: tokio::sync::oneshot::Sender<()>,
+    public: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    stop_api: tokio::sync::watch::Sender<bool>,
 }
 
 impl std::fmt::Debug for Daemon {
@@ -171,12 +174,30 @@ impl Daemon {
             metrics,
             registry: Arc::new(registry),
         };
-        let (stop_api, api_stopped) = tokio::sync::oneshot::channel::<()>();
+        let (stop_api, api_stopped) = tokio::sync::watch::channel(false);
+        let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        };
+        let public = match &options.public_api {
+            Some(addr) => {
+                let listener = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("cannot listen for the public API on {addr}"))?;
+                tracing::info!(
+                    "public read API and corpus browser on http://{}",
+                    listener.local_addr()?
+                );
+                Some(tokio::spawn(
+                    axum::serve(listener, api::public_router(state.clone()))
+                        .with_graceful_shutdown(stopped(api_stopped.clone()))
+                        .into_future(),
+                ))
+            }
+            None => None,
+        };
         let server = tokio::spawn(
             axum::serve(listener, api::router(state))
-                .with_graceful_shutdown(async move {
-                    let _ = api_stopped.await;
-                })
+                .with_graceful_shutdown(stopped(api_stopped))
                 .into_future(),
         );
         let addr_file = home.api_addr_path();
@@ -197,6 +218,7 @@ impl Daemon {
             writer_thread,
             indexer_thread,
             server,
+            public,
             stop_api,
         })
     }
@@ -228,14 +250,17 @@ impl Daemon {
             writer_thread,
             indexer_thread,
             server,
+            public,
             stop_api,
             ..
         } = self;
         tracing::info!("stopping: API, then network, then store");
         let _ = std::fs::remove_file(home.api_addr_path());
-        let _ = stop_api.send(());
-        if let Ok(Err(e)) = server.await {
-            tracing::warn!("API server: {e}");
+        let _ = stop_api.send(true);
+        for server in std::iter::once(server).chain(public) {
+            if let Ok(Err(e)) = server.await {
+                tracing::warn!("API server: {e}");
+            }
         }
         client.stop().await;
         let _ = network_task.await;

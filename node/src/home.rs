@@ -75,6 +75,9 @@ pub struct Config {
     pub listen: Option<Vec<String>>,
     /// The local HTTP API's address (`--api`). Absent: 127.0.0.1:4748. Port 0 picks a free port.
     pub api: Option<String>,
+    /// Serve the corpus browser and the read API (nothing that writes) on this address too, for
+    /// the public (`--public-api`). Absent: not served beyond the local API.
+    pub public_api: Option<String>,
     /// Peers to connect to at start (`--bootstrap`), as multiaddrs ending in `/p2p/<peer id>`.
     /// Absent: none (mDNS and Kademlia find the rest).
     pub bootstrap: Option<Vec<String>>,
@@ -99,6 +102,9 @@ town = {town}
 
 # The local HTTP API, used by the `cailloux` command while the node runs, and /metrics.
 # api = "127.0.0.1:4748"
+
+# The corpus browser and the read API for the public (no writes), e.g. behind a reverse proxy.
+# public_api = "0.0.0.0:8080"
 
 # Towns to connect to at start: multiaddrs ending in /p2p/<peer id> (see `cailloux status`).
 # bootstrap = ["/dns4/node.example-town.fr/tcp/4747/p2p/12D3KooW..."]

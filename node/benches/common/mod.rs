@@ -18,6 +18,7 @@ pub fn options(bootstrap: Vec<Multiaddr>) -> NodeOptions {
                 .unwrap_or_else(|e| panic!("{e}")),
         ],
         api: "127.0.0.1:0".into(),
+        public_api: None,
         bootstrap,
         mdns: false,
         town: Some("Bench".into()),
