@@ -271,9 +271,18 @@ fn the_api_answers_what_the_cli_answers_and_refuses_bad_queries_with_400() {
             Err(e) => panic!("{e}"),
         }
     };
-    let (status, page) = get("/records?q=jardin&limit=2");
+    let (status, page) = get("/records?q=jardin&limit=2&facets=true");
     assert_eq!(status, 200);
     assert_eq!(page["records"].as_array().map(Vec::len), Some(2));
+    // Facets count every match, not just the page.
+    let counted: u64 = page["facets"]["kind"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter_map(|(_, n)| n.as_u64())
+        .sum();
+    assert_eq!(Some(counted), page["total"].as_u64());
+    assert!(page["total"].as_u64() > Some(2));
     let cursor = page["next_cursor"].as_str().unwrap_or_default().to_owned();
     let (_, next) = get(&format!("/records?q=jardin&limit=2&cursor={cursor}"));
     assert_ne!(
@@ -317,6 +326,8 @@ fn the_api_answers_what_the_cli_answers_and_refuses_bad_queries_with_400() {
         ("/records?colour=blue", "colour"),
         ("/records/xyz", "xyz"),
         ("/stats?outcome=won", "outcome"),
+        ("/records?facets=maybe", "facets"),
+        ("/export?format=xml", "format"),
     ] {
         let response = ureq::Agent::config_builder()
             .http_status_as_error(false)

@@ -777,7 +777,12 @@ fn search(home: &Home, query: &SearchQuery, json: bool) -> anyhow::Result<()> {
             writeln!(out, "              {snippet}")?;
         }
     }
-    eprintln!("{} of {} result(s)", records.len(), page["total"]);
+    let more = if page["next_cursor"].is_string() {
+        " (more with a higher --limit)"
+    } else {
+        ""
+    };
+    eprintln!("{} result(s){more}", records.len());
     Ok(())
 }
 

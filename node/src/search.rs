@@ -205,6 +205,9 @@ pub struct SearchQuery {
     pub outcome: Option<Outcome>,
     pub limit: usize,
     pub offset: usize,
+    /// Also count the facets of every match (the page's filters need them; a plain search does
+    /// not, and counting costs a pass over every match).
+    pub facets: bool,
 }
 
 /// The largest page of results.
@@ -217,7 +220,7 @@ impl SearchQuery {
         params: &std::collections::HashMap<String, String>,
     ) -> Result<SearchQuery, String> {
         const KNOWN: &[&str] = &[
-            "q", "kind", "theme", "town", "since", "until", "outcome", "limit", "cursor",
+            "q", "kind", "theme", "town", "since", "until", "outcome", "limit", "cursor", "facets",
         ];
         if let Some(unknown) = params.keys().find(|k| !KNOWN.contains(&String::as_str(k))) {
             let hint = cailloux_protocol::vocab::nearest(unknown, KNOWN.iter().copied())
@@ -284,6 +287,11 @@ impl SearchQuery {
             outcome: vocab("outcome", get("outcome"))?,
             limit,
             offset,
+            facets: match get("facets") {
+                None | Some("false") => false,
+                Some("true") => true,
+                Some(other) => return Err(format!("facets: `{other}` is not `true` or `false`")),
+            },
         };
         if let (Some(a), Some(b)) = (query.since, query.until)
             && a > b
@@ -320,6 +328,9 @@ impl SearchQuery {
         if self.offset > 0 {
             p.push(("cursor", self.offset.to_string()));
         }
+        if self.facets {
+            p.push(("facets", "true".into()));
+        }
         p
     }
 }
@@ -346,7 +357,7 @@ pub fn results_json(
     Ok(serde_json::json!({
         "total": results.total,
         "records": records,
-        "next_cursor": (next < results.total).then(|| next.to_string()),
+        "next_cursor": results.more.then(|| next.to_string()),
         "facets": results.facets,
     }))
 }
@@ -373,8 +384,12 @@ pub struct Facets {
 #[derive(Clone, Debug)]
 pub struct Results {
     /// How many records match in all.
-    pub total: usize,
+    /// How many records match in all; counted only with facets (counting visits every match,
+    /// which the ranking alone does not need to).
+    pub total: Option<usize>,
     pub hits: Vec<Hit>,
+    /// Whether more results follow this page.
+    pub more: bool,
     pub facets: Facets,
 }
 
@@ -650,35 +665,38 @@ impl SearchIndex {
             Box::new(BooleanQuery::new(clauses))
         };
         let limit = q.limit.max(1);
-        let (docs, total, facets): (Vec<(Score, DocAddress)>, usize, Facets) = if text_query
-            .is_some()
-        {
-            let top = TopDocs::with_limit(limit)
-                .and_offset(q.offset)
-                .order_by_score();
-            searcher.search(&query, &(top, Count, FacetCollector))?
-        } else {
-            let top = TopDocs::with_limit(limit)
-                .and_offset(q.offset)
-                .order_by_u64_field("created_at", Order::Desc);
-            let (docs, total, facets) = searcher.search(&query, &(top, Count, FacetCollector))?;
-            (
-                docs.into_iter().map(|(_, d)| (0.0, d)).collect(),
-                total,
-                facets,
-            )
+        // One more than the page, to know whether another page follows.
+        let counted = q.facets.then_some((Count, FacetCollector));
+        let (mut docs, counts): (Vec<(Score, DocAddress)>, Option<(usize, Facets)>) =
+            if text_query.is_some() {
+                let top = TopDocs::with_limit(limit + 1)
+                    .and_offset(q.offset)
+                    .order_by_score();
+                searcher.search(&query, &(top, counted))?
+            } else {
+                let top = TopDocs::with_limit(limit + 1)
+                    .and_offset(q.offset)
+                    .order_by_u64_field("created_at", Order::Desc);
+                let (docs, counts) = searcher.search(&query, &(top, counted))?;
+                (docs.into_iter().map(|(_, d)| (0.0, d)).collect(), counts)
+            };
+        let more = docs.len() > limit;
+        docs.truncate(limit);
+        let (total, facets) = match counts {
+            Some((total, facets)) => (Some(total), Some(facets)),
+            None => (None, None),
         };
-        let generators: Vec<Option<SnippetGenerator>> = self
-            .fields
-            .text
-            .iter()
-            .map(|t| {
-                let q = text_query.as_ref()?;
-                let mut g = SnippetGenerator::create(&searcher, q.as_ref(), t.body).ok()?;
-                g.set_max_num_chars(180);
-                Some(g)
-            })
-            .collect();
+        let facets = facets.unwrap_or_default();
+        // Snippets come from the summary when the words are there (it is short, so cheap to
+        // analyse), else from the body.
+        let generator = |field: Field| -> Option<SnippetGenerator> {
+            let q = text_query.as_ref()?;
+            let mut g = SnippetGenerator::create(&searcher, q.as_ref(), field).ok()?;
+            g.set_max_num_chars(180);
+            Some(g)
+        };
+        let mut generators: [Option<(Option<SnippetGenerator>, Option<SnippetGenerator>)>; 3] =
+            [None, None, None];
         let mut hits = Vec::with_capacity(docs.len());
         for (score, address) in docs {
             let doc: TantivyDocument = searcher.doc(address)?;
@@ -687,31 +705,41 @@ impl SearchIndex {
                 .and_then(|v| v.as_str())
                 .and_then(RecordId::from_hex)
                 .ok_or_else(|| SearchError::BadQuery("an index entry without an id".into()))?;
-            let mut snippet = String::new();
-            for (i, t) in self.fields.text.iter().enumerate() {
-                if doc.get_first(t.title).is_none() {
-                    continue;
-                }
-                if let Some(g) = &generators[i] {
-                    snippet = g
-                        .snippet_from_doc(&doc)
-                        .to_html()
-                        .replace("<b>", "<mark>")
-                        .replace("</b>", "</mark>");
-                }
-                if snippet.is_empty() {
+            let Some(lang) = self
+                .fields
+                .text
+                .iter()
+                .position(|t| doc.get_first(t.title).is_some())
+            else {
+                continue;
+            };
+            let t = self.fields.text[lang];
+            let (summary_gen, body_gen) =
+                generators[lang].get_or_insert_with(|| (generator(t.summary), generator(t.body)));
+            let marked = |g: &Option<SnippetGenerator>| {
+                g.as_ref()
+                    .map(|g| g.snippet_from_doc(&doc))
+                    .filter(|s| !s.highlighted().is_empty())
+            };
+            let snippet = match marked(summary_gen).or_else(|| marked(body_gen)) {
+                Some(snippet) => snippet
+                    .to_html()
+                    .replace("<b>", "<mark>")
+                    .replace("</b>", "</mark>"),
+                None => {
                     let summary = doc
                         .get_first(t.summary)
                         .and_then(|v| v.as_str())
                         .unwrap_or("");
-                    snippet = html_escape(&summary.chars().take(180).collect::<String>());
+                    html_escape(&summary.chars().take(180).collect::<String>())
                 }
-            }
+            };
             hits.push(Hit { id, score, snippet });
         }
         Ok(Results {
             total,
             hits,
+            more,
             facets,
         })
     }
