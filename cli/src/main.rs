@@ -745,8 +745,10 @@ fn search(home: &Home, query: &SearchQuery, json: bool) -> anyhow::Result<()> {
     } else {
         match local_search(home)? {
             Some((store, index)) => {
-                let results = index.search(query).map_err(|e| Refused(e.to_string()))?;
-                results_json(&store, query, &results)?
+                let results = index
+                    .search(query, &store)
+                    .map_err(|e| Refused(e.to_string()))?;
+                results_json(query, &results)
             }
             None => {
                 serde_json::json!({ "total": 0, "records": [], "next_cursor": null, "facets": {} })

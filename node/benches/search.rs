@@ -342,7 +342,10 @@ fn main() -> anyhow::Result<()> {
             limit: 10,
             ..SearchQuery::default()
         };
-        index.search(&query).map(|r| r.hits.len()).unwrap_or(0)
+        index
+            .search(&query, &store)
+            .map(|r| r.hits.len())
+            .unwrap_or(0)
     };
     let mut fts = db.prepare(
         "SELECT id, snippet(t, 3, '<mark>', '</mark>', '…', 20) FROM t WHERE t MATCH ?1 ORDER BY bm25(t, 3.0, 1.5, 1.5, 1.0) LIMIT 10",

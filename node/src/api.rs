@@ -215,8 +215,9 @@ async fn list(
     let query = SearchQuery::from_params(&params).map_err(bad_request)?;
     let (search, store) = (state.search.clone(), state.store.clone());
     let page = blocking(move || {
-        let results = search.search(&query)?;
-        crate::search::results_json(&store, &query, &results)
+        search
+            .search(&query, &store)
+            .map(|results| crate::search::results_json(&query, &results))
     })
     .await?
     .map_err(internal)?;

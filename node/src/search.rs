@@ -24,8 +24,7 @@ use tantivy::collector::{Collector, Count, SegmentCollector, TopDocs};
 use tantivy::columnar::StrColumn;
 use tantivy::query::{AllQuery, BooleanQuery, Occur, Query, QueryParser, RangeQuery, TermQuery};
 use tantivy::schema::{
-    FAST, Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing,
-    TextOptions, Value,
+    FAST, Field, INDEXED, IndexRecordOption, STRING, Schema, TextFieldIndexing, TextOptions,
 };
 use tantivy::snippet::SnippetGenerator;
 use tantivy::tokenizer::{
@@ -96,13 +95,13 @@ impl Lang {
     }
 }
 
-/// The text fields of one language.
+/// The text fields of one language: the title, weighed more, and everything else (summary,
+/// tags, body) in one field, so that a word costs two posting lists per language, not four. No
+/// text is stored in the index: snippets are cut from the records in the store.
 #[derive(Clone, Copy, Debug)]
 struct TextFields {
     title: Field,
-    summary: Field,
-    tags: Field,
-    body: Field,
+    text: Field,
 }
 
 #[derive(Clone, Debug)]
@@ -121,7 +120,7 @@ struct Fields {
 
 fn schema() -> (Schema, Fields) {
     let mut b = Schema::builder();
-    let id = b.add_text_field("id", STRING | STORED);
+    let id = b.add_text_field("id", STRING | FAST);
     let kind = b.add_text_field("kind", STRING | FAST);
     let themes = b.add_text_field("themes", STRING | FAST);
     let town = b.add_text_field("town", STRING | FAST);
@@ -131,7 +130,7 @@ fn schema() -> (Schema, Fields) {
     let created_at = b.add_u64_field("created_at", FAST);
     let links_to = b.add_text_field("links_to", STRING);
     let text = Lang::ALL.map(|lang| {
-        let options = TextOptions::default().set_stored().set_indexing_options(
+        let options = TextOptions::default().set_indexing_options(
             TextFieldIndexing::default()
                 .set_tokenizer(lang.analyzer())
                 .set_index_option(IndexRecordOption::WithFreqsAndPositions),
@@ -139,9 +138,7 @@ fn schema() -> (Schema, Fields) {
         let s = lang.suffix();
         TextFields {
             title: b.add_text_field(&format!("title_{s}"), options.clone()),
-            summary: b.add_text_field(&format!("summary_{s}"), options.clone()),
-            tags: b.add_text_field(&format!("tags_{s}"), options.clone()),
-            body: b.add_text_field(&format!("body_{s}"), options),
+            text: b.add_text_field(&format!("text_{s}"), options),
         }
     });
     (
@@ -337,38 +334,34 @@ impl SearchQuery {
 
 /// A page of results as the API and `search --json` show it: the matching records' list fields
 /// with `score` and `snippet`, the total, the facet counts, and the cursor of the next page.
-pub fn results_json(
-    store: &Store,
-    query: &SearchQuery,
-    results: &Results,
-) -> Result<serde_json::Value, SearchError> {
-    let mut records = Vec::with_capacity(results.hits.len());
-    for hit in &results.hits {
-        // A hit the store does not hold is an index out of step; it is skipped, and the index
-        // is brought back in step when next opened.
-        if let Some(record) = store.get(&hit.id)? {
-            let mut m = cailloux_protocol::view::summary_json(&record);
+pub fn results_json(query: &SearchQuery, results: &Results) -> serde_json::Value {
+    let records: Vec<serde_json::Value> = results
+        .hits
+        .iter()
+        .map(|hit| {
+            let mut m = cailloux_protocol::view::summary_json(&hit.record);
             m.insert("score".into(), serde_json::json!(hit.score));
             m.insert("snippet".into(), serde_json::json!(hit.snippet));
-            records.push(serde_json::Value::Object(m));
-        }
-    }
+            serde_json::Value::Object(m)
+        })
+        .collect();
     let next = query.offset + results.hits.len();
-    Ok(serde_json::json!({
+    serde_json::json!({
         "total": results.total,
         "records": records,
         "next_cursor": results.more.then(|| next.to_string()),
         "facets": results.facets,
-    }))
+    })
 }
 
-/// One hit: the record's id, its score (0 for a filtered listing) and a snippet, HTML-escaped
-/// text with the matched words in `<mark>`.
+/// One hit: the record, its score (0 for a filtered listing) and a snippet, HTML-escaped text
+/// with the matched words in `<mark>`.
 #[derive(Clone, Debug)]
 pub struct Hit {
     pub id: RecordId,
     pub score: f32,
     pub snippet: String,
+    pub record: Record,
 }
 
 /// Counts of the matching records by facet value.
@@ -392,6 +385,9 @@ pub struct Results {
     pub more: bool,
     pub facets: Facets,
 }
+
+/// Documents in rank order, with their scores.
+type Ranked = Vec<(Score, DocAddress)>;
 
 /// The index and its single writer.
 pub struct SearchIndex {
@@ -512,9 +508,9 @@ impl SearchIndex {
         let lang = Lang::of(&p.language);
         let text = f.text[Lang::ALL.iter().position(|l| *l == lang).unwrap_or(2)];
         d.add_text(text.title, &p.title);
-        d.add_text(text.summary, &p.summary);
-        d.add_text(text.tags, p.tags.join(" "));
-        d.add_text(text.body, &p.body);
+        d.add_text(text.text, &p.summary);
+        d.add_text(text.text, p.tags.join(" "));
+        d.add_text(text.text, &p.body);
         d
     }
 
@@ -626,7 +622,8 @@ impl SearchIndex {
     }
 
     /// Searches. Best first when there are words; newest first when there are none.
-    pub fn search(&self, q: &SearchQuery) -> Result<Results, SearchError> {
+    /// The records come from `store`, which also gives the text that snippets are cut from.
+    pub fn search(&self, q: &SearchQuery, store: &Store) -> Result<Results, SearchError> {
         if let (Some(a), Some(b)) = (q.since, q.until)
             && a > b
         {
@@ -643,14 +640,12 @@ impl SearchIndex {
                 .fields
                 .text
                 .iter()
-                .flat_map(|t| [t.title, t.summary, t.tags, t.body])
+                .flat_map(|t| [t.title, t.text])
                 .collect();
             let mut parser = QueryParser::for_index(&self.index, fields);
             parser.set_conjunction_by_default();
             for t in &self.fields.text {
                 parser.set_field_boost(t.title, 3.0);
-                parser.set_field_boost(t.summary, 1.5);
-                parser.set_field_boost(t.tags, 1.5);
             }
             let (query, _errors) = parser.parse_query_lenient(words);
             Some(query)
@@ -667,19 +662,18 @@ impl SearchIndex {
         let limit = q.limit.max(1);
         // One more than the page, to know whether another page follows.
         let counted = q.facets.then_some((Count, FacetCollector));
-        let (mut docs, counts): (Vec<(Score, DocAddress)>, Option<(usize, Facets)>) =
-            if text_query.is_some() {
-                let top = TopDocs::with_limit(limit + 1)
-                    .and_offset(q.offset)
-                    .order_by_score();
-                searcher.search(&query, &(top, counted))?
-            } else {
-                let top = TopDocs::with_limit(limit + 1)
-                    .and_offset(q.offset)
-                    .order_by_u64_field("created_at", Order::Desc);
-                let (docs, counts) = searcher.search(&query, &(top, counted))?;
-                (docs.into_iter().map(|(_, d)| (0.0, d)).collect(), counts)
-            };
+        let (mut docs, counts): (Ranked, Option<(usize, Facets)>) = if text_query.is_some() {
+            let top = TopDocs::with_limit(limit + 1)
+                .and_offset(q.offset)
+                .order_by_score();
+            searcher.search(&query, &(top, counted))?
+        } else {
+            let top = TopDocs::with_limit(limit + 1)
+                .and_offset(q.offset)
+                .order_by_u64_field("created_at", Order::Desc);
+            let (docs, counts) = searcher.search(&query, &(top, counted))?;
+            (docs.into_iter().map(|(_, d)| (0.0, d)).collect(), counts)
+        };
         let more = docs.len() > limit;
         docs.truncate(limit);
         let (total, facets) = match counts {
@@ -695,46 +689,42 @@ impl SearchIndex {
             g.set_max_num_chars(180);
             Some(g)
         };
-        let mut generators: [Option<(Option<SnippetGenerator>, Option<SnippetGenerator>)>; 3] =
-            [None, None, None];
+        // One generator per language, made when a hit of that language needs it.
+        let mut generators: [Option<Option<SnippetGenerator>>; 3] = [None, None, None];
+        let ids = IdReader::new(&searcher)?;
         let mut hits = Vec::with_capacity(docs.len());
         for (score, address) in docs {
-            let doc: TantivyDocument = searcher.doc(address)?;
-            let id = doc
-                .get_first(self.fields.id)
-                .and_then(|v| v.as_str())
-                .and_then(RecordId::from_hex)
-                .ok_or_else(|| SearchError::BadQuery("an index entry without an id".into()))?;
-            let Some(lang) = self
-                .fields
-                .text
-                .iter()
-                .position(|t| doc.get_first(t.title).is_some())
-            else {
+            let id = ids.id(address)?;
+            // A hit the store does not hold is an index out of step; it is skipped, and the
+            // index is brought back in step when next opened.
+            let Some(record) = store.get(&id)? else {
                 continue;
             };
-            let t = self.fields.text[lang];
-            let (summary_gen, body_gen) =
-                generators[lang].get_or_insert_with(|| (generator(t.summary), generator(t.body)));
-            let marked = |g: &Option<SnippetGenerator>| {
+            let p = record.publication();
+            let lang = Lang::ALL
+                .iter()
+                .position(|l| *l == Lang::of(&p.language))
+                .unwrap_or(2);
+            let g = generators[lang].get_or_insert_with(|| generator(self.fields.text[lang].text));
+            // From the summary when the words are there (it is short), else from the body.
+            let marked = |text: &str| {
                 g.as_ref()
-                    .map(|g| g.snippet_from_doc(&doc))
+                    .map(|g| g.snippet(text))
                     .filter(|s| !s.highlighted().is_empty())
             };
-            let snippet = match marked(summary_gen).or_else(|| marked(body_gen)) {
+            let snippet = match marked(&p.summary).or_else(|| marked(&p.body)) {
                 Some(snippet) => snippet
                     .to_html()
                     .replace("<b>", "<mark>")
                     .replace("</b>", "</mark>"),
-                None => {
-                    let summary = doc
-                        .get_first(t.summary)
-                        .and_then(|v| v.as_str())
-                        .unwrap_or("");
-                    html_escape(&summary.chars().take(180).collect::<String>())
-                }
+                None => html_escape(&p.summary.chars().take(180).collect::<String>()),
             };
-            hits.push(Hit { id, score, snippet });
+            hits.push(Hit {
+                id,
+                score,
+                snippet,
+                record,
+            });
         }
         Ok(Results {
             total,
@@ -769,18 +759,41 @@ impl SearchIndex {
             &query,
             &TopDocs::with_limit(1000).order_by_u64_field("created_at", Order::Asc),
         )?;
-        let mut out = Vec::with_capacity(docs.len());
-        for (_, address) in docs {
-            let doc: TantivyDocument = searcher.doc(address)?;
-            if let Some(id) = doc
-                .get_first(self.fields.id)
-                .and_then(|v| v.as_str())
-                .and_then(RecordId::from_hex)
-            {
-                out.push(id);
-            }
+        let ids = IdReader::new(&searcher)?;
+        docs.into_iter()
+            .map(|(_, address)| ids.id(address))
+            .collect()
+    }
+}
+
+/// Reads record ids from the `id` fast field (no stored document is loaded).
+struct IdReader {
+    columns: Vec<Option<StrColumn>>,
+}
+
+impl IdReader {
+    fn new(searcher: &tantivy::Searcher) -> Result<IdReader, SearchError> {
+        let columns = searcher
+            .segment_readers()
+            .iter()
+            .map(|s| s.fast_fields().str("id"))
+            .collect::<Result<_, _>>()?;
+        Ok(IdReader { columns })
+    }
+
+    fn id(&self, address: DocAddress) -> Result<RecordId, SearchError> {
+        let column = self
+            .columns
+            .get(address.segment_ord as usize)
+            .and_then(Option::as_ref);
+        let mut text = String::new();
+        if let Some(column) = column
+            && let Some(ord) = column.term_ords(address.doc_id).next()
+        {
+            let _ = column.ord_to_str(ord, &mut text);
         }
-        Ok(out)
+        RecordId::from_hex(&text)
+            .ok_or_else(|| SearchError::BadQuery("an index entry without an id".into()))
     }
 }
 
