@@ -364,7 +364,7 @@ fn main() -> anyhow::Result<()> {
             .collect::<Vec<_>>()
             .join(" AND ")
     };
-    let mut rows = |stmt: &mut rusqlite::Statement, text: &str| -> usize {
+    let rows = |stmt: &mut rusqlite::Statement, text: &str| -> usize {
         stmt.query_map([fts_query(text)], |row| row.get::<_, String>(1))
             .map(|r| r.count())
             .unwrap_or(0)
@@ -373,7 +373,8 @@ fn main() -> anyhow::Result<()> {
         "{:<18} {:>14} {:>14} {:>14} {:>14} {:>10}",
         "query", "tantivy p50", "tantivy p99", "FTS5 p50", "FTS5 p99", "p99 ratio"
     );
-    let cases: [(&str, Box<dyn Fn(usize) -> String>, bool); 3] = [
+    type MakeQuery<'a> = Box<dyn Fn(usize) -> String + 'a>;
+    let cases: [(&str, MakeQuery, bool); 3] = [
         ("one word", Box::new(|i| q(i).to_owned()), false),
         ("two words", Box::new(q2), false),
         ("one word + filters", Box::new(|i| q(i).to_owned()), true),
