@@ -74,14 +74,8 @@ enum Command {
     },
     /// List records, newest first.
     List {
-        #[arg(long, value_enum)]
-        kind: Option<KindArg>,
-        /// A theme slug, such as energy or social-link.
-        #[arg(long)]
-        theme: Option<String>,
-        /// A town name (case and accents do not matter).
-        #[arg(long)]
-        town: Option<String>,
+        #[command(flatten)]
+        filter: FilterArgs,
         /// Print one JSON array.
         #[arg(long)]
         json: bool,
@@ -92,14 +86,8 @@ enum Command {
         /// The words to look for.
         #[arg(value_name = "QUERY")]
         words: Vec<String>,
-        #[arg(long, value_enum)]
-        kind: Option<KindArg>,
-        /// A theme slug, such as energy or social-link.
-        #[arg(long)]
-        theme: Option<String>,
-        /// A town name (case and accents do not matter).
-        #[arg(long)]
-        town: Option<String>,
+        #[command(flatten)]
+        filter: FilterArgs,
         /// From this year on (the start of the record's period, else its creation).
         #[arg(long, value_name = "YEAR")]
         since: Option<u64>,
@@ -148,6 +136,19 @@ enum Command {
         /// The JSONL file, or - for standard input.
         file: PathBuf,
     },
+}
+
+/// The filters `list` and `search` share.
+#[derive(Debug, clap::Args)]
+struct FilterArgs {
+    #[arg(long, value_enum)]
+    kind: Option<KindArg>,
+    /// A theme slug, such as energy or social-link.
+    #[arg(long)]
+    theme: Option<String>,
+    /// A town name (case and accents do not matter).
+    #[arg(long)]
+    town: Option<String>,
 }
 
 /// Flags of `cailloux node`; each has a `config.toml` twin, and the flag wins.
@@ -281,18 +282,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Publish { paths, json } => publish(&home, &paths, json),
-        Command::List {
-            kind,
-            theme,
-            town,
-            json,
-        } => list(&home, kind, theme, town, json),
+        Command::List { filter, json } => list(&home, filter, json),
         Command::Show { id, json } => show(&home, &id, json),
         Command::Search {
             words,
-            kind,
-            theme,
-            town,
+            filter: FilterArgs { kind, theme, town },
             since,
             until,
             outcome,
@@ -631,13 +625,8 @@ fn parse_theme(s: &str) -> anyhow::Result<Theme> {
     })
 }
 
-fn list(
-    home: &Home,
-    kind: Option<KindArg>,
-    theme: Option<String>,
-    town: Option<String>,
-    json: bool,
-) -> anyhow::Result<()> {
+fn list(home: &Home, filter: FilterArgs, json: bool) -> anyhow::Result<()> {
+    let FilterArgs { kind, theme, town } = filter;
     let theme = theme.as_deref().map(parse_theme).transpose()?;
     let kind = kind.map(Kind::from);
     let records: Vec<Value> = if let Some(remote) = Remote::find(home) {

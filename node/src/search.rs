@@ -932,13 +932,7 @@ pub fn start_indexer(
                 tracing::error!("cannot bring the search index up to date: {e}");
             }
             while let Ok(first) = rx.recv() {
-                let mut jobs = vec![first];
-                while let Ok(more) = rx.try_recv() {
-                    jobs.push(more);
-                    if jobs.iter().map(|j| j.records.len()).sum::<usize>() >= 4096 {
-                        break;
-                    }
-                }
+                let mut jobs = crate::writer::coalesce(&rx, first, |j| j.records.len());
                 let batch: Vec<Record> = jobs
                     .iter_mut()
                     .flat_map(|j| std::mem::take(&mut j.records))

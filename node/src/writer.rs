@@ -147,6 +147,27 @@ impl Writer {
     }
 }
 
+/// `first` and whatever else is queued behind it, up to about 4096 records: one batch, one
+/// flush or one commit for all of them.
+pub(crate) fn coalesce<J>(
+    rx: &mpsc::Receiver<J>,
+    first: J,
+    records: impl Fn(&J) -> usize,
+) -> Vec<J> {
+    let mut size = records(&first);
+    let mut jobs = vec![first];
+    while size < 4096 {
+        match rx.try_recv() {
+            Ok(more) => {
+                size += records(&more);
+                jobs.push(more);
+            }
+            Err(_) => break,
+        }
+    }
+    jobs
+}
+
 /// Takes everything queued, writes it as one batch, answers every caller, tells listeners.
 fn run(
     store: &Store,
@@ -156,13 +177,7 @@ fn run(
     indexer: Option<&mpsc::Sender<IndexJob>>,
 ) {
     while let Ok(first) = rx.recv() {
-        let mut jobs = vec![first];
-        while let Ok(more) = rx.try_recv() {
-            jobs.push(more);
-            if jobs.iter().map(|j| j.records.len()).sum::<usize>() >= 4096 {
-                break;
-            }
-        }
+        let jobs = coalesce(rx, first, |j| j.records.len());
         let all: Vec<Record> = jobs
             .iter()
             .flat_map(|j| j.records.iter().cloned())
