@@ -377,7 +377,8 @@ impl EventLoop {
                 },
                 Some(internal) = self.internal.recv() => self.on_internal(internal),
                 _ = sync_tick.tick() => self.sync_with_random_peer(),
-                _ = kad_tick.tick() => {
+                // Refresh the routing table, once there is someone to ask.
+                _ = kad_tick.tick(), if self.swarm.connected_peers().next().is_some() => {
                     let _ = self.swarm.behaviour_mut().kad.bootstrap();
                 }
             }
