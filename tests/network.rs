@@ -250,3 +250,38 @@ fn a_node_on_a_fresh_home_creates_its_identity_and_says_when_the_town_is_unnamed
         "{stderr}"
     );
 }
+
+#[test]
+fn a_stale_api_address_taken_by_another_program_is_not_mistaken_for_a_node() {
+    use std::io::{Read, Write};
+    let home = TestHome::init("Ville-Test");
+    // Another program now answers on the port a dead node wrote down: plain 404s.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+    let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut stream = stream;
+            let mut buf = [0u8; 1024];
+            let _ = stream.read(&mut buf);
+            let _ = stream.write_all(
+                b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+            );
+        }
+    });
+    std::fs::write(home.path().join("api.addr"), format!("{addr}\n"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let files = publication_files(2, "local");
+    let out = home.ok(&[
+        "publish",
+        "--json",
+        files.path().to_str().unwrap_or_default(),
+    ]);
+    assert_eq!(
+        published(&out).len(),
+        2,
+        "published into the store directly"
+    );
+    assert_eq!(home.listed_ids().len(), 2);
+    let err = home.fails(&["status"], 3);
+    assert!(err.contains("no node is running"), "{err}");
+}

@@ -29,13 +29,25 @@ impl Remote {
             .ok()
             .map(|t| t.trim().to_owned());
         let remote = Remote::new(&addr, token);
-        // A node killed without cleaning up leaves its api.addr behind: check that it answers.
-        match remote
+        // A node killed without cleaning up leaves its api.addr behind, and another program may
+        // have taken the port since: check that a Cailloux node answers there.
+        let probe = remote
             .agent
             .get(format!("{}/api/v1/status", remote.base))
-            .call()
-        {
-            Ok(_) => Some(remote),
+            .config()
+            .timeout_global(Some(Duration::from_secs(5)))
+            .build()
+            .call();
+        let answer = probe.map_err(anyhow::Error::from).and_then(Remote::answer);
+        match answer {
+            Ok(a) if a.status == 200 && a.body["peer_id"].is_string() => Some(remote),
+            Ok(a) => {
+                tracing::debug!(
+                    "{addr} answers, but not as a Cailloux node (status {}): using the store directly",
+                    a.status
+                );
+                None
+            }
             Err(e) => {
                 tracing::debug!(
                     "{} names {addr}, which does not answer ({e}): using the store directly",
