@@ -402,7 +402,7 @@ fn links_resolve_by_file_and_by_id_prefix() {
 }
 
 #[test]
-fn ambiguous_prefixes_are_refused() {
+fn id_prefixes_must_be_long_enough_and_name_a_record() {
     let home = TestHome::init("Ville-Test");
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     // Enough records that two share their first two hex digits.

@@ -51,6 +51,8 @@ pub enum SearchError {
     Store(#[from] StoreError),
     #[error("{0}")]
     BadQuery(String),
+    #[error("the search index is damaged: {0}")]
+    Damaged(String),
 }
 
 /// The languages with an analyzer of their own; everything else is `Other`.
@@ -433,14 +435,14 @@ impl SearchIndex {
         let index = Index::open_in_dir(dir)?;
         let damaged = index.validate_checksum()?;
         if !damaged.is_empty() {
-            return Err(SearchError::BadQuery(format!(
+            return Err(SearchError::Damaged(format!(
                 "{} file(s) fail their checksum",
                 damaged.len()
             )));
         }
         let (schema, fields) = schema();
         if index.schema() != schema {
-            return Err(SearchError::BadQuery(
+            return Err(SearchError::Damaged(
                 "the index was built with another schema".into(),
             ));
         }
@@ -804,7 +806,7 @@ impl IdReader {
             let _ = column.ord_to_str(ord, &mut text);
         }
         RecordId::from_hex(&text)
-            .ok_or_else(|| SearchError::BadQuery("an index entry without an id".into()))
+            .ok_or_else(|| SearchError::Damaged("an index entry without an id".into()))
     }
 }
 

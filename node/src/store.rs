@@ -77,10 +77,6 @@ pub struct Filter {
 }
 
 impl Filter {
-    pub fn matches(&self, record: &Record) -> bool {
-        self.matches_summary(&Summary::of(record))
-    }
-
     fn matches_summary(&self, s: &Summary) -> bool {
         self.kind.is_none_or(|k| s.kind == kind_byte(k))
             && self.theme.is_none_or(|t| s.themes & theme_bit(t) != 0)
@@ -156,7 +152,6 @@ fn catalogue_key(record: &Record) -> [u8; 41] {
 pub struct Store {
     db: sled::Db,
     tree: sled::Tree,
-    path: PathBuf,
     /// Serialises writers, so that "was it new?" is answered exactly.
     write: Arc<Mutex<()>>,
 }
@@ -182,13 +177,8 @@ impl Store {
         Ok(Store {
             db,
             tree,
-            path: path.to_owned(),
             write: Arc::default(),
         })
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     /// Stores records and their catalogue entries atomically, then flushes. Returns, for each
