@@ -8,6 +8,7 @@
 
 mod remote;
 mod templates;
+mod trust;
 
 use anyhow::Context;
 use cailloux_node::daemon::{self, NodeOptions};
@@ -71,6 +72,13 @@ enum Command {
         /// Print JSON Lines {"file": ..., "id": ...}.
         #[arg(long)]
         json: bool,
+        /// Sign with this home's (personal) key and submit the signed records to the node at
+        /// URL, e.g. http://mairie.example:4748: the signature is the credential.
+        #[arg(long, value_name = "URL")]
+        node: Option<String>,
+        /// Publish the file as a new version of record ID (same author or same town only).
+        #[arg(long, value_name = "ID")]
+        supersedes: Option<String>,
     },
     /// List records, newest first.
     List {
@@ -79,6 +87,8 @@ enum Command {
         /// Print one JSON array.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        hidden: HiddenArgs,
     },
     /// Search the corpus by words (accents and plurals do not matter), best first; with no words,
     /// list what the filters keep, newest first.
@@ -117,6 +127,9 @@ enum Command {
         id: String,
         #[arg(long)]
         json: bool,
+        /// Also list every version of the record (oldest first) and its retractions.
+        #[arg(long)]
+        history: bool,
     },
     /// Export every record, oldest first.
     Export {
@@ -125,6 +138,8 @@ enum Command {
         /// Write to FILE instead of standard output.
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
+        #[command(flatten)]
+        hidden: HiddenArgs,
     },
     /// Import a JSONL export from any node: verify every line, store the good ones.
     Import {
@@ -135,6 +150,126 @@ enum Command {
     Verify {
         /// The JSONL file, or - for standard input.
         file: PathBuf,
+    },
+    /// The federation's coordinator: create it, admit towns.
+    Federation {
+        #[command(subcommand)]
+        command: FederationCommand,
+    },
+    /// Make this node a member of a federation (writes config.toml; restart the node).
+    Join {
+        #[arg(value_name = "FEDERATION_KEY")]
+        key: String,
+        #[arg(long = "bootstrap", value_name = "MULTIADDR")]
+        bootstrap: Vec<String>,
+    },
+    /// A practitioner's own key.
+    Key {
+        #[command(subcommand)]
+        command: KeyCommand,
+    },
+    /// Vouch, with this town's key, for a practitioner's personal key.
+    Delegate {
+        #[arg(value_name = "PUBKEY")]
+        key: String,
+        /// The person's name, shown on their records.
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        role: Option<String>,
+        /// The kinds they may publish (comma-separated). Absent: all.
+        #[arg(long, value_enum, value_delimiter = ',')]
+        kinds: Vec<KindArg>,
+        /// Last day of validity: YYYY, YYYY-MM or YYYY-MM-DD. Absent: no end.
+        #[arg(long, value_name = "DATE")]
+        until: Option<String>,
+        #[arg(long, value_name = "URL")]
+        node: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a key from now on (a delegate's, with the town's key; a town's, with the
+    /// federation key). KEY|ID: the key, or the id of its admission or delegation.
+    Revoke {
+        #[arg(value_name = "KEY|ID")]
+        target: String,
+        #[arg(long)]
+        reason: String,
+        #[arg(long, value_name = "URL")]
+        node: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Withdraw a publication (its author or its town only); kept for audit.
+    Retract {
+        id: String,
+        #[arg(long)]
+        reason: String,
+        #[arg(long, value_name = "URL")]
+        node: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The federation's towns and delegates, as this node sees them.
+    Members {
+        #[arg(long, value_name = "URL")]
+        node: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// What default listings leave out, on request.
+#[derive(Debug, clap::Args)]
+struct HiddenArgs {
+    /// Include retracted records (kept for audit).
+    #[arg(long)]
+    include_retracted: bool,
+    /// Include versions that a newer version supersedes.
+    #[arg(long)]
+    all_versions: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum FederationCommand {
+    /// Create a federation: its key (in <home>/federation.key) and its founding act. Prints the
+    /// federation's public key, which every town joins with.
+    Create {
+        #[arg(long)]
+        name: String,
+        #[arg(long, value_name = "URL")]
+        node: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Admit a town's key (as `cailloux init` or `status` printed it) into the federation.
+    Admit {
+        #[arg(value_name = "PUBKEY")]
+        key: String,
+        #[arg(long)]
+        town: String,
+        /// ISO 3166 country code.
+        #[arg(long, default_value = "FR")]
+        country: String,
+        /// Official code, such as the INSEE code of a French commune.
+        #[arg(long)]
+        code: Option<String>,
+        /// Last day of validity: YYYY, YYYY-MM or YYYY-MM-DD. Absent: no end.
+        #[arg(long, value_name = "DATE")]
+        until: Option<String>,
+        #[arg(long, value_name = "URL")]
+        node: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeyCommand {
+    /// Create a practitioner's personal key in this home (never a town's node's home).
+    New {
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -281,9 +416,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             print!("{}", templates::template(kind.into()));
             Ok(())
         }
-        Command::Publish { paths, json } => publish(&home, &paths, json),
-        Command::List { filter, json } => list(&home, filter, json),
-        Command::Show { id, json } => show(&home, &id, json),
+        Command::Publish {
+            paths,
+            json,
+            node,
+            supersedes,
+        } => publish(&home, &paths, json, node.as_deref(), supersedes.as_deref()),
+        Command::List {
+            filter,
+            hidden,
+            json,
+        } => list(&home, filter, &hidden, json),
+        Command::Show { id, json, history } => show(&home, &id, json, history),
         Command::Search {
             words,
             filter: FilterArgs { kind, theme, town },
@@ -315,9 +459,72 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Stats { json } => stats(&home, json),
         Command::Reindex => reindex(&home),
-        Command::Export { format, out } => export(&home, format, out),
+        Command::Export {
+            format,
+            out,
+            hidden,
+        } => export(&home, format, out, &hidden),
         Command::Import { file } => import(&home, &file),
         Command::Verify { file } => verify(&file),
+        Command::Federation {
+            command: FederationCommand::Create { name, node, json },
+        } => trust::federation_create(&home, &name, node.as_deref(), json),
+        Command::Federation {
+            command:
+                FederationCommand::Admit {
+                    key,
+                    town,
+                    country,
+                    code,
+                    until,
+                    node,
+                    json,
+                },
+        } => trust::federation_admit(
+            &home,
+            &key,
+            &town,
+            &country,
+            code,
+            until.as_deref(),
+            node.as_deref(),
+            json,
+        ),
+        Command::Join { key, bootstrap } => trust::join(&home, &key, &bootstrap),
+        Command::Key {
+            command: KeyCommand::New { json },
+        } => trust::key_new(&home, json),
+        Command::Delegate {
+            key,
+            name,
+            role,
+            kinds,
+            until,
+            node,
+            json,
+        } => trust::delegate(
+            &home,
+            &key,
+            &name,
+            role,
+            &kinds,
+            until.as_deref(),
+            node.as_deref(),
+            json,
+        ),
+        Command::Revoke {
+            target,
+            reason,
+            node,
+            json,
+        } => trust::revoke(&home, &target, &reason, node.as_deref(), json),
+        Command::Retract {
+            id,
+            reason,
+            node,
+            json,
+        } => trust::retract(&home, &id, &reason, node.as_deref(), json),
+        Command::Members { node, json } => trust::members(&home, node.as_deref(), json),
     }
 }
 
@@ -474,7 +681,13 @@ fn progress_bar(len: Option<u64>, what: &str) -> ProgressBar {
 /// Records are signed and stored this many at a time: one flush per batch.
 const PUBLISH_BATCH: usize = 64;
 
-fn publish(home: &Home, paths: &[PathBuf], json: bool) -> anyhow::Result<()> {
+fn publish(
+    home: &Home,
+    paths: &[PathBuf],
+    json: bool,
+    node: Option<&str>,
+    supersedes: Option<&str>,
+) -> anyhow::Result<()> {
     let files = publish::collect_files(paths).map_err(|e| Refused(e.to_string()))?;
     let mut sources = Vec::with_capacity(files.len());
     for file in files {
@@ -483,25 +696,56 @@ fn publish(home: &Home, paths: &[PathBuf], json: bool) -> anyhow::Result<()> {
         sources.push((file, text));
     }
     let total = sources.len();
+    if let Some(url) = node {
+        return publish_to(home, url, sources, json, supersedes);
+    }
     if let Some(remote) = Remote::find(home) {
-        return publish_remote(&remote, sources, json);
+        let supersedes = supersedes
+            .map(|id| trust::resolve_id(home, None, id))
+            .transpose()?;
+        return publish_remote(&remote, sources, json, supersedes);
     }
     let identity = home.load_identity()?;
     let config = home.load_config()?;
     let store = home.open_store()?;
-    let plan = match publish::plan(sources, config.town.as_deref(), Some(&store)) {
+    let mut plan = match publish::plan(sources, config.town.as_deref(), Some(&store)) {
         Ok(plan) => plan,
         Err(problems) => {
             report_violations(&problems, total);
             return Err(Refused(String::new()).into());
         }
     };
+    if let Some(old) = supersedes {
+        let old = trust::resolve_id(home, None, old)?;
+        plan.supersede(old).map_err(Refused)?;
+    }
     let bar = progress_bar(Some(plan.len() as u64), "publishing");
     let mut stdout = std::io::stdout().lock();
+    // All or nothing: the ledger sees every record before any is stored (a node in a
+    // federation refuses a town key that is not admitted, say).
+    let signed: Vec<(PathBuf, Record)> = plan
+        .sign(identity.signing_key(), now_millis)
+        .collect::<Result<_, _>>()?;
+    let records: Vec<Record> = signed.iter().map(|(_, r)| r.clone()).collect();
+    let refused: Vec<String> = store
+        .check_batch(&records)?
+        .into_iter()
+        .filter_map(|o| match o {
+            cailloux_node::store::Outcome::Denied(d) => Some(d.to_string()),
+            _ => None,
+        })
+        .collect();
+    if !refused.is_empty() {
+        return Err(Refused(format!(
+            "refused; nothing was published: {}",
+            refused.join("; ")
+        ))
+        .into());
+    }
     let mut batch: Vec<(PathBuf, Record)> = Vec::with_capacity(PUBLISH_BATCH);
-    let mut signed = plan.sign(identity.signing_key(), now_millis).peekable();
+    let mut signed = signed.into_iter().peekable();
     while let Some(item) = signed.next() {
-        batch.push(item?);
+        batch.push(item);
         if batch.len() == PUBLISH_BATCH || signed.peek().is_none() {
             let records: Vec<Record> = batch.iter().map(|(_, r)| r.clone()).collect();
             store.insert_batch(&records)?;
@@ -529,12 +773,58 @@ fn print_published(out: &mut dyn Write, file: &Path, id: &str, json: bool) -> st
     }
 }
 
+/// A practitioner publishing from their own machine: signs with this home's personal key and
+/// submits the signed records to the town's node at `url`, which checks the chain of trust like
+/// any record from a peer. The town defaults to the one that delegated this key.
+fn publish_to(
+    home: &Home,
+    url: &str,
+    sources: Vec<(PathBuf, String)>,
+    json: bool,
+    supersedes: Option<&str>,
+) -> anyhow::Result<()> {
+    let total = sources.len();
+    let identity = home.load_identity()?;
+    let mut town = home.load_config()?.town;
+    if town.is_none() {
+        town = trust::town_of(home, url, &identity.public_key())?;
+    }
+    let mut plan = match publish::plan(sources, town.as_deref(), None) {
+        Ok(plan) => plan,
+        Err(problems) => {
+            report_violations(&problems, total);
+            return Err(Refused(String::new()).into());
+        }
+    };
+    if let Some(old) = supersedes {
+        plan.supersede(trust::resolve_id(home, Some(url), old)?)
+            .map_err(Refused)?;
+    }
+    let signed: Vec<(PathBuf, Record)> = plan
+        .sign(identity.signing_key(), now_millis)
+        .collect::<Result<_, _>>()?;
+    trust::submit(
+        home,
+        Some(url),
+        signed.iter().map(|(_, r)| r.clone()).collect(),
+    )?;
+    let mut out = std::io::stdout().lock();
+    for (file, record) in &signed {
+        print_published(&mut out, file, &record.id().to_hex(), json)?;
+    }
+    if !json {
+        eprintln!("published {total} record(s) to {url}");
+    }
+    Ok(())
+}
+
 /// Publishing through the running node: it validates, signs with the town's key, stores and
 /// gossips. File paths travel absolute (file links resolve against them) and print as given.
 fn publish_remote(
     remote: &Remote,
     sources: Vec<(PathBuf, String)>,
     json: bool,
+    supersedes: Option<cailloux_protocol::RecordId>,
 ) -> anyhow::Result<()> {
     let total = sources.len();
     let mut given: std::collections::HashMap<String, PathBuf> = std::collections::HashMap::new();
@@ -546,7 +836,10 @@ fn publish_remote(
         given.insert(absolute.display().to_string(), path);
         files.push(serde_json::json!({ "path": absolute, "text": text }));
     }
-    let answer = remote.post_json("/api/v1/publish", &serde_json::json!({ "files": files }))?;
+    let answer = remote.post_json(
+        "/api/v1/publish",
+        &serde_json::json!({ "files": files, "supersedes": supersedes.map(|id| id.to_hex()) }),
+    )?;
     let as_given = |v: &Value| {
         let file = v["file"].as_str().unwrap_or_default();
         given
@@ -590,6 +883,7 @@ fn publish_remote(
             report_violations(&problems, total);
             Err(Refused(String::new()).into())
         }
+        400 | 403 | 409 => Err(Refused(error_text(&answer.body)).into()),
         _ => Err(anyhow::anyhow!(
             "the node refused: {}",
             error_text(&answer.body)
@@ -625,11 +919,66 @@ fn parse_theme(s: &str) -> anyhow::Result<Theme> {
     })
 }
 
-fn list(home: &Home, filter: FilterArgs, json: bool) -> anyhow::Result<()> {
+fn list(home: &Home, filter: FilterArgs, hidden: &HiddenArgs, json: bool) -> anyhow::Result<()> {
     let FilterArgs { kind, theme, town } = filter;
     let theme = theme.as_deref().map(parse_theme).transpose()?;
     let kind = kind.map(Kind::from);
-    let records: Vec<Value> = if let Some(remote) = Remote::find(home) {
+    let filter = Filter {
+        kind,
+        theme,
+        town: town.clone(),
+        author: None,
+        include_retracted: hidden.include_retracted,
+        all_versions: hidden.all_versions,
+    };
+    let remote = Remote::find(home);
+    let records: Vec<Value> = if let Some(remote) = remote
+        .as_ref()
+        .filter(|_| hidden.include_retracted || hidden.all_versions)
+    {
+        // The search index holds current records only: read the export, which takes the same
+        // switches, and filter it here.
+        let mut lines = Vec::new();
+        let mut query = vec![("format", "jsonl")];
+        if hidden.include_retracted {
+            query.push(("include_retracted", "true"));
+        }
+        if hidden.all_versions {
+            query.push(("all_versions", "true"));
+        }
+        remote.download("/api/v1/export", &query, &mut lines)?;
+        let mut records = Vec::new();
+        for line in lines.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+            let full: Value = serde_json::from_slice(line)?;
+            let keep = filter.kind.is_none_or(|k| full["kind"] == k.slug())
+                && filter.theme.is_none_or(|t| {
+                    full["themes"]
+                        .as_array()
+                        .is_some_and(|a| a.contains(&Value::from(t.slug())))
+                })
+                && filter.town.as_deref().is_none_or(|t| {
+                    cailloux_protocol::vocab::fold(t)
+                        == cailloux_protocol::vocab::fold(full["town"].as_str().unwrap_or(""))
+                });
+            if keep {
+                let summary: serde_json::Map<String, Value> = [
+                    "id",
+                    "kind",
+                    "title",
+                    "town",
+                    "author",
+                    "themes",
+                    "created_at",
+                ]
+                .iter()
+                .map(|k| ((*k).to_owned(), full[*k].clone()))
+                .collect();
+                records.push(Value::Object(summary));
+            }
+        }
+        records.reverse();
+        records
+    } else if let Some(remote) = remote {
         let mut query = Vec::new();
         if let Some(k) = kind {
             query.push(("kind", k.slug().to_owned()));
@@ -669,12 +1018,6 @@ fn list(home: &Home, filter: FilterArgs, json: bool) -> anyhow::Result<()> {
         }
         records
     } else {
-        let filter = Filter {
-            kind,
-            theme,
-            town,
-            author: None,
-        };
         match home.open_existing_store()? {
             Some(store) => store
                 .list(&filter)
@@ -874,7 +1217,7 @@ fn find(store: Option<&Store>, id: &str) -> anyhow::Result<Record> {
         .ok_or_else(|| Refused(format!("record {id} vanished")).into())
 }
 
-fn show(home: &Home, id: &str, json: bool) -> anyhow::Result<()> {
+fn show(home: &Home, id: &str, json: bool, history: bool) -> anyhow::Result<()> {
     let record: Value = if let Some(remote) = Remote::find(home) {
         let prefix = IdPrefix::parse(id).map_err(Refused)?;
         let answer = remote.get(&format!("/api/v1/records/{prefix}"), &[])?;
@@ -890,7 +1233,21 @@ fn show(home: &Home, id: &str, json: bool) -> anyhow::Result<()> {
         }
     } else {
         let store = home.open_existing_store()?;
-        Value::Object(full_json(&find(store.as_ref(), id)?))
+        let record = find(store.as_ref(), id)?;
+        let mut page = full_json(&record);
+        if let Some(store) = &store {
+            page.insert(
+                "provenance".into(),
+                cailloux_node::api::provenance(store, &record),
+            );
+            if record.publication().is_some() {
+                page.insert(
+                    "versions".into(),
+                    cailloux_node::api::versions(store, &record.id())?,
+                );
+            }
+        }
+        Value::Object(page)
     };
     let mut out = std::io::stdout().lock();
     if json {
@@ -899,6 +1256,31 @@ fn show(home: &Home, id: &str, json: bool) -> anyhow::Result<()> {
         return Ok(());
     }
     print_record(&mut out, &record)?;
+    if history {
+        writeln!(out, "\nversions, oldest first:")?;
+        for v in record["versions"]["history"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            let mark = if v["retracted"].is_object() {
+                "retracted"
+            } else if v["current"] == true {
+                "current"
+            } else {
+                "superseded"
+            };
+            let created = v["created_at"].as_str().unwrap_or_default();
+            writeln!(
+                out,
+                "  {}  {}  {:<10}  {}",
+                v["id"].as_str().unwrap_or_default(),
+                created.get(..10).unwrap_or(created),
+                mark,
+                v["title"].as_str().unwrap_or_default()
+            )?;
+        }
+    }
     Ok(())
 }
 
@@ -939,6 +1321,52 @@ fn print_record(out: &mut dyn Write, r: &Value) -> std::io::Result<()> {
         format!("{} (signature verified when stored)", text("author")),
     )?;
     field("created", text("created_at"))?;
+    let p = &r["provenance"];
+    match p["chain"].as_str() {
+        Some("delegate") => field(
+            "signed by",
+            format!(
+                "{}{}, for {} (delegated by town key {})",
+                p["delegate"]["name"].as_str().unwrap_or_default(),
+                p["delegate"]["role"]
+                    .as_str()
+                    .map(|r| format!(", {r}"))
+                    .unwrap_or_default(),
+                p["town"].as_str().unwrap_or("its town"),
+                p["town_key"].as_str().unwrap_or_default(),
+            ),
+        )?,
+        Some("town") if p["town"].is_string() => field(
+            "signed by",
+            format!(
+                "the town key of {}, admitted by the federation {}",
+                p["town"].as_str().unwrap_or_default(),
+                p["federation"].as_str().unwrap_or_default()
+            ),
+        )?,
+        _ => {}
+    }
+    let v = &r["versions"];
+    if let Some(retracted) = v["retracted"].as_object() {
+        field(
+            "RETRACTED",
+            format!(
+                "{} by {}: {}",
+                retracted["at"].as_str().unwrap_or_default(),
+                retracted["by"].as_str().unwrap_or_default(),
+                retracted["reason"].as_str().unwrap_or_default()
+            ),
+        )?;
+    }
+    for newer in v["superseded_by"].as_array().into_iter().flatten() {
+        field(
+            "superseded by",
+            newer.as_str().unwrap_or_default().to_owned(),
+        )?;
+    }
+    if let Some(older) = v["supersedes"].as_str() {
+        field("supersedes", older.to_owned())?;
+    }
     let themes: Vec<String> = r["themes"]
         .as_array()
         .into_iter()
@@ -1005,14 +1433,31 @@ fn print_record(out: &mut dyn Write, r: &Value) -> std::io::Result<()> {
     writeln!(out, "\n{}\n\n{}", text("summary"), text("body").trim_end())
 }
 
-fn export(home: &Home, format: Format, out: Option<PathBuf>) -> anyhow::Result<()> {
+fn export(
+    home: &Home,
+    format: Format,
+    out: Option<PathBuf>,
+    hidden: &HiddenArgs,
+) -> anyhow::Result<()> {
+    let filter = Filter {
+        include_retracted: hidden.include_retracted,
+        all_versions: hidden.all_versions,
+        ..Filter::default()
+    };
     if let Some(remote) = Remote::find(home) {
         let format = match format {
             Format::Jsonl => "jsonl",
             Format::Csv => "csv",
         };
+        let mut query = vec![("format", format)];
+        if hidden.include_retracted {
+            query.push(("include_retracted", "true"));
+        }
+        if hidden.all_versions {
+            query.push(("all_versions", "true"));
+        }
         return write_output(out.as_deref(), |w| {
-            remote.download("/api/v1/export", &[("format", format)], w)?;
+            remote.download("/api/v1/export", &query, w)?;
             Ok(None)
         });
     }
@@ -1025,8 +1470,8 @@ fn export(home: &Home, format: Format, out: Option<PathBuf>) -> anyhow::Result<(
     let mut tick = || bar.inc(1);
     write_output(out.as_deref(), |w| {
         Ok(Some(match format {
-            Format::Jsonl => exchange::export_jsonl(&store, w, &mut tick)?,
-            Format::Csv => exchange::export_csv(&store, w, &mut tick)?,
+            Format::Jsonl => exchange::export_jsonl(&store, &filter, w, &mut tick)?,
+            Format::Csv => exchange::export_csv(&store, &filter, w, &mut tick)?,
         }))
     })?;
     bar.finish_and_clear();

@@ -58,6 +58,16 @@ impl Remote {
         }
     }
 
+    /// A node given by URL (`--node http://host:port`, or `host:port`): no token, so only what
+    /// a signature authorises (submitting signed records) and reads.
+    pub fn at(url: &str) -> Remote {
+        let addr = url
+            .trim()
+            .trim_end_matches('/')
+            .trim_start_matches("http://");
+        Remote::new(addr, None)
+    }
+
     fn new(addr: &str, token: Option<String>) -> Remote {
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)

@@ -284,7 +284,7 @@ fn main() -> anyhow::Result<()> {
     eprintln!("generating and signing {n} records…");
     let records = records(n);
     let dir = tempfile::tempdir()?;
-    let store = Store::open(&dir.path().join("store"))?;
+    let store = Store::open(&dir.path().join("store"), cailloux_protocol::Mode::Open)?;
     for chunk in records.chunks(2048) {
         store.insert_batch(chunk)?;
     }
@@ -304,7 +304,7 @@ fn main() -> anyhow::Result<()> {
     {
         let mut insert = tx.prepare("INSERT INTO t (title, summary, tags, body, kind, themes, id) VALUES (?, ?, ?, ?, ?, ?, ?)")?;
         for r in &records {
-            let p = r.publication();
+            let Some(p) = r.publication() else { continue };
             let themes: Vec<&str> = p.themes.iter().map(|t| t.slug()).collect();
             insert.execute(rusqlite::params![
                 p.title,

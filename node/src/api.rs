@@ -10,7 +10,7 @@ use crate::metrics::Metrics;
 use crate::network::Client;
 use crate::publish;
 use crate::search::{SearchIndex, SearchQuery};
-use crate::store::{ResolveError, Store};
+use crate::store::{Filter, ResolveError, Store, StoreError};
 use crate::writer::{Origin, Writer};
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
@@ -18,6 +18,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use cailloux_protocol::trust::Mode;
 use cailloux_protocol::view::full_json;
 use cailloux_protocol::{IdPrefix, Record, RecordId, SigningKey};
 use futures::TryStreamExt;
@@ -51,6 +52,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/status", get(status))
         .route("/api/v1/peers", get(peers))
         .route("/api/v1/publish", post(publish_files))
+        .route("/api/v1/submit", post(submit))
         .route(
             "/api/v1/import",
             post(import).layer(axum::extract::DefaultBodyLimit::disable()),
@@ -61,8 +63,18 @@ pub fn router(state: ApiState) -> Router {
 
 /// What may be opened to the public (`--public-api`): the corpus browser and the read API;
 /// nothing that writes, nothing about the node's peers.
+/// In a federation, practitioners submit signed records here too: their signature is their
+/// credential, checked like gossip. In open mode, where anyone's signature would do, the public
+/// address takes no writes at all.
 pub fn public_router(state: ApiState) -> Router {
-    read_routes().with_state(state)
+    let federated = matches!(state.store.ledger().mode(), Mode::Federation(_));
+    let routes = read_routes();
+    let routes = if federated {
+        routes.route("/api/v1/submit", post(submit))
+    } else {
+        routes
+    };
+    routes.with_state(state)
 }
 
 fn read_routes() -> Router<ApiState> {
@@ -73,6 +85,7 @@ fn read_routes() -> Router<ApiState> {
         .route("/api/v1/stats", get(stats))
         .route("/api/v1/export", get(export))
         .route("/api/v1/vocabulary", get(vocabulary))
+        .route("/api/v1/members", get(members))
         .route("/api/v1/openapi.json", get(openapi))
 }
 
@@ -196,6 +209,10 @@ async fn status(State(state): State<ApiState>) -> Result<Json<Value>, ApiError> 
         "listen_addrs": net.listen_addrs,
         "api": state.api_addr,
         "records": records,
+        "federation": match state.store.ledger().mode() {
+            Mode::Open => Value::Null,
+            Mode::Federation(key) => json!(key.to_hex()),
+        },
         "peers": net.peers,
         "gossip_peers": net.gossip_peers,
     })))
@@ -285,10 +302,16 @@ pub fn record_page(
         "signature".into(),
         json!({ "status": "verified", "algorithm": "ed25519", "record": base64_record(&record) }),
     );
+    page.insert("provenance".into(), provenance(store, &record));
+    let Some(publication) = record.publication() else {
+        return Ok(Value::Object(page));
+    };
+    page.insert("versions".into(), versions(store, &id)?);
     let describe = |rel: &str, other: &RecordId| -> Result<Value, PageError> {
         let mut link = json!({ "rel": rel, "id": other.to_hex() });
-        if let Some(r) = store.get(other)? {
-            let p = r.publication();
+        if let Some(r) = store.get(other)?
+            && let Some(p) = r.publication()
+        {
             link["title"] = json!(p.title);
             link["kind"] = json!(p.kind);
             link["town"] = json!(p.town);
@@ -296,27 +319,80 @@ pub fn record_page(
         }
         Ok(link)
     };
-    let out: Vec<Value> = record
-        .publication()
+    let out: Vec<Value> = publication
         .links
         .iter()
         .map(|l| describe(l.rel.slug(), &l.id))
         .collect::<Result<_, _>>()?;
     let mut incoming = Vec::new();
     for source in search.linking_to(&id)? {
-        if let Some(r) = store.get(&source)? {
-            for l in r.publication().links.iter().filter(|l| l.id == id) {
+        if let Some(r) = store.get(&source)?
+            && let Some(p) = r.publication()
+        {
+            for l in p.links.iter().filter(|l| l.id == id) {
                 incoming.push(describe(l.rel.slug(), &source)?);
             }
         }
     }
-    page.insert(
-        "body_html".into(),
-        json!(markdown_html(&record.publication().body)),
-    );
+    page.insert("body_html".into(), json!(markdown_html(&publication.body)));
     page.insert("links_out".into(), Value::Array(out));
     page.insert("links_in".into(), Value::Array(incoming));
     Ok(Value::Object(page))
+}
+
+/// Who stands behind a record, as this node's ledger sees it at the record's creation time:
+/// the federation's certificate of the town, the town's delegation of the person.
+pub fn provenance(store: &Store, record: &Record) -> Value {
+    let ledger = store.ledger();
+    let federation = match ledger.mode() {
+        Mode::Open => Value::Null,
+        Mode::Federation(key) => json!(key.to_hex()),
+    };
+    match ledger.standing(&record.author(), record.created_at()) {
+        Ok(s) => json!({
+            "federation": federation,
+            "chain": if s.federation { "federation" } else if s.delegate.is_some() { "delegate" } else { "town" },
+            "town_key": s.town_key.to_hex(),
+            "town": s.town,
+            "delegate": s.delegate.map(|d| json!({ "name": d.name, "role": d.role, "kinds": d.kinds })),
+        }),
+        Err(e) => json!({ "federation": federation, "chain": "none", "problem": e.to_string() }),
+    }
+}
+
+/// The versions of a record and whether it was retracted: `latest` (ids of the newest
+/// versions), `history` (every version, oldest first, with retraction marks), `retracted`.
+pub fn versions(store: &Store, id: &RecordId) -> Result<Value, StoreError> {
+    let ledger = store.ledger();
+    let retraction = |id: &RecordId| {
+        ledger.retraction(id).map(|r| {
+            json!({
+                "by": r.issuer.to_hex(),
+                "at": cailloux_protocol::time::rfc3339_millis(r.at),
+                "reason": r.act.reason,
+                "record": r.id.to_hex(),
+            })
+        })
+    };
+    let mut history = Vec::new();
+    for v in ledger.history(id) {
+        let mut entry = json!({ "id": v.to_hex(), "retracted": retraction(&v) });
+        if let Some(r) = store.get(&v)? {
+            entry["created_at"] = json!(cailloux_protocol::time::rfc3339_millis(r.created_at()));
+            entry["author"] = json!(r.author().to_hex());
+            if let Some(p) = r.publication() {
+                entry["title"] = json!(p.title);
+            }
+        }
+        entry["current"] = json!(!ledger.is_superseded(&v));
+        history.push(entry);
+    }
+    Ok(json!({
+        "retracted": retraction(id),
+        "superseded_by": ledger.superseded_by(id).iter().map(RecordId::to_hex).collect::<Vec<_>>(),
+        "supersedes": ledger.supersedes(id).map(|v| v.to_hex()),
+        "history": history,
+    }))
 }
 
 fn base64_record(record: &Record) -> String {
@@ -327,6 +403,10 @@ fn base64_record(record: &Record) -> String {
 #[derive(Debug, Deserialize)]
 struct ExportQuery {
     format: Option<String>,
+    #[serde(default)]
+    include_retracted: bool,
+    #[serde(default)]
+    all_versions: bool,
 }
 
 /// Streams the export as it is read from the store: memory stays flat whatever its size.
@@ -345,15 +425,20 @@ async fn export(
     };
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(16);
     let store = state.store.clone();
+    let filter = Filter {
+        include_retracted: q.include_retracted,
+        all_versions: q.all_versions,
+        ..Filter::default()
+    };
     tokio::task::spawn_blocking(move || {
         let mut out = ChannelWriter {
             tx: tx.clone(),
             buffer: Vec::with_capacity(64 * 1024),
         };
         let result = if csv {
-            exchange::export_csv(&store, &mut out, &mut || {})
+            exchange::export_csv(&store, &filter, &mut out, &mut || {})
         } else {
-            exchange::export_jsonl(&store, &mut out, &mut || {})
+            exchange::export_jsonl(&store, &filter, &mut out, &mut || {})
         };
         if let Err(e) = result {
             let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
@@ -400,12 +485,16 @@ impl std::io::Write for ChannelWriter {
     }
 }
 
-/// The signed records with their files, or every problem of every file.
-type Published = Result<Vec<(PathBuf, Record)>, Vec<publish::FileViolations>>;
+/// The signed records with their files (or the ledger's refusals), or every problem of every
+/// file.
+type Published = Result<Result<Vec<(PathBuf, Record)>, Vec<Value>>, Vec<publish::FileViolations>>;
 
 #[derive(Debug, Deserialize)]
 pub struct PublishRequest {
     pub files: Vec<PublishFile>,
+    /// Publish the one file as a new version of this record.
+    #[serde(default)]
+    pub supersedes: Option<RecordId>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -423,6 +512,7 @@ async fn publish_files(
     Json(request): Json<PublishRequest>,
 ) -> Result<Response, ApiError> {
     authorise(&state, &headers)?;
+    let supersedes = request.supersedes;
     let files: Vec<(PathBuf, String)> = request
         .files
         .into_iter()
@@ -435,24 +525,34 @@ async fn publish_files(
         state.writer.clone(),
     );
     let outcome = blocking(move || -> Result<Published, String> {
-        let plan = match publish::plan(files, town.as_deref(), Some(&store)) {
+        let mut plan = match publish::plan(files, town.as_deref(), Some(&store)) {
             Ok(plan) => plan,
             Err(problems) => return Ok(Err(problems)),
         };
+        if let Some(old) = supersedes
+            && let Err(message) = plan.supersede(old)
+        {
+            return Ok(Ok(Err(vec![
+                json!({ "id": old.to_hex(), "reason": "invalid", "message": message }),
+            ])));
+        }
         let signed: Vec<(PathBuf, Record)> = plan
             .sign(&key, crate::now_millis)
             .collect::<Result<_, _>>()
             .map_err(|e| e.to_string())?;
-        writer
-            .insert_blocking(
-                signed.iter().map(|(_, r)| r.clone()).collect(),
-                Origin::Local,
-            )
-            .map_err(|e| e.to_string())?;
-        Ok(Ok(signed))
+        let records = signed.iter().map(|(_, r)| r.clone()).collect();
+        match store_all_or_nothing(&store, &writer, records)? {
+            Ok(_) => Ok(Ok(Ok(signed))),
+            Err(problems) => Ok(Ok(Err(problems))),
+        }
     })
     .await?
     .map_err(internal)?;
+    let outcome = match outcome {
+        Ok(Err(refused)) => return Ok(refusal(refused)),
+        Ok(Ok(signed)) => Ok(signed),
+        Err(problems) => Err(problems),
+    };
     match outcome {
         Ok(signed) => {
             state.metrics.published.inc_by(signed.len() as u64);
@@ -475,6 +575,168 @@ async fn publish_files(
             Ok((StatusCode::UNPROCESSABLE_ENTITY, Json(json!({ "error": format!("{} problem(s) in {files} file(s); nothing was published", list.len()), "problems": list }))).into_response())
         }
     }
+}
+
+/// The roster as this node sees it.
+async fn members(State(state): State<ApiState>) -> Json<Value> {
+    Json(members_json(&state.store, crate::now_millis()))
+}
+
+/// The federation, its towns and their delegates, with validity and revocations, as JSON (the
+/// API's `/members` and `cailloux members --json`).
+pub fn members_json(store: &Store, now: u64) -> Value {
+    use cailloux_protocol::time::rfc3339_millis;
+    let roster = store.ledger().roster(now);
+    let time = |t: Option<u64>| t.map(rfc3339_millis);
+    let revoked = |r: &Option<(u64, String)>| {
+        r.as_ref()
+            .map(|(at, why)| json!({ "at": rfc3339_millis(*at), "reason": why }))
+    };
+    json!({
+        "federation": roster.federation.map(|k| k.to_hex()),
+        "name": roster.name,
+        "towns": roster.towns.iter().map(|t| json!({
+            "town": t.town,
+            "country": t.country,
+            "code": t.code,
+            "key": t.key.to_hex(),
+            "certificate": t.record.to_hex(),
+            "from": rfc3339_millis(t.from),
+            "until": time(t.until),
+            "revoked": revoked(&t.revoked),
+            "valid": t.valid_now,
+            "delegates": t.delegates.iter().map(|d| json!({
+                "name": d.name,
+                "role": d.role,
+                "kinds": d.kinds,
+                "key": d.key.to_hex(),
+                "delegation": d.record.to_hex(),
+                "from": rfc3339_millis(d.from),
+                "until": time(d.until),
+                "revoked": revoked(&d.revoked),
+                "valid": d.valid_now,
+            })).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+    })
+}
+
+#[derive(Debug, Deserialize)]
+pub struct SubmitRequest {
+    /// Signed records, base64 (standard alphabet), in the order to store them.
+    pub records: Vec<String>,
+}
+
+/// Stores records signed elsewhere (a practitioner's own key, a federation's key): decoded,
+/// verified and checked against the ledger like anything from a peer, then announced. All or
+/// nothing: 403 with every refusal when any record is refused.
+async fn submit(
+    State(state): State<ApiState>,
+    Json(request): Json<SubmitRequest>,
+) -> Result<Response, ApiError> {
+    use base64::Engine;
+    const MAX_SUBMITTED: usize = 512;
+    if request.records.len() > MAX_SUBMITTED {
+        return Err(bad_request(format!(
+            "records: {} records; at most {MAX_SUBMITTED} per request",
+            request.records.len()
+        )));
+    }
+    let mut records = Vec::with_capacity(request.records.len());
+    for (i, text) in request.records.iter().enumerate() {
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(text.trim())
+            .map_err(|e| bad_request(format!("records[{i}]: not base64: {e}")))?;
+        let unverified = cailloux_protocol::Unverified::decode(bytes)
+            .map_err(|e| bad_request(format!("records[{i}]: {e}")))?;
+        let record = unverified
+            .verify()
+            .map_err(|e| bad_request(format!("records[{i}]: {e}")))?;
+        records.push(record);
+    }
+    let (store, writer) = (state.store.clone(), state.writer.clone());
+    let outcome = blocking(move || store_all_or_nothing(&store, &writer, records))
+        .await?
+        .map_err(internal)?;
+    match outcome {
+        Ok(stored) => {
+            state.metrics.published.inc_by(stored.len() as u64);
+            Ok(Json(json!({ "stored": stored })).into_response())
+        }
+        Err(problems) => Ok(refusal(problems)),
+    }
+}
+
+/// Refusals of a batch: 403, or 409 when records only wait for others this node lacks.
+fn refusal(problems: Vec<Value>) -> Response {
+    let pending = problems.iter().all(|p| p["reason"] == "pending");
+    let status = if pending {
+        StatusCode::CONFLICT
+    } else {
+        StatusCode::FORBIDDEN
+    };
+    let error = format!(
+        "{} record(s) refused; nothing was stored: {}",
+        problems.len(),
+        problems
+            .iter()
+            .filter_map(|p| p["message"].as_str())
+            .collect::<Vec<_>>()
+            .join("; ")
+    );
+    (
+        status,
+        Json(json!({ "error": error, "problems": problems })),
+    )
+        .into_response()
+}
+
+/// Checks a batch against the ledger and stores it only if every record is accepted (or was
+/// already here). Ok: `{id, new}` per record; Err: `{id, reason, message}` per refusal.
+fn store_all_or_nothing(
+    store: &Store,
+    writer: &Writer,
+    records: Vec<Record>,
+) -> Result<Result<Vec<Value>, Vec<Value>>, String> {
+    let checked = store.check_batch(&records).map_err(|e| e.to_string())?;
+    let problems = denials(&records, &checked);
+    if !problems.is_empty() {
+        return Ok(Err(problems));
+    }
+    let ids: Vec<RecordId> = records.iter().map(Record::id).collect();
+    let outcomes = writer
+        .insert_blocking(records, Origin::Local)
+        .map_err(|e| e.to_string())?;
+    let problems = denials_of(&ids, &outcomes);
+    if !problems.is_empty() {
+        // The roster changed between the check and the write (a revocation arrived).
+        return Ok(Err(problems));
+    }
+    Ok(Ok(ids
+        .iter()
+        .zip(&outcomes)
+        .map(|(id, o)| json!({ "id": id.to_hex(), "new": o.is_new() }))
+        .collect()))
+}
+
+fn denials(records: &[Record], outcomes: &[crate::store::Outcome]) -> Vec<Value> {
+    let ids: Vec<RecordId> = records.iter().map(Record::id).collect();
+    denials_of(&ids, outcomes)
+}
+
+fn denials_of(ids: &[RecordId], outcomes: &[crate::store::Outcome]) -> Vec<Value> {
+    use cailloux_protocol::trust::Denied;
+    ids.iter()
+        .zip(outcomes)
+        .filter_map(|(id, o)| match o {
+            crate::store::Outcome::Denied(Denied::Refused { reason, message }) => {
+                Some(json!({ "id": id.to_hex(), "reason": reason, "message": message }))
+            }
+            crate::store::Outcome::Denied(Denied::Pending(message)) => {
+                Some(json!({ "id": id.to_hex(), "reason": "pending", "message": message }))
+            }
+            _ => None,
+        })
+        .collect()
 }
 
 /// Imports a JSONL export streamed in the request body (the network announces what was new).

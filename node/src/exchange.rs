@@ -6,7 +6,7 @@
 //! then `record`, the signed record bytes in standard base64. A line is good when its record
 //! decodes, its signature verifies and its readable fields are exactly those of the record.
 
-use crate::store::{Store, StoreError};
+use crate::store::{Filter, Outcome, Store, StoreError};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use cailloux_protocol::time::rfc3339_millis;
@@ -33,14 +33,16 @@ pub enum ExchangeError {
     Csv(#[from] csv::Error),
 }
 
-/// Writes every record, oldest first, as JSON Lines. Calls `progress` after each record.
+/// Writes every publication `filter` lets through (by default: neither retracted nor
+/// superseded), oldest first, as JSON Lines. Calls `progress` after each record.
 pub fn export_jsonl(
     store: &Store,
+    filter: &Filter,
     out: &mut dyn Write,
     progress: &mut dyn FnMut(),
 ) -> Result<u64, ExchangeError> {
     let mut n = 0;
-    for record in store.iter_oldest_first() {
+    for record in store.iter_oldest_first(filter) {
         let line = jsonl_line(&record?);
         serde_json::to_writer(&mut *out, &line).map_err(std::io::Error::from)?;
         out.write_all(b"\n")?;
@@ -86,18 +88,21 @@ pub const CSV_COLUMNS: &[&str] = &[
     "summary",
 ];
 
-/// Writes every record, oldest first, as CSV with a header row.
+/// Writes every publication `filter` lets through, oldest first, as CSV with a header row.
 pub fn export_csv(
     store: &Store,
+    filter: &Filter,
     out: &mut dyn Write,
     progress: &mut dyn FnMut(),
 ) -> Result<u64, ExchangeError> {
     let mut w = csv::Writer::from_writer(out);
     w.write_record(CSV_COLUMNS)?;
     let mut n = 0;
-    for record in store.iter_oldest_first() {
+    for record in store.iter_oldest_first(filter) {
         let record = record?;
-        let p = record.publication();
+        let Some(p) = record.publication() else {
+            continue;
+        };
         let join = |items: Vec<String>| items.join(";");
         let opt = |s: Option<String>| s.unwrap_or_default();
         w.write_record([
@@ -227,7 +232,7 @@ pub struct Report {
 fn process(
     input: &mut (dyn BufRead + Send),
     progress: &mut dyn FnMut(u64),
-    mut sink: impl FnMut(&[Record]) -> Result<u64, ExchangeError>,
+    mut sink: impl FnMut(&[Record]) -> Result<Vec<Outcome>, ExchangeError>,
 ) -> Result<Report, ExchangeError> {
     // Two chunks in flight per stage at most: memory stays bounded whatever the file's size.
     let (decoded_tx, decoded_rx) = sync_channel::<std::io::Result<Chunk<Unverified>>>(2);
@@ -245,9 +250,20 @@ fn process(
         let mut report = Report::default();
         for chunk in verified_rx {
             let chunk = chunk?;
-            let good: Vec<Record> = chunk.items.into_iter().map(|(_, r)| r).collect();
-            report.stored += sink(&good)?;
-            report.good += good.len() as u64;
+            let (lines, good): (Vec<usize>, Vec<Record>) = chunk.items.into_iter().unzip();
+            for (line, outcome) in lines.into_iter().zip(sink(&good)?) {
+                match outcome {
+                    Outcome::New => {
+                        report.stored += 1;
+                        report.good += 1;
+                    }
+                    Outcome::Duplicate => report.good += 1,
+                    Outcome::Denied(denied) => report.bad.push(BadLine {
+                        line,
+                        reason: denied.to_string(),
+                    }),
+                }
+            }
             report.bad.extend(chunk.bad);
             progress(chunk.lines);
         }
@@ -344,19 +360,20 @@ pub fn import(
     input: &mut (dyn BufRead + Send),
     progress: &mut dyn FnMut(u64),
 ) -> Result<Report, ExchangeError> {
-    import_into(input, progress, |good| Ok(store.insert_batch(good)?))
+    import_into(input, progress, |good| {
+        Ok(store.insert_batch(good)?.outcomes)
+    })
 }
 
-/// `import`, storing through `store`, which returns for each record whether it was new (a
-/// running node stores through its writer, which also keeps its sync index current).
+/// `import`, storing through `store`, which returns what became of each record (a running
+/// node stores through its writer, which also keeps its sync index current). A record the
+/// ledger refuses (its author is not a member, say) is a bad line with the reason.
 pub fn import_into(
     input: &mut (dyn BufRead + Send),
     progress: &mut dyn FnMut(u64),
-    mut store: impl FnMut(&[Record]) -> Result<Vec<bool>, ExchangeError>,
+    store: impl FnMut(&[Record]) -> Result<Vec<Outcome>, ExchangeError>,
 ) -> Result<Report, ExchangeError> {
-    process(input, progress, |good| {
-        Ok(store(good)?.into_iter().filter(|fresh| *fresh).count() as u64)
-    })
+    process(input, progress, store)
 }
 
 /// Checks every line of a JSONL export, offline.
@@ -364,5 +381,7 @@ pub fn verify(
     input: &mut (dyn BufRead + Send),
     progress: &mut dyn FnMut(u64),
 ) -> Result<Report, ExchangeError> {
-    process(input, progress, |_| Ok(0))
+    process(input, progress, |good| {
+        Ok(vec![Outcome::Duplicate; good.len()])
+    })
 }

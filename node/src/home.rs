@@ -1,7 +1,9 @@
 //! A town's home folder: its identity (the signing key), its `config.toml` and its store.
 //!
 //! ```text
-//! <home>/identity.key   the 32-byte ed25519 seed, hex, readable by its owner only
+//! <home>/identity.key   the 32-byte ed25519 seed, hex, readable by its owner only: the town's
+//!                       key on a node, a practitioner's personal key on their own machine
+//! <home>/federation.key the federation's key, only in the coordinator's home (same format)
 //! <home>/config.toml    the town's settings (documented in the file itself)
 //! <home>/store/         the sled store
 //! ```
@@ -10,6 +12,7 @@ use crate::store::{Store, StoreError};
 use cailloux_protocol::SigningKey;
 use cailloux_protocol::id::{decode_hex, encode_hex};
 use cailloux_protocol::record::AuthorKey;
+use cailloux_protocol::trust::Mode;
 use serde::Deserialize;
 use std::fs::OpenOptions;
 use std::io::Write;
@@ -30,6 +33,13 @@ pub enum HomeError {
     NoIdentity { home: PathBuf },
     #[error("{path} is not a valid identity file: it should hold 64 hexadecimal characters")]
     BadIdentity { path: PathBuf },
+    #[error(
+        "no federation key in {home}: `cailloux federation create --name <name>` makes one (only \
+         the federation's coordinator holds it)"
+    )]
+    NoFederationKey { home: PathBuf },
+    #[error("{path} already holds a federation key; refusing to overwrite it")]
+    FederationKeyExists { path: PathBuf },
     #[error("{path}: {message}")]
     BadConfig { path: PathBuf, message: String },
     #[error("the town name is empty: give one with --town, such as --town Loos-en-Gohelle")]
@@ -87,6 +97,9 @@ pub struct Config {
     pub log_format: Option<String>,
     /// Seconds between reconciliations with a random peer (`--sync-interval`). Absent: 60.
     pub sync_interval_secs: Option<u64>,
+    /// The federation this node belongs to: its key, 64 hex characters (`cailloux join` writes
+    /// it). Absent: open mode, any valid signature is accepted.
+    pub federation: Option<String>,
 }
 
 /// The documented file `init` writes.
@@ -117,6 +130,10 @@ town = {town}
 
 # Seconds between catch-up rounds with a random peer (besides one on every new connection).
 # sync_interval_secs = 60
+
+# The federation this node belongs to (its key, from the coordinator). Only records whose
+# author chains to it are accepted. Absent: open mode. `cailloux join KEY` sets it.
+# federation = "<64 hex characters>"
 "#,
         town = toml_string(town)
     )
@@ -180,6 +197,10 @@ impl Home {
         self.root.join("identity.key")
     }
 
+    pub fn federation_key_path(&self) -> PathBuf {
+        self.root.join("federation.key")
+    }
+
     pub fn config_path(&self) -> PathBuf {
         self.root.join("config.toml")
     }
@@ -238,30 +259,8 @@ impl Home {
 
     /// Creates an identity, and a `config.toml` naming `town` (or leaving it unnamed).
     pub fn create_identity(&self, town: Option<&str>) -> Result<Identity, HomeError> {
-        std::fs::create_dir_all(&self.root).map_err(io(&self.root))?;
-        let path = self.identity_path();
-        if path.exists() {
-            return Err(HomeError::IdentityExists { path });
-        }
-        let mut seed = [0u8; 32];
-        getrandom::fill(&mut seed).map_err(|e| HomeError::Io {
-            path: path.clone(),
-            source: std::io::Error::other(e.to_string()),
-        })?;
-        // Written whole beside its place, then linked into it: a crash never leaves a
-        // half-written identity, and linking fails if another process created one meanwhile.
-        let tmp = self
-            .root
-            .join(format!("identity.key.{}.tmp", std::process::id()));
-        write_private(&tmp, &encode_hex(&seed))?;
-        let linked = std::fs::hard_link(&tmp, &path);
-        let _ = std::fs::remove_file(&tmp);
-        linked.map_err(|e| match e.kind() {
-            std::io::ErrorKind::AlreadyExists => HomeError::IdentityExists { path: path.clone() },
-            _ => HomeError::Io {
-                path: path.clone(),
-                source: e,
-            },
+        let seed = self.create_key_file(&self.identity_path(), |path| {
+            HomeError::IdentityExists { path }
         })?;
         let config = self.config_path();
         if !config.exists() {
@@ -274,6 +273,110 @@ impl Home {
         Ok(Identity {
             key: SigningKey::from_bytes(&seed),
         })
+    }
+
+    /// Creates the federation's key in this home (the coordinator's).
+    pub fn create_federation_key(&self) -> Result<SigningKey, HomeError> {
+        let seed = self.create_key_file(&self.federation_key_path(), |path| {
+            HomeError::FederationKeyExists { path }
+        })?;
+        Ok(SigningKey::from_bytes(&seed))
+    }
+
+    pub fn load_federation_key(&self) -> Result<SigningKey, HomeError> {
+        let path = self.federation_key_path();
+        if !path.exists() {
+            return Err(HomeError::NoFederationKey {
+                home: self.root.clone(),
+            });
+        }
+        Ok(SigningKey::from_bytes(&read_seed(&path)?))
+    }
+
+    /// This node's mode: the federation named in `config.toml`, or open.
+    pub fn mode(&self) -> Result<Mode, HomeError> {
+        let config = self.load_config()?;
+        match config.federation.as_deref().map(str::trim) {
+            None | Some("") => Ok(Mode::Open),
+            Some(hex) => parse_key(hex).map(Mode::Federation).ok_or_else(|| {
+                HomeError::BadConfig {
+                    path: self.config_path(),
+                    message: format!(
+                        "federation = \"{hex}\" is not a key: it should be 64 hexadecimal characters, as `cailloux federation create` printed"
+                    ),
+                }
+            }),
+        }
+    }
+
+    /// Sets `key = value` (a TOML value) in `config.toml`, replacing the line that sets it or
+    /// appending one; the rest of the file, comments included, is kept.
+    pub fn set_config(&self, key: &str, value: &str) -> Result<(), HomeError> {
+        std::fs::create_dir_all(&self.root).map_err(io(&self.root))?;
+        let path = self.config_path();
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => return Err(HomeError::Io { path, source: e }),
+        };
+        let line = format!("{key} = {value}");
+        let mut found = false;
+        let mut lines: Vec<String> = text
+            .lines()
+            .map(|l| {
+                let set_here = l
+                    .split_once('=')
+                    .is_some_and(|(k, _)| k.trim() == key && !l.trim_start().starts_with('#'));
+                if set_here && !found {
+                    found = true;
+                    line.clone()
+                } else {
+                    l.to_owned()
+                }
+            })
+            .collect();
+        if !found {
+            lines.push(line);
+        }
+        let new = lines.join("\n") + "\n";
+        toml::from_str::<Config>(&new).map_err(|e| HomeError::BadConfig {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+        std::fs::write(&path, new).map_err(io(&path))
+    }
+
+    /// Writes a new random key whole beside `path`, then links it into place: a crash never
+    /// leaves a half-written key, and linking fails if another process created one meanwhile.
+    fn create_key_file(
+        &self,
+        path: &Path,
+        exists: impl Fn(PathBuf) -> HomeError,
+    ) -> Result<[u8; 32], HomeError> {
+        std::fs::create_dir_all(&self.root).map_err(io(&self.root))?;
+        let path = path.to_owned();
+        if path.exists() {
+            return Err(exists(path));
+        }
+        let mut seed = [0u8; 32];
+        getrandom::fill(&mut seed).map_err(|e| HomeError::Io {
+            path: path.clone(),
+            source: std::io::Error::other(e.to_string()),
+        })?;
+        // Written whole beside its place, then linked into it: a crash never leaves a
+        // half-written identity, and linking fails if another process created one meanwhile.
+        let tmp = path.with_extension(format!("key.{}.tmp", std::process::id()));
+        write_private(&tmp, &encode_hex(&seed))?;
+        let linked = std::fs::hard_link(&tmp, &path);
+        let _ = std::fs::remove_file(&tmp);
+        linked.map_err(|e| match e.kind() {
+            std::io::ErrorKind::AlreadyExists => exists(path.clone()),
+            _ => HomeError::Io {
+                path: path.clone(),
+                source: e,
+            },
+        })?;
+        Ok(seed)
     }
 
     pub fn has_identity(&self) -> bool {
@@ -312,20 +415,37 @@ impl Home {
         }
     }
 
-    /// Opens the store, creating the home and the store if needed.
+    /// Opens the store, creating the home and the store if needed, in this home's mode.
     pub fn open_store(&self) -> Result<Store, HomeError> {
+        let mode = self.mode()?;
         std::fs::create_dir_all(&self.root).map_err(io(&self.root))?;
-        Ok(Store::open(&self.store_path())?)
+        Ok(Store::open(&self.store_path(), mode)?)
     }
 
     /// Opens the store only if this home has one.
     pub fn open_existing_store(&self) -> Result<Option<Store>, HomeError> {
         if self.store_path().exists() {
-            Ok(Some(Store::open(&self.store_path())?))
+            Ok(Some(Store::open(&self.store_path(), self.mode()?)?))
         } else {
             Ok(None)
         }
     }
+}
+
+/// A public key as people write it: 64 hex characters.
+pub fn parse_key(hex: &str) -> Option<AuthorKey> {
+    decode_hex(hex.trim())
+        .and_then(|b| b.try_into().ok())
+        .map(AuthorKey)
+}
+
+fn read_seed(path: &Path) -> Result<[u8; 32], HomeError> {
+    let text = std::fs::read_to_string(path).map_err(io(path))?;
+    decode_hex(text.trim())
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| HomeError::BadIdentity {
+            path: path.to_owned(),
+        })
 }
 
 #[cfg(test)]

@@ -19,9 +19,10 @@
 //! single `Writer`.
 
 use crate::metrics::{Metrics, Via};
-use crate::store::Store;
+use crate::store::{Outcome, Store};
 use crate::sync::{Session, SyncIndex, respond};
 use crate::writer::{Origin, Stored, Writer};
+use cailloux_protocol::trust::Denied;
 use cailloux_protocol::wire::{
     Announce, FETCH_PROTOCOL, FetchRequest, FetchResponse, GOSSIP_TOPIC, KAD_PROTOCOL,
     MAX_FETCH_IDS, MAX_FETCH_RESPONSE_BYTES, SYNC_PROTOCOL, SyncRequest, SyncResponse,
@@ -141,7 +142,12 @@ enum Internal {
     Fetched {
         peer: PeerId,
         missing: Vec<RecordId>,
+        /// Records stored from this batch, and records that wait for one this node lacks.
+        stored: usize,
+        pending: usize,
     },
+    /// Reconcile with this peer (a record it sent waits for another).
+    CatchUp(PeerId),
 }
 
 /// Why a fetch was sent.
@@ -162,6 +168,11 @@ enum SyncState {
     Fetching {
         queue: VecDeque<RecordId>,
         in_flight: usize,
+        /// Records stored, and records that waited for another, in this session so far: a
+        /// session that stored some and left some waiting (a retraction fetched before its
+        /// target) is followed by another at once.
+        stored: usize,
+        pending: usize,
     },
 }
 
@@ -661,14 +672,31 @@ impl EventLoop {
             .await;
             let acceptance = match verdict {
                 Ok(Ok(record)) => match shared.writer.insert(vec![record], Origin::Peer).await {
-                    Ok(_) => {
-                        shared
-                            .metrics
-                            .accepted
-                            .get_or_create(&Via { via: "gossip" })
-                            .inc();
-                        gossipsub::MessageAcceptance::Accept
-                    }
+                    Ok(outcomes) => match outcomes.into_iter().next() {
+                        Some(Outcome::New) => {
+                            shared
+                                .metrics
+                                .accepted
+                                .get_or_create(&Via { via: "gossip" })
+                                .inc();
+                            gossipsub::MessageAcceptance::Accept
+                        }
+                        Some(Outcome::Denied(Denied::Refused { reason, message })) => {
+                            tracing::warn!(
+                                "{source} announced record {}, refused: {message}",
+                                id.short()
+                            );
+                            shared.metrics.reject(reason);
+                            gossipsub::MessageAcceptance::Reject
+                        }
+                        Some(Outcome::Denied(Denied::Pending(why))) => {
+                            // Not the sender's fault: catch-up with it brings what is missing.
+                            tracing::debug!("record {} waits: {why}", id.short());
+                            let _ = shared.internal.send(Internal::CatchUp(source));
+                            gossipsub::MessageAcceptance::Ignore
+                        }
+                        Some(Outcome::Duplicate) | None => gossipsub::MessageAcceptance::Ignore,
+                    },
                     Err(e) => {
                         tracing::error!("cannot store a gossiped record: {e}");
                         gossipsub::MessageAcceptance::Ignore
@@ -793,6 +821,8 @@ impl EventLoop {
                             SyncState::Fetching {
                                 queue: need.into(),
                                 in_flight: 0,
+                                stored: 0,
+                                pending: 0,
                             },
                         );
                         self.fetch_more(peer);
@@ -818,9 +848,16 @@ impl EventLoop {
 
     /// Keeps up to `FETCHES_IN_FLIGHT` fetches going for a session; ends it when all is fetched.
     fn fetch_more(&mut self, peer: PeerId) {
-        let Some(SyncState::Fetching { queue, in_flight }) = self.sessions.get_mut(&peer) else {
+        let Some(SyncState::Fetching {
+            queue,
+            in_flight,
+            stored,
+            pending,
+        }) = self.sessions.get_mut(&peer)
+        else {
             return;
         };
+        let again = *stored > 0 && *pending > 0;
         let mut requests = Vec::new();
         while *in_flight < FETCHES_IN_FLIGHT && !queue.is_empty() {
             let n = queue.len().min(MAX_FETCH_IDS);
@@ -830,6 +867,9 @@ impl EventLoop {
         if *in_flight == 0 && queue.is_empty() {
             self.sessions.remove(&peer);
             self.shared.metrics.sync_rounds.inc();
+            if again {
+                self.start_sync(peer);
+            }
             return;
         }
         for ids in requests {
@@ -872,16 +912,31 @@ impl EventLoop {
             .await
             .unwrap_or_default();
             shared.metrics.sync_bytes_fetched.inc_by(bytes);
+            let mut checked = checked;
+            // Oldest first: a delegation before its delegate's records, a record before its
+            // retraction.
+            checked.sort_by_key(Record::created_at);
             let received: HashSet<RecordId> = checked.iter().map(Record::id).collect();
-            let count = checked.len() as u64;
+            let (mut stored, mut pending) = (0, 0);
             match shared.writer.insert(checked, Origin::Peer).await {
-                Ok(_) => {
-                    shared.metrics.sync_records_fetched.inc_by(count);
+                Ok(outcomes) => {
+                    for outcome in outcomes {
+                        match outcome {
+                            Outcome::New => stored += 1,
+                            Outcome::Duplicate => {}
+                            Outcome::Denied(Denied::Pending(_)) => pending += 1,
+                            Outcome::Denied(Denied::Refused { reason, message }) => {
+                                tracing::info!("{peer} served a refused record: {message}");
+                                shared.metrics.reject(reason);
+                            }
+                        }
+                    }
+                    shared.metrics.sync_records_fetched.inc_by(stored as u64);
                     shared
                         .metrics
                         .accepted
                         .get_or_create(&Via { via: "sync" })
-                        .inc_by(count);
+                        .inc_by(stored as u64);
                 }
                 Err(e) => tracing::error!("cannot store fetched records: {e}"),
             }
@@ -895,7 +950,12 @@ impl EventLoop {
                     .filter(|id| !received.contains(id))
                     .collect()
             };
-            let _ = shared.internal.send(Internal::Fetched { peer, missing });
+            let _ = shared.internal.send(Internal::Fetched {
+                peer,
+                missing,
+                stored,
+                pending,
+            });
         });
     }
 
@@ -920,14 +980,27 @@ impl EventLoop {
                 source,
                 acceptance,
             } => self.report(&message_id, &source, acceptance),
-            Internal::Fetched { peer, missing } => {
-                if let Some(SyncState::Fetching { queue, in_flight }) = self.sessions.get_mut(&peer)
+            Internal::Fetched {
+                peer,
+                missing,
+                stored: new,
+                pending: waiting,
+            } => {
+                if let Some(SyncState::Fetching {
+                    queue,
+                    in_flight,
+                    stored,
+                    pending,
+                }) = self.sessions.get_mut(&peer)
                 {
                     *in_flight = in_flight.saturating_sub(1);
                     queue.extend(missing);
+                    *stored += new;
+                    *pending += waiting;
                 }
                 self.fetch_more(peer);
             }
+            Internal::CatchUp(peer) => self.start_sync(peer),
         }
     }
 }

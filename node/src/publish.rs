@@ -7,8 +7,8 @@
 
 use crate::store::{ResolveError, Store};
 use cailloux_protocol::{
-    Draft, DraftLink, LinkTarget, Publication, Record, RecordId, SignError, SigningKey, Violation,
-    parse_partial,
+    Draft, DraftLink, Link, LinkRel, LinkTarget, Publication, Record, RecordId, SignError,
+    SigningKey, Violation, parse_partial,
 };
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -288,6 +288,32 @@ impl Plan {
 
     pub fn is_empty(&self) -> bool {
         self.items.is_empty()
+    }
+
+    /// Makes the plan's one publication a new version of `old` (`publish --supersedes`).
+    pub fn supersede(&mut self, old: RecordId) -> Result<(), String> {
+        let [item] = self.items.as_mut_slice() else {
+            return Err(format!(
+                "--supersedes names one record, so publish one file with it, not {}",
+                self.items.len()
+            ));
+        };
+        let links = &mut item.publication.links;
+        if links.iter().any(|l| l.rel == LinkRel::Supersedes) {
+            return Err(format!(
+                "{}: the front matter already has a `supersedes` link; drop it or --supersedes",
+                item.file.display()
+            ));
+        }
+        links.push(Link {
+            rel: LinkRel::Supersedes,
+            id: old,
+        });
+        let violations = item.publication.violations();
+        match violations.first() {
+            Some(v) => Err(format!("{}: {v}", item.file.display())),
+            None => Ok(()),
+        }
     }
 
     /// Signs the publications in order. Creation times come from `clock` (ms since the Unix

@@ -11,7 +11,7 @@
 //! `forets nourricieres` finds `forêt nourricière`); other languages get folding without
 //! stemming. Title matches weigh three times body matches.
 
-use crate::store::{Store, StoreError};
+use crate::store::{Filter, Store, StoreError};
 use crate::writer::IndexJob;
 use cailloux_protocol::time::year_of_millis;
 use cailloux_protocol::vocab::fold;
@@ -184,8 +184,7 @@ fn register_analyzers(index: &Index) {
 
 /// The year a record is filed under: the start of its period, else its creation.
 pub fn record_year(record: &Record) -> u64 {
-    let p = record.publication();
-    match &p.period {
+    match record.publication().and_then(|p| p.period.as_ref()) {
         Some(period) => u64::from(period.start.year),
         None => year_of_millis(record.created_at()).max(0) as u64,
     }
@@ -490,9 +489,10 @@ impl SearchIndex {
         self.len() == 0
     }
 
-    fn document(&self, record: &Record) -> TantivyDocument {
+    /// The index's document of a publication (acts are not searched).
+    fn document(&self, record: &Record) -> Option<TantivyDocument> {
         let f = &self.fields;
-        let p = record.publication();
+        let p = record.publication()?;
         let mut d = doc!(
             f.id => record.id().to_hex(),
             f.kind => p.kind.slug(),
@@ -516,17 +516,23 @@ impl SearchIndex {
         d.add_text(text.text, &p.summary);
         d.add_text(text.text, p.tags.join(" "));
         d.add_text(text.text, &p.body);
-        d
+        Some(d)
     }
 
     /// Indexes records (that the store holds and the index does not) and commits.
-    pub fn add(&self, records: &[Record]) -> Result<(), SearchError> {
-        if records.is_empty() {
+    /// Adds new publications and removes the ones they hide (retracted or superseded), in one
+    /// commit: the index holds the current version of each record, never a retracted one.
+    pub fn add(&self, records: &[Record], hidden: &[RecordId]) -> Result<(), SearchError> {
+        if records.is_empty() && hidden.is_empty() {
             return Ok(());
         }
         let mut writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-        for record in records {
-            writer.add_document(self.document(record))?;
+        for document in records.iter().filter_map(|r| self.document(r)) {
+            writer.add_document(document)?;
+        }
+        // Deletions apply to documents added before them, in this commit too.
+        for id in hidden {
+            writer.delete_term(Term::from_field_text(self.fields.id, &id.to_hex()));
         }
         writer.commit()?;
         drop(writer);
@@ -546,7 +552,22 @@ impl SearchIndex {
         store: &Store,
         progress: &mut dyn FnMut(u64),
     ) -> Result<(), SearchError> {
-        let stored = store.len() as u64;
+        // What the ledger hides since the index last saw it (a crash between the store's flush
+        // and the index's commit) goes first.
+        let hidden: Vec<RecordId> = store.ledger().hidden().copied().collect();
+        if !hidden.is_empty() {
+            let searcher = self.reader.searcher();
+            let mut stale = Vec::new();
+            for id in hidden {
+                if self.contains(&searcher, &id)? {
+                    stale.push(id);
+                }
+            }
+            if !stale.is_empty() {
+                self.add(&[], &stale)?;
+            }
+        }
+        let stored = store.visible_len() as u64;
         if self.len() > stored {
             tracing::warn!("the search index holds records the store does not; rebuilding it");
             let mut writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
@@ -563,10 +584,12 @@ impl SearchIndex {
         let searcher = self.reader.searcher();
         let mut writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         let mut done = 0;
-        for record in store.iter_oldest_first() {
+        for record in store.iter_oldest_first(&Filter::default()) {
             let record = record?;
-            if !self.contains(&searcher, &record.id())? {
-                writer.add_document(self.document(&record))?;
+            if !self.contains(&searcher, &record.id())?
+                && let Some(document) = self.document(&record)
+            {
+                writer.add_document(document)?;
                 done += 1;
                 if done % 1024 == 0 {
                     progress(done);
@@ -707,7 +730,9 @@ impl SearchIndex {
             let Some(record) = store.get(&id)? else {
                 continue;
             };
-            let p = record.publication();
+            let Some(p) = record.publication() else {
+                continue;
+            };
             let lang = Lang::ALL
                 .iter()
                 .position(|l| *l == Lang::of(&p.language))
@@ -939,7 +964,11 @@ pub fn start_indexer(
                     .iter_mut()
                     .flat_map(|j| std::mem::take(&mut j.records))
                     .collect();
-                if let Err(e) = index.add(&batch) {
+                let hidden: Vec<RecordId> = jobs
+                    .iter_mut()
+                    .flat_map(|j| std::mem::take(&mut j.hidden))
+                    .collect();
+                if let Err(e) = index.add(&batch, &hidden) {
                     // The records are durable; the index catches up when it is next opened.
                     tracing::error!("cannot index {} record(s): {e}", batch.len());
                 }

@@ -1,11 +1,20 @@
 //! The town's store: every verified record, by id, and the catalogue that listings read, in one
 //! sled tree.
 //!
-//! Layout (one tree, two key spaces):
-//! - `r` + id (32 bytes) -> the signed record bytes;
+//! Layout (one tree, four key spaces):
+//! - `r` + id (32 bytes) -> the signed record bytes (publications and acts);
 //! - `c` + created_at (8 bytes, big-endian) + id -> a compact summary (kind, themes, author,
-//!   folded town). Keys sort by time, so a reverse scan lists newest first, and the filters of
-//!   `list` (kind, theme, town, author) are answered from the summary without decoding records.
+//!   folded town) of each publication. Keys sort by time, so a reverse scan lists newest first,
+//!   and the filters of `list` (kind, theme, town, author) are answered from the summary without
+//!   decoding records;
+//! - `a` + created_at + id -> nothing: the acts (admissions, delegations, revocations,
+//!   retractions), read at start to build the ledger;
+//! - `v` + old id + new id -> nothing: one version superseding another.
+//!
+//! The store is the gate: `insert_batch` asks the trust ledger (`cailloux_protocol::trust`)
+//! about every record, whatever path it came by (publish, import, gossip, catch-up), and writes
+//! only what it accepts. The ledger lives here, beside the records it is built from, and changes
+//! only in the same critical section that writes them.
 //!
 //! Why one catalogue entry per record and not one index entry per filter value: sled costs about
 //! 8 µs per key written, whatever its size; seven index keys per record made importing four
@@ -13,7 +22,9 @@
 //! import below the signature check's.
 //!
 //! Invariants:
-//! - Only verified records enter (`Record` values come from signing or from verification).
+//! - Only verified records enter (`Record` values come from signing or from verification), and
+//!   only those the ledger accepts: in a federation, those whose author chains to the federation
+//!   key; in any mode, revisions and retractions by the record's author or its town.
 //! - A record and its catalogue entry are written in one atomic sled batch, so the catalogue
 //!   never points at nothing and a stored record is never missing from listings.
 //! - `insert_batch` returns only once the batch is flushed to disk: a caller may tell a person
@@ -23,11 +34,13 @@
 //! The store is synchronous. The daemon drives it from blocking threads, never from the async
 //! runtime's workers.
 
+use cailloux_protocol::LinkRel;
 use cailloux_protocol::record::AuthorKey;
+use cailloux_protocol::trust::{Denied, Known, Ledger, Mode};
 use cailloux_protocol::vocab::fold;
 use cailloux_protocol::{IdPrefix, Kind, Record, RecordId, Theme};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 
 /// Why the store could not do what was asked.
 #[derive(Debug, thiserror::Error)]
@@ -74,6 +87,10 @@ pub struct Filter {
     /// Compared case- and accent-insensitively.
     pub town: Option<String>,
     pub author: Option<AuthorKey>,
+    /// Also list retracted records (kept for audit).
+    pub include_retracted: bool,
+    /// Also list versions that a newer one supersedes.
+    pub all_versions: bool,
 }
 
 impl Filter {
@@ -83,6 +100,39 @@ impl Filter {
             && self.town.as_deref().is_none_or(|t| fold(t) == s.town)
             && self.author.is_none_or(|a| s.author == a.0)
     }
+}
+
+impl Filter {
+    fn shows(&self, ledger: &Ledger, id: &RecordId) -> bool {
+        (self.include_retracted || !ledger.is_retracted(id))
+            && (self.all_versions || !ledger.is_superseded(id))
+    }
+}
+
+/// What became of one record handed to `insert_batch`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Stored now.
+    New,
+    /// Already here: nothing written.
+    Duplicate,
+    /// Not stored: the ledger refused it, or it waits for a record this node lacks.
+    Denied(Denied),
+}
+
+impl Outcome {
+    pub fn is_new(&self) -> bool {
+        matches!(self, Outcome::New)
+    }
+}
+
+/// What one `insert_batch` did.
+#[derive(Clone, Debug, Default)]
+pub struct Written {
+    /// One per record, in order.
+    pub outcomes: Vec<Outcome>,
+    /// Records that the new ones hide from default listings (retracted or superseded).
+    pub hidden: Vec<RecordId>,
 }
 
 fn kind_byte(k: Kind) -> u8 {
@@ -105,12 +155,14 @@ struct Summary {
 
 impl Summary {
     fn of(record: &Record) -> Summary {
-        let p = record.publication();
+        let kind = record.publication().map(|p| p.kind);
+        let themes = record.publication().map_or(&[][..], |p| &p.themes[..]);
+        let town = record.publication().map_or("", |p| p.town.as_str());
         Summary {
-            kind: kind_byte(p.kind),
-            themes: p.themes.iter().fold(0, |acc, t| acc | theme_bit(*t)),
+            kind: kind.map_or(u8::MAX, kind_byte),
+            themes: themes.iter().fold(0, |acc, t| acc | theme_bit(*t)),
             author: record.author().0,
-            town: fold(&p.town),
+            town: fold(town),
         }
     }
 
@@ -141,7 +193,22 @@ fn record_key(id: &RecordId) -> [u8; 33] {
 }
 
 fn catalogue_key(record: &Record) -> [u8; 41] {
-    let mut key = [b'c'; 41];
+    time_key(b'c', record)
+}
+
+fn act_key(record: &Record) -> [u8; 41] {
+    time_key(b'a', record)
+}
+
+fn version_key(old: &RecordId, new: &RecordId) -> [u8; 65] {
+    let mut key = [b'v'; 65];
+    key[1..33].copy_from_slice(&old.0);
+    key[33..].copy_from_slice(&new.0);
+    key
+}
+
+fn time_key(space: u8, record: &Record) -> [u8; 41] {
+    let mut key = [space; 41];
     key[1..9].copy_from_slice(&record.created_at().to_be_bytes());
     key[9..].copy_from_slice(&record.id().0);
     key
@@ -154,11 +221,14 @@ pub struct Store {
     tree: sled::Tree,
     /// Serialises writers, so that "was it new?" is answered exactly.
     write: Arc<Mutex<()>>,
+    /// The acts, versions and retractions of what is stored; changed only under `write`.
+    ledger: Arc<RwLock<Ledger>>,
 }
 
 impl Store {
-    /// Opens (creating if needed) the store in the folder `path`.
-    pub fn open(path: &Path) -> Result<Store, StoreError> {
+    /// Opens (creating if needed) the store in the folder `path`, accepting records as `mode`
+    /// says (open, or only a federation's members).
+    pub fn open(path: &Path, mode: Mode) -> Result<Store, StoreError> {
         let db = sled::Config::new().path(path).open().map_err(|e| match e {
             sled::Error::Io(io)
                 if io.kind() == std::io::ErrorKind::WouldBlock
@@ -174,38 +244,141 @@ impl Store {
             },
         })?;
         let tree = db.open_tree("records")?;
-        Ok(Store {
+        let store = Store {
             db,
             tree,
             write: Arc::default(),
+            ledger: Arc::new(RwLock::new(Ledger::new(mode))),
+        };
+        let ledger = store.load_ledger(mode)?;
+        *store.ledger.write().unwrap_or_else(|p| p.into_inner()) = ledger;
+        Ok(store)
+    }
+
+    /// Rebuilds the ledger from the acts and version links the store holds (they were checked
+    /// when written).
+    fn load_ledger(&self, mode: Mode) -> Result<Ledger, StoreError> {
+        let mut ledger = Ledger::new(mode);
+        for entry in self.time_keys(b'a') {
+            let (_, id) = entry?;
+            if let Some(record) = self.get(&id)? {
+                ledger.apply(&record);
+            }
+        }
+        for key in self.tree.scan_prefix(b"v").keys() {
+            let key = key?;
+            let ids = (key.get(1..33), key.get(33..65));
+            if let (Some(old), Some(new)) = ids
+                && let (Ok(old), Ok(new)) = (old.try_into(), new.try_into())
+            {
+                ledger.supersede(RecordId(old), RecordId(new));
+            }
+        }
+        Ok(ledger)
+    }
+
+    /// The trust ledger: the roster, versions and retractions, as of the last write.
+    pub fn ledger(&self) -> RwLockReadGuard<'_, Ledger> {
+        self.ledger.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// What the ledger needs to know of a stored record.
+    fn known(&self, id: &RecordId) -> Option<Known> {
+        let record = self.get(id).ok()??;
+        Some(Known {
+            author: record.author(),
+            created_at: record.created_at(),
+            is_publication: record.publication().is_some(),
         })
     }
 
-    /// Stores records and their catalogue entries atomically, then flushes. Returns, for each
-    /// record, whether it was new. Durable on return.
-    pub fn insert_batch(&self, batch: &[Record]) -> Result<Vec<bool>, StoreError> {
+    /// Stores the records that the ledger accepts, with their catalogue entries, atomically,
+    /// then flushes. Returns what became of each record. Durable on return. Records are checked
+    /// in order, each seeing the ones accepted before it in the same batch (a delegation, then
+    /// the delegate's records).
+    pub fn insert_batch(&self, batch: &[Record]) -> Result<Written, StoreError> {
         if batch.is_empty() {
-            return Ok(Vec::new());
+            return Ok(Written::default());
         }
         let _writer = self
             .write
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let mut fresh = Vec::with_capacity(batch.len());
+        let mut ledger = self.ledger.write().unwrap_or_else(|p| p.into_inner());
         let mut writes = sled::Batch::default();
-        let mut in_batch = std::collections::HashSet::new();
-        for record in batch {
-            let key = record_key(&record.id());
-            let new = !self.tree.contains_key(key)? && in_batch.insert(record.id());
-            if new {
-                writes.insert(&key[..], record.bytes());
-                writes.insert(&catalogue_key(record)[..], Summary::of(record).encode());
+        let written = self.judge(&mut ledger, batch, |record| {
+            writes.insert(&record_key(&record.id())[..], record.bytes());
+            match record.publication() {
+                Some(p) => {
+                    writes.insert(&catalogue_key(record)[..], Summary::of(record).encode());
+                    for link in p.links.iter().filter(|l| l.rel == LinkRel::Supersedes) {
+                        writes.insert(&version_key(&link.id, &record.id())[..], &[][..]);
+                    }
+                }
+                None => writes.insert(&act_key(record)[..], &[][..]),
             }
-            fresh.push(new);
+        })?;
+        let durable = self
+            .tree
+            .apply_batch(writes)
+            .and_then(|()| self.db.flush().map(|_| ()));
+        if let Err(e) = durable {
+            // The ledger ran ahead of the store: rebuild it from what is on disk.
+            let mode = ledger.mode();
+            if let Ok(fresh) = self.load_ledger(mode) {
+                *ledger = fresh;
+            }
+            return Err(e.into());
         }
-        self.tree.apply_batch(writes)?;
-        self.db.flush()?;
-        Ok(fresh)
+        Ok(written)
+    }
+
+    /// What `insert_batch` would do with `batch`, without writing anything: lets a publisher
+    /// refuse a whole batch when one record of it would be refused.
+    pub fn check_batch(&self, batch: &[Record]) -> Result<Vec<Outcome>, StoreError> {
+        let mut ledger = self.ledger().clone();
+        Ok(self.judge(&mut ledger, batch, |_| {})?.outcomes)
+    }
+
+    /// Asks the ledger about each record in order, applying each accepted one to it (so that
+    /// later records of the batch see it) and handing it to `accept`.
+    fn judge(
+        &self,
+        ledger: &mut Ledger,
+        batch: &[Record],
+        mut accept: impl FnMut(&Record),
+    ) -> Result<Written, StoreError> {
+        let mut written = Written {
+            outcomes: Vec::with_capacity(batch.len()),
+            hidden: Vec::new(),
+        };
+        let mut in_batch: std::collections::HashMap<RecordId, Known> =
+            std::collections::HashMap::new();
+        for record in batch {
+            if in_batch.contains_key(&record.id())
+                || self.tree.contains_key(record_key(&record.id()))?
+            {
+                written.outcomes.push(Outcome::Duplicate);
+                continue;
+            }
+            let known = |id: &RecordId| in_batch.get(id).copied().or_else(|| self.known(id));
+            if let Err(denied) = ledger.check(record, known) {
+                written.outcomes.push(Outcome::Denied(denied));
+                continue;
+            }
+            accept(record);
+            written.hidden.extend(ledger.apply(record));
+            in_batch.insert(
+                record.id(),
+                Known {
+                    author: record.author(),
+                    created_at: record.created_at(),
+                    is_publication: record.publication().is_some(),
+                },
+            );
+            written.outcomes.push(Outcome::New);
+        }
+        Ok(written)
     }
 
     pub fn contains(&self, id: &RecordId) -> Result<bool, StoreError> {
@@ -252,18 +425,30 @@ impl Store {
     /// Records matching `filter`, newest first.
     pub fn list(&self, filter: &Filter) -> impl Iterator<Item = Result<Record, StoreError>> + '_ {
         let filter = filter.clone();
-        self.scan_catalogue(true, move |s| filter.matches_summary(s))
+        let ledger = self.ledger.clone();
+        self.scan_catalogue(true, move |s, id| {
+            filter.matches_summary(s)
+                && filter.shows(&ledger.read().unwrap_or_else(|p| p.into_inner()), id)
+        })
     }
 
-    /// Every record, oldest first: the order of exports.
-    pub fn iter_oldest_first(&self) -> impl Iterator<Item = Result<Record, StoreError>> + '_ {
-        self.scan_catalogue(false, |_| true)
+    /// The publications `filter` lets through, oldest first: the order of exports.
+    pub fn iter_oldest_first(
+        &self,
+        filter: &Filter,
+    ) -> impl Iterator<Item = Result<Record, StoreError>> + '_ {
+        let filter = filter.clone();
+        let ledger = self.ledger.clone();
+        self.scan_catalogue(false, move |s, id| {
+            filter.matches_summary(s)
+                && filter.shows(&ledger.read().unwrap_or_else(|p| p.into_inner()), id)
+        })
     }
 
     fn scan_catalogue(
         &self,
         newest_first: bool,
-        keep: impl Fn(&Summary) -> bool + 'static,
+        keep: impl Fn(&Summary, &RecordId) -> bool + 'static,
     ) -> impl Iterator<Item = Result<Record, StoreError>> + '_ {
         let entries = self.tree.scan_prefix(b"c");
         let entries: Box<dyn Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>> =
@@ -284,12 +469,12 @@ impl Store {
             let Some(summary) = Summary::decode(&value) else {
                 return Some(Err(corrupt("an unreadable catalogue entry")));
             };
-            if !keep(&summary) {
-                return None;
-            }
             let Ok(id) = key[9..].try_into().map(RecordId) else {
                 return Some(Err(corrupt("a catalogue key too short to hold an id")));
             };
+            if !keep(&summary, &id) {
+                return None;
+            }
             Some(
                 self.get(&id).and_then(|r| {
                     r.ok_or_else(|| corrupt("a catalogue entry points at no record"))
@@ -298,9 +483,21 @@ impl Store {
         })
     }
 
-    /// (created_at, id) of every record, oldest first, from the catalogue keys alone.
+    /// (created_at, id) of every publication, oldest first, from the catalogue keys alone.
     pub fn catalogue(&self) -> impl Iterator<Item = Result<(u64, RecordId), StoreError>> + '_ {
-        self.tree.scan_prefix(b"c").keys().map(|key| {
+        self.time_keys(b'c')
+    }
+
+    /// (created_at, id) of every record, publications and acts: what reconciliation compares.
+    pub fn all_records(&self) -> impl Iterator<Item = Result<(u64, RecordId), StoreError>> + '_ {
+        self.time_keys(b'c').chain(self.time_keys(b'a'))
+    }
+
+    fn time_keys(
+        &self,
+        space: u8,
+    ) -> impl Iterator<Item = Result<(u64, RecordId), StoreError>> + '_ {
+        self.tree.scan_prefix([space]).keys().map(|key| {
             let key = key?;
             let time = key
                 .get(1..9)
@@ -323,9 +520,15 @@ impl Store {
         Ok(())
     }
 
-    /// How many records the store holds.
+    /// How many publications the store holds.
     pub fn len(&self) -> usize {
         self.tree.scan_prefix(b"c").keys().count()
+    }
+
+    /// How many publications default listings show (neither retracted nor superseded).
+    pub fn visible_len(&self) -> usize {
+        let hidden: std::collections::HashSet<RecordId> = self.ledger().hidden().copied().collect();
+        self.len().saturating_sub(hidden.len())
     }
 
     pub fn is_empty(&self) -> bool {
@@ -343,7 +546,7 @@ fn decode_stored(id: &RecordId, bytes: Vec<u8>) -> Result<Record, StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cailloux_protocol::{Outcome, Publication, SigningKey};
+    use cailloux_protocol::{Outcome as Result_, Publication, SigningKey};
 
     fn record(i: u64, kind: Kind, themes: Vec<Theme>, town: &str) -> Record {
         let p = Publication {
@@ -359,7 +562,7 @@ mod tests {
             participation: None,
             licence: "etalab-2.0".into(),
             links: Vec::new(),
-            outcome: (kind == Kind::Experiment).then_some(Outcome::Failed),
+            outcome: (kind == Kind::Experiment).then_some(Result_::Failed),
             need: None,
             method: None,
             indicators: Vec::new(),
@@ -372,7 +575,8 @@ mod tests {
     #[test]
     fn inserts_once_lists_newest_first_and_filters() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let store = Store::open(&dir.path().join("s")).unwrap_or_else(|e| panic!("{e}"));
+        let store =
+            Store::open(&dir.path().join("s"), Mode::Open).unwrap_or_else(|e| panic!("{e}"));
         let records = vec![
             record(1, Kind::Experiment, vec![Theme::Energy], "Loos-en-Gohelle"),
             record(
@@ -383,16 +587,15 @@ mod tests {
             ),
             record(3, Kind::Experiment, vec![Theme::Water], "Écully"),
         ];
-        assert_eq!(
-            store.insert_batch(&records).ok(),
-            Some(vec![true, true, true])
-        );
+        let new = |w: Result<Written, StoreError>| -> Vec<bool> {
+            w.map(|w| w.outcomes.iter().map(Outcome::is_new).collect())
+                .unwrap_or_default()
+        };
+        assert_eq!(new(store.insert_batch(&records)), vec![true, true, true]);
         // Twice, and twice within one batch: nothing new.
         assert_eq!(
-            store
-                .insert_batch(&[records[0].clone(), records[0].clone()])
-                .ok(),
-            Some(vec![false, false])
+            new(store.insert_batch(&[records[0].clone(), records[0].clone()])),
+            vec![false, false]
         );
         assert_eq!(store.len(), 3);
         let ids = |f: Filter| -> Vec<u64> {
@@ -431,7 +634,7 @@ mod tests {
             vec![2]
         );
         let oldest: Vec<u64> = store
-            .iter_oldest_first()
+            .iter_oldest_first(&Filter::default())
             .map(|r| r.map(|r| r.created_at() - 1_000).unwrap_or(0))
             .collect();
         assert_eq!(oldest, vec![1, 2, 3]);

@@ -24,10 +24,10 @@ fn item(created_at: u64, id: &RecordId) -> Item {
 }
 
 impl SyncIndex {
-    /// Builds the index from the store's catalogue (keys only: no record is decoded).
+    /// Builds the index from the store's keys (publications and acts; no record is decoded).
     pub fn load(store: &Store) -> Result<SyncIndex, StoreError> {
         let mut items = Vec::new();
-        for entry in store.catalogue() {
+        for entry in store.all_records() {
             let (created_at, id) = entry?;
             items.push(item(created_at, &id));
         }

@@ -11,23 +11,25 @@
 //! It is a plain thread, not an async task: sled's flush blocks, and blocking work stays off the
 //! async runtime's workers.
 
-use crate::store::{Store, StoreError};
+use crate::store::{Outcome, Store, StoreError};
 use crate::sync::SyncIndex;
 use cailloux_protocol::Record;
 use std::sync::Arc;
 use std::sync::mpsc;
 use tokio::sync::{broadcast, oneshot};
 
-/// For each record of a job, whether it was new; or why nothing was written.
-type Written = Result<Vec<bool>, Arc<StoreError>>;
+/// What became of each record of a job; or why nothing was written.
+type Written = Result<Vec<Outcome>, Arc<StoreError>>;
 type Reply = oneshot::Sender<Written>;
 
-/// New records for the search indexer, and, for a local write, the caller to answer once they
-/// are searchable (with whether each record of its job was new).
+/// New records for the search indexer, the records they hide (retracted or superseded), and,
+/// for a local write, the caller to answer once they are searchable (with what became of each
+/// record of its job).
 #[derive(Debug)]
 pub struct IndexJob {
     pub records: Vec<Record>,
-    pub reply: Option<(Reply, Vec<bool>)>,
+    pub hidden: Vec<cailloux_protocol::RecordId>,
+    pub reply: Option<(Reply, Vec<Outcome>)>,
 }
 
 impl IndexJob {
@@ -120,12 +122,12 @@ impl Writer {
         Ok(answer)
     }
 
-    /// Stores records; resolves, once they are durable, to whether each was new.
+    /// Stores records; resolves, once they are durable, to what became of each.
     pub async fn insert(
         &self,
         records: Vec<Record>,
         origin: Origin,
-    ) -> Result<Vec<bool>, WriteError> {
+    ) -> Result<Vec<Outcome>, WriteError> {
         let answer = self.queue(records, origin)?;
         answer
             .await
@@ -138,7 +140,7 @@ impl Writer {
         &self,
         records: Vec<Record>,
         origin: Origin,
-    ) -> Result<Vec<bool>, WriteError> {
+    ) -> Result<Vec<Outcome>, WriteError> {
         let answer = self.queue(records, origin)?;
         answer
             .blocking_recv()
@@ -183,21 +185,22 @@ fn run(
             .flat_map(|j| j.records.iter().cloned())
             .collect();
         match store.insert_batch(&all) {
-            Ok(fresh) => {
+            Ok(written) => {
                 index.insert(
                     all.iter()
-                        .zip(&fresh)
-                        .filter(|(_, new)| **new)
+                        .zip(&written.outcomes)
+                        .filter(|(_, o)| o.is_new())
                         .map(|(r, _)| (r.created_at(), r.id())),
                 );
-                let mut fresh = fresh.into_iter();
+                let mut hidden = Some(written.hidden);
+                let mut outcomes = written.outcomes.into_iter();
                 for job in jobs {
-                    let mine: Vec<bool> = fresh.by_ref().take(job.records.len()).collect();
+                    let mine: Vec<Outcome> = outcomes.by_ref().take(job.records.len()).collect();
                     let new: Vec<_> = job
                         .records
                         .iter()
                         .zip(&mine)
-                        .filter(|(_, f)| **f)
+                        .filter(|(_, o)| o.is_new())
                         .map(|(r, _)| (r.id(), r.created_at()))
                         .collect();
                     if !new.is_empty() {
@@ -211,9 +214,12 @@ fn run(
                         .records
                         .into_iter()
                         .zip(&mine)
-                        .filter(|(_, f)| **f)
+                        .filter(|(_, o)| o.is_new())
                         .map(|(r, _)| r)
                         .collect();
+                    // The batch's hidden records go with its first job (order does not matter
+                    // to the index).
+                    let hidden = hidden.take().unwrap_or_default();
                     let wait = job.origin == Origin::Local;
                     match indexer {
                         Some(indexer) => {
@@ -225,7 +231,11 @@ fn run(
                             };
                             // If the indexer has stopped, the caller is answered by the drop
                             // (as a closed store), and the index catches up when next opened.
-                            let _ = indexer.send(IndexJob { records, reply });
+                            let _ = indexer.send(IndexJob {
+                                records,
+                                hidden,
+                                reply,
+                            });
                         }
                         None => {
                             let _ = job.reply.send(Ok(mine));

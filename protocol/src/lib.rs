@@ -11,6 +11,7 @@ pub mod id;
 pub mod publication;
 pub mod record;
 pub mod time;
+pub mod trust;
 pub mod view;
 pub mod vocab;
 pub mod wire;
@@ -23,4 +24,5 @@ pub use record::{
     AuthorKey, BadSignature, DecodeError, FORMAT_VERSION, KeyCache, MAX_RECORD_BYTES, Record,
     SignError, Unverified, verify_all,
 };
+pub use trust::{Act, Denied, Ledger, Mode};
 pub use vocab::{Kind, LinkRel, Method, Need, Outcome, Participation, Theme};

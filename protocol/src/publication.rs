@@ -341,7 +341,7 @@ impl Publication {
 }
 
 /// Non-empty after trimming, and at most `max` characters.
-fn text_rule(v: &mut Vec<Violation>, field: &str, s: &str, max: usize) {
+pub(crate) fn text_rule(v: &mut Vec<Violation>, field: &str, s: &str, max: usize) {
     let n = s.chars().count();
     if s.trim().is_empty() {
         v.push(Violation::new(field, "is empty"));

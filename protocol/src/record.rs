@@ -18,6 +18,7 @@
 
 use crate::id::{Bytes32, RecordId, encode_hex};
 use crate::publication::{Publication, Violation};
+use crate::trust::Act;
 use ed25519_dalek::{Signature, SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -57,7 +58,25 @@ pub struct Body {
     pub v: u32,
     pub author: AuthorKey,
     pub created_at: u64,
-    pub publication: Publication,
+    /// Exactly one of `publication` and `act` is present.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub publication: Option<Publication>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub act: Option<Act>,
+}
+
+impl Body {
+    /// The rules of the content: exactly one of a publication and an act, and that one valid.
+    pub fn violations(&self) -> Vec<Violation> {
+        match (&self.publication, &self.act) {
+            (Some(p), None) => p.violations(),
+            (None, Some(a)) => a.violations(&self.author),
+            _ => vec![Violation::new(
+                "record",
+                "must carry exactly one of a publication and an act",
+            )],
+        }
+    }
 }
 
 /// An author's ed25519 public key.
@@ -139,16 +158,31 @@ impl Record {
         created_at: u64,
         publication: Publication,
     ) -> Result<Record, SignError> {
-        let violations = publication.violations();
-        if !violations.is_empty() {
-            return Err(SignError::Invalid(violations));
-        }
+        Self::sign_body(key, created_at, Some(publication), None)
+    }
+
+    /// Signs an act (an admission, a delegation, a revocation, a retraction) as `key`'s.
+    pub fn sign_act(key: &SigningKey, created_at: u64, act: Act) -> Result<Record, SignError> {
+        Self::sign_body(key, created_at, None, Some(act))
+    }
+
+    fn sign_body(
+        key: &SigningKey,
+        created_at: u64,
+        publication: Option<Publication>,
+        act: Option<Act>,
+    ) -> Result<Record, SignError> {
         let body = Body {
             v: FORMAT_VERSION,
             author: AuthorKey(key.verifying_key().to_bytes()),
             created_at,
             publication,
+            act,
         };
+        let violations = body.violations();
+        if !violations.is_empty() {
+            return Err(SignError::Invalid(violations));
+        }
         let mut body_bytes = Vec::with_capacity(1024);
         // Writing to a Vec cannot fail, and every field of Body is encodable.
         ciborium::into_writer(&body, &mut body_bytes).map_err(|e| {
@@ -205,8 +239,14 @@ impl Record {
         self.body.created_at
     }
 
-    pub fn publication(&self) -> &Publication {
-        &self.body.publication
+    /// The publication this record carries, unless it is an act.
+    pub fn publication(&self) -> Option<&Publication> {
+        self.body.publication.as_ref()
+    }
+
+    /// The act this record carries, unless it is a publication.
+    pub fn act(&self) -> Option<&Act> {
+        self.body.act.as_ref()
     }
 
     pub fn body(&self) -> &Body {
@@ -229,7 +269,13 @@ impl fmt::Debug for Record {
             .field("id", &self.id)
             .field("author", &self.body.author)
             .field("created_at", &self.body.created_at)
-            .field("title", &self.body.publication.title)
+            .field(
+                "title",
+                &self
+                    .publication()
+                    .map(|p| p.title.as_str())
+                    .unwrap_or_else(|| self.act().map_or("", Act::name)),
+            )
             .finish()
     }
 }
@@ -433,7 +479,7 @@ fn decode(
     let mut key = None;
     if let Some(keys) = keys {
         key = Some(keys.key(&body.author.0).ok_or(DecodeError::BadAuthorKey)?);
-        let violations = body.publication.violations();
+        let violations = body.violations();
         if !violations.is_empty() {
             return Err(DecodeError::Invalid(violations));
         }

@@ -101,6 +101,29 @@ fn civil_from_days(z: i64) -> (i64, u8, u8) {
     (y, m, d)
 }
 
+/// Days since 1970-01-01 of a civil date (the inverse of `civil_from_days`).
+fn days_from_civil(y: i64, m: u8, d: u8) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let m = i64::from(m);
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+impl PartialDate {
+    /// The last millisecond of the period the date names (UTC): `2027` ends on 31 December
+    /// 2027, `2027-06` on 30 June. For "valid until" dates.
+    pub fn end_millis(&self) -> u64 {
+        let y = i64::from(self.year);
+        let m = self.month.unwrap_or(12);
+        let d = self.day.unwrap_or_else(|| days_in_month(y, m));
+        let days = days_from_civil(y, m, d) + 1;
+        (days.max(0) as u64) * 86_400_000 - 1
+    }
+}
+
 /// Formats milliseconds since the Unix epoch as RFC 3339 in UTC, with milliseconds.
 pub fn rfc3339_millis(ms: u64) -> String {
     let secs = (ms / 1000) as i64;
@@ -123,6 +146,19 @@ pub fn year_of_millis(ms: u64) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_date_ends_on_its_last_millisecond() {
+        let end = |s: &str| {
+            PartialDate::parse(s)
+                .map(|d| rfc3339_millis(d.end_millis()))
+                .unwrap_or_else(|e| panic!("{e}"))
+        };
+        assert_eq!(end("2027"), "2027-12-31T23:59:59.999Z");
+        assert_eq!(end("2024-02"), "2024-02-29T23:59:59.999Z");
+        assert_eq!(end("2026-11-26"), "2026-11-26T23:59:59.999Z");
+        assert_eq!(end("1970-01-01"), "1970-01-01T23:59:59.999Z");
+    }
 
     #[test]
     fn parses_partial_dates() {

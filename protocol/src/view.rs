@@ -4,12 +4,15 @@
 
 use crate::record::Record;
 use crate::time::rfc3339_millis;
+use crate::trust::Act;
 use crate::vocab::Kind;
 use serde_json::{Map, Value, json};
 
 /// The fields `list --json` prints: id, kind, title, town, author, themes, created_at.
 pub fn summary_json(record: &Record) -> Map<String, Value> {
-    let p = record.publication();
+    let Some(p) = record.publication() else {
+        return act_json(record);
+    };
     let mut m = Map::new();
     m.insert("id".into(), json!(record.id().to_hex()));
     m.insert("kind".into(), json!(p.kind));
@@ -28,7 +31,9 @@ pub fn summary_json(record: &Record) -> Map<String, Value> {
 /// the body. Kind-specific fields appear only on their kind (`outcome` and `need` on
 /// experiments, `method` and `indicators` on evaluations); absent optional fields are `null`.
 pub fn full_json(record: &Record) -> Map<String, Value> {
-    let p = record.publication();
+    let Some(p) = record.publication() else {
+        return act_json(record);
+    };
     let mut m = summary_json(record);
     m.insert("summary".into(), json!(p.summary));
     m.insert("language".into(), json!(p.language));
@@ -62,5 +67,50 @@ pub fn full_json(record: &Record) -> Map<String, Value> {
         Kind::Practice => {}
     }
     m.insert("body".into(), json!(p.body));
+    m
+}
+
+/// An act (admission, delegation, revocation, retraction): `id`, `act`, `author`,
+/// `created_at`, then the act's own fields (keys in hex, times in RFC 3339).
+pub fn act_json(record: &Record) -> Map<String, Value> {
+    let mut m = Map::new();
+    m.insert("id".into(), json!(record.id().to_hex()));
+    let Some(act) = record.act() else {
+        return m;
+    };
+    m.insert("act".into(), json!(act.name()));
+    m.insert("author".into(), json!(record.author().to_hex()));
+    m.insert(
+        "created_at".into(),
+        json!(rfc3339_millis(record.created_at())),
+    );
+    let until = |u: Option<u64>| u.map(rfc3339_millis);
+    match act {
+        Act::Found(f) => {
+            m.insert("name".into(), json!(f.name));
+        }
+        Act::Admit(a) => {
+            m.insert("key".into(), json!(a.key.to_hex()));
+            m.insert("town".into(), json!(a.town));
+            m.insert("country".into(), json!(a.country));
+            m.insert("code".into(), json!(a.code));
+            m.insert("until".into(), json!(until(a.until)));
+        }
+        Act::Delegate(d) => {
+            m.insert("key".into(), json!(d.key.to_hex()));
+            m.insert("name".into(), json!(d.name));
+            m.insert("role".into(), json!(d.role));
+            m.insert("kinds".into(), json!(d.kinds));
+            m.insert("until".into(), json!(until(d.until)));
+        }
+        Act::Revoke(r) => {
+            m.insert("key".into(), json!(r.key.to_hex()));
+            m.insert("reason".into(), json!(r.reason));
+        }
+        Act::Retract(r) => {
+            m.insert("target".into(), json!(r.id.to_hex()));
+            m.insert("reason".into(), json!(r.reason));
+        }
+    }
     m
 }

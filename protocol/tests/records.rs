@@ -56,7 +56,7 @@ fn golden_vector() {
         .verify();
     let decoded = decoded.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(decoded.id().to_hex(), expected_id);
-    assert_eq!(decoded.publication(), &golden_publication());
+    assert_eq!(decoded.publication(), Some(&golden_publication()));
     // The id is the plain BLAKE3 of the record bytes, so anyone can check it with b3sum.
     assert_eq!(blake3::hash(decoded.bytes()).to_hex().as_str(), expected_id);
 }
@@ -220,7 +220,7 @@ proptest! {
         let record = record.unwrap_or_else(|e| panic!("{e}"));
         let back = Unverified::decode(record.bytes().to_vec()).unwrap_or_else(|e| panic!("{e}"));
         let back = back.verify().unwrap_or_else(|e| panic!("{e}"));
-        prop_assert_eq!(back.publication(), &p);
+        prop_assert_eq!(back.publication(), Some(&p));
         prop_assert_eq!(back.created_at(), at);
         prop_assert_eq!(back.id(), record.id());
         prop_assert_eq!(&back, &record);
