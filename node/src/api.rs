@@ -198,6 +198,7 @@ async fn status(State(state): State<ApiState>) -> Result<Json<Value>, ApiError> 
         "records": records,
         "peers": net.peers,
         "gossip_peers": net.gossip_peers,
+        "banned_peers": net.banned_peers,
     })))
 }
 
