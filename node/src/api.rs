@@ -215,6 +215,7 @@ async fn status(State(state): State<ApiState>) -> Result<Json<Value>, ApiError> 
         },
         "peers": net.peers,
         "gossip_peers": net.gossip_peers,
+        "banned_peers": net.banned_peers,
     })))
 }
 

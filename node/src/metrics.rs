@@ -1,5 +1,6 @@
 //! The node's Prometheus metrics, served at `/metrics`: what records came in and by which path,
-//! what was refused and why, what was published, how catch-up went, how many peers. libp2p's
+//! what was refused and why, what was published, how catch-up went, how many peers, which were
+//! banned and why. libp2p's
 //! own bandwidth metrics are registered in the same registry by the swarm builder.
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -20,6 +21,13 @@ pub struct Reason {
     pub reason: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BanReason {
+    /// `gossip_score` (its gossipsub score fell below the graylist threshold) or `bad_records`
+    /// (it served too many bad records during catch-up).
+    pub reason: &'static str,
+}
+
 /// Counters shared by every task of the node.
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -32,6 +40,7 @@ pub struct Metrics {
     pub sync_records_fetched: Counter,
     pub sync_bytes_fetched: Counter,
     pub peers: Gauge,
+    pub banned: Family<BanReason, Counter>,
 }
 
 impl Metrics {
@@ -79,9 +88,18 @@ impl Metrics {
             self.sync_bytes_fetched.clone(),
         );
         r.register("peers", "Connected peers", self.peers.clone());
+        r.register(
+            "peers_banned",
+            "Peers disconnected and blocked for a while, by reason",
+            self.banned.clone(),
+        );
     }
 
     pub fn reject(&self, reason: &'static str) {
         self.rejected.get_or_create(&Reason { reason }).inc();
+    }
+
+    pub fn ban(&self, reason: &'static str) {
+        self.banned.get_or_create(&BanReason { reason }).inc();
     }
 }

@@ -17,6 +17,21 @@
 //! CPU-heavy or blocking work (verification, store reads, reconciliation on big sets) runs on
 //! blocking threads; results come back to the loop as `Internal` messages. Stores go through the
 //! single `Writer`.
+//!
+//! Hostile peers:
+//! - **Scoring.** Gossipsub scores peers (`peer_scoring`): every announcement reported `Reject`
+//!   costs its sender, quadratically, and the cost decays over minutes. Past the graylist
+//!   threshold (about ten rejects in a short time) gossipsub drops whatever the peer sends
+//!   before it reaches validation.
+//! - **Bans.** A peer whose score falls below the graylist threshold, or that serves
+//!   `BAD_RECORD_STRIKES` bad records over fetch within `BAN_PERIOD`, is disconnected and
+//!   blocked (`allow_block_list`) for `BAN_PERIOD`, with a warning and a count by reason.
+//! - **Limits.** Per peer: `GOSSIP_FETCHES_PER_PEER` announcements being fetched and checked,
+//!   `FETCHES_SERVED_PER_PEER` fetch requests being read (and `FETCH_QUEUE_PER_PEER` waiting),
+//!   one reconciliation message being answered and a token bucket for them (`SYNC_BURST`,
+//!   `SYNC_REFILL`). `connection_limits` caps connections (`MAX_*` constants). What is beyond a
+//!   limit is ignored or refused, never queued without bound; per-peer state is dropped when the
+//!   peer is gone and nothing of it is in flight.
 
 use crate::metrics::{Metrics, Via};
 use crate::store::{Outcome, Store};
@@ -32,18 +47,88 @@ use futures::StreamExt;
 use libp2p::request_response::{self, OutboundRequestId, ProtocolSupport, ResponseChannel};
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent, behaviour::toggle::Toggle};
 use libp2p::{
-    Multiaddr, PeerId, StreamProtocol, Swarm, gossipsub, identify, identity, kad, mdns, noise,
-    ping, tcp, yamux,
+    Multiaddr, PeerId, StreamProtocol, Swarm, allow_block_list, connection_limits, gossipsub,
+    identify, identity, kad, mdns, noise, ping, tcp, yamux,
 };
 use prometheus_client::registry::Registry;
 use serde::Serialize;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
 /// Fetch requests in flight per catch-up session.
 const FETCHES_IN_FLIGHT: usize = 4;
+
+// --- hostile peers: gossip scoring ----------------------------------------------------------
+//
+// An honest peer's score is 0 to +MESH_TIME_CAP (time in the mesh). Only invalid announcements
+// take it down: P4 = -(count)^2, the count decaying to a tenth in INVALID_DECAY. So a fresh peer
+// is below GOSSIP_THRESHOLD after 4 rejects, PUBLISH_THRESHOLD after 7 and GRAYLIST_THRESHOLD
+// after 10 (11 with full mesh credit) in quick succession; one reject now and then is forgiven
+// within INVALID_DECAY. Delivery-rate terms (P2, P3, P3b) are off: records are rare and bursty,
+// so a quiet honest town would look like a failing one, and credit for deliveries would let a
+// peer buy room for garbage. The IP colocation term (P6) is off: towns may share a NAT or a
+// host, and tests run every node on loopback; the connection limits bound what one address gets.
+
+/// How often gossipsub decays score counters.
+const SCORE_DECAY_INTERVAL: Duration = Duration::from_secs(1);
+/// P4 weight: each invalid announcement counts, and the penalty is the count squared.
+const INVALID_WEIGHT: f64 = -1.0;
+/// P4 decay: the invalid count falls to a tenth within this time.
+const INVALID_DECAY: Duration = Duration::from_secs(5 * 60);
+/// P1: one point per minute in the mesh, up to ten.
+const MESH_TIME_QUANTUM: Duration = Duration::from_secs(60);
+const MESH_TIME_CAP: f64 = 10.0;
+/// Below this, no IHAVE/IWANT with the peer (4 rejects).
+const GOSSIP_THRESHOLD: f64 = -10.0;
+/// Below this, nothing is published to the peer (7 rejects).
+const PUBLISH_THRESHOLD: f64 = -40.0;
+/// Below this, gossipsub drops everything the peer sends, and the node bans it (10 rejects).
+const GRAYLIST_THRESHOLD: f64 = -90.0;
+/// Peer exchange on PRUNE is accepted only from peers above this: out of reach (scores stop at
+/// MESH_TIME_CAP), as discovery is Kademlia's job and PX lists are a way to steer a node.
+const ACCEPT_PX_THRESHOLD: f64 = 100.0;
+/// When the median mesh score falls below this (mesh peers newer than 3 minutes), gossipsub
+/// grafts better-scoring peers.
+const OPPORTUNISTIC_GRAFT_THRESHOLD: f64 = 3.0;
+/// P7 (broken IWANT promises, GRAFT during backoff): six offences are free, the rest cost their
+/// square, and the count falls to a tenth within a minute.
+const BEHAVIOUR_PENALTY_WEIGHT: f64 = -1.0;
+const BEHAVIOUR_PENALTY_THRESHOLD: f64 = 6.0;
+const BEHAVIOUR_PENALTY_DECAY: Duration = Duration::from_secs(60);
+/// A disconnected peer's counters are kept (not decayed) this long, so that a banned peer comes
+/// back graylisted rather than with a clean slate.
+const RETAIN_SCORE: Duration = Duration::from_secs(60 * 60);
+
+// --- hostile peers: bans and limits -----------------------------------------------------------
+
+/// How long a banned peer stays blocked.
+const BAN_PERIOD: Duration = Duration::from_secs(10 * 60);
+/// How often expired bans are lifted and idle per-peer state is dropped.
+const BAN_TICK: Duration = Duration::from_secs(10);
+/// Bad records (undecodable, invalid, badly signed) a peer may serve over fetch within
+/// BAN_PERIOD before it is banned. An honest peer serves none: it stored only what it verified.
+const BAD_RECORD_STRIKES: u32 = 32;
+/// Announcements from one peer being fetched and checked at once; more are ignored (catch-up
+/// repairs what an honest burst loses).
+const GOSSIP_FETCHES_PER_PEER: usize = 32;
+/// Fetch requests from one peer being read from the store at once, and waiting for that. An
+/// honest peer has at most GOSSIP_FETCHES_PER_PEER + FETCHES_IN_FLIGHT requests out, which the
+/// queue holds; beyond it the answer is empty. Each answer is up to 4 MiB.
+const FETCHES_SERVED_PER_PEER: usize = 8;
+const FETCH_QUEUE_PER_PEER: usize = 64;
+/// Reconciliation messages answered per peer: a burst of SYNC_BURST, then one per SYNC_REFILL.
+/// An honest peer sends one per session when in sync, and starts a session at most every
+/// sync interval (60 s by default, 2 s in the tests).
+const SYNC_BURST: f64 = 10.0;
+const SYNC_REFILL: Duration = Duration::from_secs(2);
+/// Connection limits: handshakes in progress from outside, connections from outside, per peer
+/// (TCP and QUIC, or both sides dialling) and in all.
+const MAX_PENDING_INCOMING: u32 = 32;
+const MAX_ESTABLISHED_INCOMING: u32 = 128;
+const MAX_ESTABLISHED_PER_PEER: u32 = 2;
+const MAX_ESTABLISHED: u32 = 256;
 
 /// What the network needs to start.
 #[derive(Clone, Debug)]
@@ -56,8 +141,12 @@ pub struct NetworkConfig {
     pub sync_interval: Duration,
 }
 
+// Field order is the order in which behaviours may deny a connection: blocked peers and limits
+// first.
 #[derive(NetworkBehaviour)]
 struct Behaviour {
+    blocked: allow_block_list::Behaviour<allow_block_list::BlockedPeers>,
+    limits: connection_limits::Behaviour,
     gossipsub: gossipsub::Behaviour,
     kad: kad::Behaviour<kad::store::MemoryStore>,
     identify: identify::Behaviour,
@@ -75,6 +164,8 @@ pub struct NetStatus {
     pub peers: usize,
     /// Peers that subscribe to the records topic: those gossip reaches.
     pub gossip_peers: usize,
+    /// Peers banned (disconnected and blocked) now.
+    pub banned_peers: usize,
 }
 
 /// One connected peer.
@@ -131,9 +222,16 @@ impl Client {
 }
 
 /// Results of work done off the loop, coming back to it.
+///
+/// The channel is unbounded, but what can be in it is bounded: each message ends a piece of work
+/// that counts against a per-peer limit until the loop receives it (`PeerLoad`: fetches served,
+/// reconciliation answers, gossip validations; `SyncState::Fetching`: catch-up batches), and a
+/// `PeerLoad` is kept while its work is in flight, even after a disconnection. So a peer has at
+/// most FETCHES_SERVED_PER_PEER + 1 + GOSSIP_FETCHES_PER_PEER + FETCHES_IN_FLIGHT messages in
+/// it, whatever it sends, and the connection limits bound the peers that can start work.
 enum Internal {
-    Respond(ResponseChannel<FetchResponse>, FetchResponse),
-    RespondSync(ResponseChannel<SyncResponse>, SyncResponse),
+    Respond(PeerId, ResponseChannel<FetchResponse>, FetchResponse),
+    RespondSync(PeerId, ResponseChannel<SyncResponse>, SyncResponse),
     Validated {
         message_id: gossipsub::MessageId,
         source: PeerId,
@@ -145,9 +243,77 @@ enum Internal {
         /// Records stored from this batch, and records that wait for one this node lacks.
         stored: usize,
         pending: usize,
+        /// Records served that did not decode or verify.
+        bad: u32,
     },
     /// Reconcile with this peer (a record it sent waits for another).
     CatchUp(PeerId),
+}
+
+/// What one peer costs this node now, against the per-peer limits.
+#[derive(Debug)]
+struct PeerLoad {
+    /// Its announcements being fetched and checked.
+    gossip_fetches: usize,
+    /// Its fetch requests being read from the store, and those waiting.
+    fetches_served: usize,
+    fetch_queue: VecDeque<(ResponseChannel<FetchResponse>, Vec<RecordId>)>,
+    /// Whether one of its reconciliation messages is being answered.
+    sync_served: bool,
+    /// Token bucket for reconciliation answers.
+    sync_tokens: f64,
+    sync_refilled: Instant,
+    /// Bad records served over fetch since `strikes_since`.
+    strikes: u32,
+    strikes_since: Instant,
+}
+
+impl PeerLoad {
+    fn new(now: Instant) -> PeerLoad {
+        PeerLoad {
+            gossip_fetches: 0,
+            fetches_served: 0,
+            fetch_queue: VecDeque::new(),
+            sync_served: false,
+            sync_tokens: SYNC_BURST,
+            sync_refilled: now,
+            strikes: 0,
+            strikes_since: now,
+        }
+    }
+
+    /// Takes a token for a reconciliation answer, if one is left.
+    fn take_sync_token(&mut self, now: Instant) -> bool {
+        let refill =
+            now.duration_since(self.sync_refilled).as_secs_f64() / SYNC_REFILL.as_secs_f64();
+        self.sync_tokens = (self.sync_tokens + refill).min(SYNC_BURST);
+        self.sync_refilled = now;
+        if self.sync_tokens >= 1.0 {
+            self.sync_tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Counts bad records; returns the count within the current window.
+    fn strike(&mut self, bad: u32, now: Instant) -> u32 {
+        if now.duration_since(self.strikes_since) > BAN_PERIOD {
+            self.strikes = 0;
+            self.strikes_since = now;
+        }
+        self.strikes = self.strikes.saturating_add(bad);
+        self.strikes
+    }
+
+    /// Nothing in flight and no strike worth remembering: the entry can go once the peer has.
+    fn idle(&self, now: Instant) -> bool {
+        self.gossip_fetches == 0
+            && self.fetches_served == 0
+            && self.fetch_queue.is_empty()
+            && !self.sync_served
+            && (self.strikes == 0 || now.duration_since(self.strikes_since) > BAN_PERIOD)
+    }
 }
 
 /// Why a fetch was sent.
@@ -197,6 +363,10 @@ pub struct EventLoop {
     fetches: HashMap<OutboundRequestId, Fetch>,
     sync_requests: HashMap<OutboundRequestId, PeerId>,
     sessions: HashMap<PeerId, SyncState>,
+    /// Per-peer load; an entry lives while the peer is connected or has work in flight.
+    load: HashMap<PeerId, PeerLoad>,
+    /// Banned peers and when their ban ends.
+    banned: HashMap<PeerId, Instant>,
     sync_interval: Duration,
     listen_addrs: Vec<Multiaddr>,
     rng: u64,
@@ -264,10 +434,12 @@ pub fn new(
                 .gossip_lazy(3)
                 .flood_publish(false)
                 .build()?;
-            let gossipsub = gossipsub::Behaviour::new(
+            let mut gossipsub = gossipsub::Behaviour::new(
                 gossipsub::MessageAuthenticity::Anonymous,
                 gossip_config,
             )?;
+            let (params, thresholds) = peer_scoring();
+            gossipsub.with_peer_score(params, thresholds)?;
             let mut kad = kad::Behaviour::with_config(
                 peer_id,
                 kad::store::MemoryStore::new(peer_id),
@@ -293,7 +465,14 @@ pub fn new(
             let rr = request_response::Config::default()
                 .with_request_timeout(Duration::from_secs(30))
                 .with_max_concurrent_streams(64);
+            let limits = connection_limits::ConnectionLimits::default()
+                .with_max_pending_incoming(Some(MAX_PENDING_INCOMING))
+                .with_max_established_incoming(Some(MAX_ESTABLISHED_INCOMING))
+                .with_max_established_per_peer(Some(MAX_ESTABLISHED_PER_PEER))
+                .with_max_established(Some(MAX_ESTABLISHED));
             Ok(Behaviour {
+                blocked: allow_block_list::Behaviour::default(),
+                limits: connection_limits::Behaviour::new(limits),
                 gossipsub,
                 kad,
                 identify,
@@ -346,11 +525,74 @@ pub fn new(
         fetches: HashMap::new(),
         sync_requests: HashMap::new(),
         sessions: HashMap::new(),
+        load: HashMap::new(),
+        banned: HashMap::new(),
         sync_interval: config.sync_interval,
         listen_addrs: Vec::new(),
         rng: u64::from_le_bytes(seed_bytes) | 1,
     };
     Ok((Client { tx }, event_loop))
+}
+
+/// Gossipsub's peer scoring: the score parameters of the records topic and the thresholds (see
+/// the constants for the reasoning).
+fn peer_scoring() -> (gossipsub::PeerScoreParams, gossipsub::PeerScoreThresholds) {
+    let decay = |within: Duration| {
+        gossipsub::score_parameter_decay_with_base(within, SCORE_DECAY_INTERVAL, 0.1)
+    };
+    let topic = gossipsub::TopicScoreParams {
+        topic_weight: 1.0,
+        // P1: time in the mesh.
+        time_in_mesh_weight: 1.0,
+        time_in_mesh_quantum: MESH_TIME_QUANTUM,
+        time_in_mesh_cap: MESH_TIME_CAP,
+        // P2: first deliveries (off).
+        first_message_deliveries_weight: 0.0,
+        first_message_deliveries_decay: 0.5,
+        first_message_deliveries_cap: 1.0,
+        // P3, P3b: mesh delivery rate and its sticky failure penalty (off).
+        mesh_message_deliveries_weight: 0.0,
+        mesh_message_deliveries_decay: 0.5,
+        mesh_message_deliveries_cap: 1.0,
+        mesh_message_deliveries_threshold: 1.0,
+        mesh_message_deliveries_window: Duration::from_millis(10),
+        mesh_message_deliveries_activation: Duration::from_secs(60),
+        mesh_failure_penalty_weight: 0.0,
+        mesh_failure_penalty_decay: 0.5,
+        // P4: invalid messages.
+        invalid_message_deliveries_weight: INVALID_WEIGHT,
+        invalid_message_deliveries_decay: decay(INVALID_DECAY),
+    };
+    let params = gossipsub::PeerScoreParams {
+        topics: HashMap::from([(gossipsub::IdentTopic::new(GOSSIP_TOPIC).hash(), topic)]),
+        topic_score_cap: MESH_TIME_CAP,
+        // P5: no application score.
+        app_specific_weight: 0.0,
+        // P6: IP colocation (off).
+        ip_colocation_factor_weight: 0.0,
+        ip_colocation_factor_threshold: 1.0,
+        ip_colocation_factor_whitelist: HashSet::new(),
+        // P7: behaviour penalties.
+        behaviour_penalty_weight: BEHAVIOUR_PENALTY_WEIGHT,
+        behaviour_penalty_threshold: BEHAVIOUR_PENALTY_THRESHOLD,
+        behaviour_penalty_decay: decay(BEHAVIOUR_PENALTY_DECAY),
+        decay_interval: SCORE_DECAY_INTERVAL,
+        decay_to_zero: 0.1,
+        retain_score: RETAIN_SCORE,
+        // Slow peers (messages to them dropped from a full queue): gossipsub's defaults, a fifth
+        // of a point per message, gone within seconds; it only steers mesh choice.
+        slow_peer_weight: -0.2,
+        slow_peer_threshold: 0.0,
+        slow_peer_decay: 0.2,
+    };
+    let thresholds = gossipsub::PeerScoreThresholds {
+        gossip_threshold: GOSSIP_THRESHOLD,
+        publish_threshold: PUBLISH_THRESHOLD,
+        graylist_threshold: GRAYLIST_THRESHOLD,
+        accept_px_threshold: ACCEPT_PX_THRESHOLD,
+        opportunistic_graft_threshold: OPPORTUNISTIC_GRAFT_THRESHOLD,
+    };
+    (params, thresholds)
 }
 
 fn peer_of(addr: &Multiaddr) -> Option<PeerId> {
@@ -366,6 +608,8 @@ impl EventLoop {
         let mut sync_tick = tokio::time::interval(self.sync_interval);
         sync_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut kad_tick = tokio::time::interval(Duration::from_secs(300));
+        let mut ban_tick = tokio::time::interval(BAN_TICK);
+        ban_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut stored = self.shared.writer.subscribe();
         loop {
             tokio::select! {
@@ -388,6 +632,7 @@ impl EventLoop {
                 },
                 Some(internal) = self.internal.recv() => self.on_internal(internal),
                 _ = sync_tick.tick() => self.sync_with_random_peer(),
+                _ = ban_tick.tick() => self.lift_bans(),
                 // Refresh the routing table, once there is someone to ask.
                 _ = kad_tick.tick(), if self.swarm.connected_peers().next().is_some() => {
                     let _ = self.swarm.behaviour_mut().kad.bootstrap();
@@ -434,6 +679,7 @@ impl EventLoop {
                         .gossipsub
                         .mesh_peers(&self.topic.hash())
                         .count(),
+                    banned_peers: self.banned.len(),
                 });
             }
             Command::Peers(reply) => {
@@ -483,6 +729,9 @@ impl EventLoop {
                     .set(self.swarm.connected_peers().count() as i64);
                 if num_established.get() == 1 {
                     tracing::info!("connected to {peer_id}");
+                    self.load
+                        .entry(peer_id)
+                        .or_insert_with(|| PeerLoad::new(Instant::now()));
                     self.start_sync(peer_id);
                 }
             }
@@ -499,6 +748,12 @@ impl EventLoop {
                     tracing::info!("disconnected from {peer_id}");
                     self.addresses.remove(&peer_id);
                     self.sessions.remove(&peer_id);
+                    self.towns.remove(&peer_id);
+                    if let Some(load) = self.load.get_mut(&peer_id) {
+                        // Requests waiting to be served can no longer be answered.
+                        load.fetch_queue.clear();
+                    }
+                    self.forget_if_idle(peer_id);
                 }
             }
             SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
@@ -550,6 +805,11 @@ impl EventLoop {
     // --- gossip -------------------------------------------------------------------------
 
     fn on_announcement(&mut self, source: PeerId, message_id: gossipsub::MessageId, data: &[u8]) {
+        if self.banned.contains_key(&source) {
+            // Sent before the ban took effect: not worth a look.
+            self.report(&message_id, &source, gossipsub::MessageAcceptance::Ignore);
+            return;
+        }
         let metrics = &self.shared.metrics;
         metrics.received.get_or_create(&Via { via: "gossip" }).inc();
         let announce = match Announce::decode(data) {
@@ -566,6 +826,19 @@ impl EventLoop {
             self.report(&message_id, &source, gossipsub::MessageAcceptance::Ignore);
             return;
         }
+        let load = self
+            .load
+            .entry(source)
+            .or_insert_with(|| PeerLoad::new(Instant::now()));
+        if load.gossip_fetches >= GOSSIP_FETCHES_PER_PEER {
+            tracing::debug!(
+                "{source} has {GOSSIP_FETCHES_PER_PEER} announcements being checked: ignoring {}",
+                announce.id.short()
+            );
+            self.report(&message_id, &source, gossipsub::MessageAcceptance::Ignore);
+            return;
+        }
+        load.gossip_fetches += 1;
         let request = self.swarm.behaviour_mut().fetch.send_request(
             &source,
             FetchRequest {
@@ -592,6 +865,112 @@ impl EventLoop {
             .behaviour_mut()
             .gossipsub
             .report_message_validation_result(message_id, source, acceptance);
+        if acceptance == gossipsub::MessageAcceptance::Reject
+            && let Some(score) = self.swarm.behaviour().gossipsub.peer_score(source)
+            && score < GRAYLIST_THRESHOLD
+        {
+            self.ban(
+                *source,
+                "gossip_score",
+                format!("its gossip score is {score:.0}, below {GRAYLIST_THRESHOLD}"),
+            );
+        }
+    }
+
+    // --- hostile peers ------------------------------------------------------------------
+
+    /// Disconnects and blocks `peer` for `BAN_PERIOD`.
+    fn ban(&mut self, peer: PeerId, reason: &'static str, why: String) {
+        if self.banned.contains_key(&peer) {
+            return;
+        }
+        tracing::warn!(
+            "banning {peer} for {} s ({reason}): {why}",
+            BAN_PERIOD.as_secs()
+        );
+        self.banned.insert(peer, Instant::now() + BAN_PERIOD);
+        self.shared.metrics.ban(reason);
+        // Closes every connection to the peer and refuses new ones, both ways.
+        self.swarm.behaviour_mut().blocked.block_peer(peer);
+        self.swarm.behaviour_mut().kad.remove_peer(&peer);
+        self.sessions.remove(&peer);
+    }
+
+    /// Lifts the bans that have run their time; drops the state of peers long gone.
+    fn lift_bans(&mut self) {
+        let now = Instant::now();
+        let expired: Vec<PeerId> = self
+            .banned
+            .iter()
+            .filter(|(_, until)| **until <= now)
+            .map(|(peer, _)| *peer)
+            .collect();
+        for peer in expired {
+            self.banned.remove(&peer);
+            self.swarm.behaviour_mut().blocked.unblock_peer(peer);
+            tracing::info!("ban of {peer} lifted");
+        }
+        let gone: Vec<PeerId> = self
+            .load
+            .keys()
+            .filter(|p| !self.swarm.is_connected(p))
+            .copied()
+            .collect();
+        for peer in gone {
+            self.forget_if_idle(peer);
+        }
+    }
+
+    /// Drops a peer's load entry once it is disconnected and nothing of it is in flight.
+    fn forget_if_idle(&mut self, peer: PeerId) {
+        if !self.swarm.is_connected(&peer)
+            && self.load.get(&peer).is_some_and(|l| l.idle(Instant::now()))
+        {
+            self.load.remove(&peer);
+        }
+    }
+
+    /// Counts the bad records a peer served over fetch; bans it past `BAD_RECORD_STRIKES`.
+    fn strike(&mut self, peer: PeerId, bad: u32) {
+        if bad == 0 {
+            return;
+        }
+        let now = Instant::now();
+        let strikes = self
+            .load
+            .entry(peer)
+            .or_insert_with(|| PeerLoad::new(now))
+            .strike(bad, now);
+        if strikes >= BAD_RECORD_STRIKES {
+            self.ban(
+                peer,
+                "bad_records",
+                format!(
+                    "it served {strikes} bad records within {} s",
+                    BAN_PERIOD.as_secs()
+                ),
+            );
+        }
+    }
+
+    /// Starts reading the next fetch requests of `peer` that wait, up to the per-peer limit.
+    fn serve_fetches(&mut self, peer: PeerId) {
+        let Some(load) = self.load.get_mut(&peer) else {
+            return;
+        };
+        while load.fetches_served < FETCHES_SERVED_PER_PEER {
+            let Some((channel, ids)) = load.fetch_queue.pop_front() else {
+                break;
+            };
+            load.fetches_served += 1;
+            let shared = self.shared.clone();
+            tokio::task::spawn_blocking(move || {
+                let response = read_records(&shared.store, &ids);
+                let _ = shared
+                    .internal
+                    .send(Internal::Respond(peer, channel, response));
+            });
+        }
     }
 
     // --- fetching -----------------------------------------------------------------------
@@ -599,17 +978,28 @@ impl EventLoop {
     fn on_fetch_event(&mut self, event: request_response::Event<FetchRequest, FetchResponse>) {
         match event {
             request_response::Event::Message {
+                peer,
                 message:
                     request_response::Message::Request {
                         request, channel, ..
                     },
                 ..
             } => {
-                let shared = self.shared.clone();
-                tokio::task::spawn_blocking(move || {
-                    let response = read_records(&shared.store, &request.ids);
-                    let _ = shared.internal.send(Internal::Respond(channel, response));
-                });
+                let load = self
+                    .load
+                    .entry(peer)
+                    .or_insert_with(|| PeerLoad::new(Instant::now()));
+                if load.fetch_queue.len() >= FETCH_QUEUE_PER_PEER {
+                    tracing::debug!("{peer} has too many fetch requests waiting: empty answer");
+                    let _ = self
+                        .swarm
+                        .behaviour_mut()
+                        .fetch
+                        .send_response(channel, FetchResponse { records: vec![] });
+                    return;
+                }
+                load.fetch_queue.push_back((channel, request.ids));
+                self.serve_fetches(peer);
             }
             request_response::Event::Message {
                 peer,
@@ -638,6 +1028,7 @@ impl EventLoop {
                     message_id, source, ..
                 }) => {
                     tracing::debug!("fetch from {peer} failed: {error}");
+                    self.gossip_fetch_done(source);
                     self.report(&message_id, &source, gossipsub::MessageAcceptance::Ignore);
                 }
                 Some(Fetch::Sync { .. }) => {
@@ -720,6 +1111,14 @@ impl EventLoop {
         });
     }
 
+    /// An announcement from `source` has been fetched and checked (or its fetch failed).
+    fn gossip_fetch_done(&mut self, source: PeerId) {
+        if let Some(load) = self.load.get_mut(&source) {
+            load.gossip_fetches = load.gossip_fetches.saturating_sub(1);
+        }
+        self.forget_if_idle(source);
+    }
+
     // --- catch-up -----------------------------------------------------------------------
 
     fn sync_with_random_peer(&mut self) {
@@ -762,12 +1161,32 @@ impl EventLoop {
     fn on_sync_event(&mut self, event: request_response::Event<SyncRequest, SyncResponse>) {
         match event {
             request_response::Event::Message {
+                peer,
                 message:
                     request_response::Message::Request {
                         request, channel, ..
                     },
                 ..
             } => {
+                let now = Instant::now();
+                let load = self.load.entry(peer).or_insert_with(|| PeerLoad::new(now));
+                let refusal = if load.sync_served {
+                    Some("rate limited: one reconciliation message at a time")
+                } else if !load.take_sync_token(now) {
+                    Some("rate limited: too many reconciliation messages, try later")
+                } else {
+                    None
+                };
+                if let Some(reason) = refusal {
+                    tracing::debug!("{peer}: {reason}");
+                    let _ = self
+                        .swarm
+                        .behaviour_mut()
+                        .sync
+                        .send_response(channel, SyncResponse::Refused(reason.into()));
+                    return;
+                }
+                load.sync_served = true;
                 let shared = self.shared.clone();
                 tokio::task::spawn_blocking(move || {
                     let response = match respond(shared.index.snapshot(), &request.message) {
@@ -776,7 +1195,7 @@ impl EventLoop {
                     };
                     let _ = shared
                         .internal
-                        .send(Internal::RespondSync(channel, response));
+                        .send(Internal::RespondSync(peer, channel, response));
                 });
             }
             request_response::Event::Message {
@@ -892,25 +1311,33 @@ impl EventLoop {
                 move || {
                     let mut keys = KeyCache::default();
                     let mut candidates = Vec::with_capacity(response.records.len());
+                    let mut bad = 0u32;
                     for bytes in response.records {
                         metrics.received.get_or_create(&Via { via: "sync" }).inc();
                         match Unverified::decode_with(bytes.into_vec(), &mut keys) {
                             Ok(u) => candidates.push(u),
-                            Err(e) => metrics.reject(decode_reason(&e)),
+                            Err(e) => {
+                                metrics.reject(decode_reason(&e));
+                                bad += 1;
+                            }
                         }
                     }
                     let mut good = Vec::with_capacity(candidates.len());
                     for result in verify_all(candidates) {
                         match result {
                             Ok(record) => good.push(record),
-                            Err(_) => metrics.reject("bad_signature"),
+                            Err(_) => {
+                                metrics.reject("bad_signature");
+                                bad += 1;
+                            }
                         }
                     }
-                    good
+                    (good, bad)
                 }
             })
             .await
             .unwrap_or_default();
+            let (checked, bad) = checked;
             shared.metrics.sync_bytes_fetched.inc_by(bytes);
             let mut checked = checked;
             // Oldest first: a delegation before its delegate's records, a record before its
@@ -955,36 +1382,50 @@ impl EventLoop {
                 missing,
                 stored,
                 pending,
+                bad,
             });
         });
     }
 
     fn on_internal(&mut self, internal: Internal) {
         match internal {
-            Internal::Respond(channel, response) => {
+            Internal::Respond(peer, channel, response) => {
                 let _ = self
                     .swarm
                     .behaviour_mut()
                     .fetch
                     .send_response(channel, response);
+                if let Some(load) = self.load.get_mut(&peer) {
+                    load.fetches_served = load.fetches_served.saturating_sub(1);
+                }
+                self.serve_fetches(peer);
+                self.forget_if_idle(peer);
             }
-            Internal::RespondSync(channel, response) => {
+            Internal::RespondSync(peer, channel, response) => {
                 let _ = self
                     .swarm
                     .behaviour_mut()
                     .sync
                     .send_response(channel, response);
+                if let Some(load) = self.load.get_mut(&peer) {
+                    load.sync_served = false;
+                }
+                self.forget_if_idle(peer);
             }
             Internal::Validated {
                 message_id,
                 source,
                 acceptance,
-            } => self.report(&message_id, &source, acceptance),
+            } => {
+                self.gossip_fetch_done(source);
+                self.report(&message_id, &source, acceptance);
+            }
             Internal::Fetched {
                 peer,
                 missing,
                 stored: new,
                 pending: waiting,
+                bad,
             } => {
                 if let Some(SyncState::Fetching {
                     queue,
@@ -998,6 +1439,7 @@ impl EventLoop {
                     *stored += new;
                     *pending += waiting;
                 }
+                self.strike(peer, bad);
                 self.fetch_more(peer);
             }
             Internal::CatchUp(peer) => self.start_sync(peer),
@@ -1027,5 +1469,56 @@ fn decode_reason(e: &DecodeError) -> &'static str {
         DecodeError::TooLarge { .. } => "oversize",
         DecodeError::Invalid(_) => "invalid",
         _ => "malformed",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scoring_parameters_are_valid_and_graylist_after_about_ten_rejects() {
+        let (params, thresholds) = peer_scoring();
+        assert_eq!(params.validate(), Ok(()));
+        assert_eq!(thresholds.validate(), Ok(()));
+        // A fresh peer (score 0) after n rejects in quick succession scores -n².
+        let score = |n: f64, credit: f64| credit + INVALID_WEIGHT * n * n;
+        assert!(score(9.0, 0.0) >= GRAYLIST_THRESHOLD);
+        assert!(score(10.0, 0.0) < GRAYLIST_THRESHOLD);
+        assert!(score(11.0, MESH_TIME_CAP) < GRAYLIST_THRESHOLD);
+        // One reject is forgiven: no threshold crossed, and it decays to nothing.
+        assert!(score(1.0, 0.0) > GOSSIP_THRESHOLD);
+        let decay =
+            gossipsub::score_parameter_decay_with_base(INVALID_DECAY, SCORE_DECAY_INTERVAL, 0.1);
+        let after = decay.powf(INVALID_DECAY.as_secs_f64() / SCORE_DECAY_INTERVAL.as_secs_f64());
+        assert!((after - 0.1).abs() < 1e-6, "{after}");
+    }
+
+    #[test]
+    fn the_sync_bucket_allows_a_burst_then_one_per_refill() {
+        let start = Instant::now();
+        let mut load = PeerLoad::new(start);
+        let burst = (0..100).filter(|_| load.take_sync_token(start)).count();
+        assert_eq!(burst, SYNC_BURST as usize);
+        assert!(!load.take_sync_token(start + SYNC_REFILL / 2));
+        assert!(load.take_sync_token(start + SYNC_REFILL));
+        assert!(!load.take_sync_token(start + SYNC_REFILL));
+        // Refills never exceed the burst.
+        let later = start + SYNC_REFILL * 1000;
+        let burst = (0..100).filter(|_| load.take_sync_token(later)).count();
+        assert_eq!(burst, SYNC_BURST as usize);
+    }
+
+    #[test]
+    fn strikes_count_within_the_ban_period_and_keep_the_entry_until_it_ends() {
+        let start = Instant::now();
+        let mut load = PeerLoad::new(start);
+        assert!(load.idle(start));
+        assert_eq!(load.strike(20, start), 20);
+        assert!(!load.idle(start), "strikes are remembered");
+        assert_eq!(load.strike(12, start + BAN_PERIOD / 2), 32);
+        let later = start + BAN_PERIOD * 2;
+        assert!(load.idle(later));
+        assert_eq!(load.strike(1, later), 1, "a new window");
     }
 }
