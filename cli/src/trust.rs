@@ -427,19 +427,20 @@ pub fn members(home: &Home, node: Option<&str>, json: bool) -> anyhow::Result<()
     Ok(())
 }
 
-/// The town that delegated `key`, from the roster of the node at `url`.
+/// The town that delegated `key`, from the roster of the node at `url`: a valid delegation's
+/// town first, else any (so that the node, not the CLI, says why the key may not publish).
 pub fn town_of(home: &Home, url: &str, key: &AuthorKey) -> anyhow::Result<Option<String>> {
     let roster = members_json(home, Some(url))?;
-    Ok(roster["towns"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|t| {
-            t["delegates"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .any(|d| d["key"].as_str() == Some(&key.to_hex()) && d["valid"] == true)
-        })
-        .and_then(|t| t["town"].as_str().map(str::to_owned)))
+    let towns = roster["towns"].as_array().cloned().unwrap_or_default();
+    let delegated = |valid_only: bool| {
+        towns
+            .iter()
+            .find(|t| {
+                t["delegates"].as_array().into_iter().flatten().any(|d| {
+                    d["key"].as_str() == Some(&key.to_hex()) && (!valid_only || d["valid"] == true)
+                })
+            })
+            .and_then(|t| t["town"].as_str().map(str::to_owned))
+    };
+    Ok(delegated(true).or_else(|| delegated(false)))
 }

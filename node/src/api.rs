@@ -495,7 +495,7 @@ pub struct PublishRequest {
     pub files: Vec<PublishFile>,
     /// Publish the one file as a new version of this record.
     #[serde(default)]
-    pub supersedes: Option<RecordId>,
+    pub supersedes: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -513,7 +513,17 @@ async fn publish_files(
     Json(request): Json<PublishRequest>,
 ) -> Result<Response, ApiError> {
     authorise(&state, &headers)?;
-    let supersedes = request.supersedes;
+    let supersedes = request
+        .supersedes
+        .as_deref()
+        .map(|hex| {
+            RecordId::from_hex(hex).ok_or_else(|| {
+                bad_request(format!(
+                    "supersedes: `{hex}` is not a record id (64 hexadecimal characters)"
+                ))
+            })
+        })
+        .transpose()?;
     let files: Vec<(PathBuf, String)> = request
         .files
         .into_iter()

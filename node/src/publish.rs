@@ -211,9 +211,12 @@ fn resolve_links(
     for (n, DraftLink { field, target }) in draft.link_targets.iter().enumerate() {
         match target {
             LinkTarget::Id(prefix) => {
-                let resolved = match store {
-                    Some(store) => store.resolve(prefix),
-                    None => Err(ResolveError::NotFound(prefix.clone())),
+                // Without a store (a practitioner publishing to a node with `--node`), a link
+                // names its target by its whole id; the node checks what it points at.
+                let resolved = match (store, prefix.as_full()) {
+                    (Some(store), _) => store.resolve(prefix),
+                    (None, Some(id)) => Ok(id),
+                    (None, None) => Err(ResolveError::NotFound(prefix.clone())),
                 };
                 match resolved {
                     Ok(id) => draft.publication.links[n].id = id,

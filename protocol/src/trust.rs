@@ -391,7 +391,7 @@ impl Ledger {
         Err(refused(
             "not_member",
             format!(
-                "the author {} does not chain to the federation {} at {}: {}",
+                "the author {} is not a member of the federation {} at {}: {}",
                 short(author),
                 short(&federation),
                 rfc3339_millis(at),

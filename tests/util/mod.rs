@@ -180,6 +180,17 @@ impl NodeProcess {
         node
     }
 
+    /// Starts a node in a home prepared beforehand (joined to a federation, say).
+    pub fn start_in(home: TestHome, town: &str, bootstrap: &[String]) -> NodeProcess {
+        let mut node = NodeProcess {
+            home,
+            child: None,
+            town: town.to_owned(),
+        };
+        node.restart(bootstrap);
+        node
+    }
+
     /// Starts the node again in the same home (after `stop` or `kill`).
     pub fn restart(&mut self, bootstrap: &[String]) {
         self.restart_on("/ip4/127.0.0.1/tcp/0", bootstrap);
