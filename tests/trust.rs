@@ -209,11 +209,11 @@ fn a_federation_takes_its_members_and_delegates_and_refuses_outsiders_and_the_re
         ),
     )
     .unwrap_or_else(|e| panic!("{e}"));
-    let err = practitioner.fails(
-        &["publish", &file_of(&evaluation), "--node", &a.api()],
-        1,
+    let err = practitioner.fails(&["publish", &file_of(&evaluation), "--node", &a.api()], 1);
+    assert!(
+        err.contains("may publish experiment, practice only"),
+        "{err}"
     );
-    assert!(err.contains("may publish experiment, practice only"), "{err}");
 
     // The town revokes the delegate: every node learns it, refuses the delegate's new records,
     // keeps the earlier one.
@@ -234,7 +234,11 @@ fn a_federation_takes_its_members_and_delegates_and_refuses_outsiders_and_the_re
         assert!(err.contains("revoked"), "{}: {err}", node.town);
     }
     for node in &fed.towns {
-        assert!(node.ids().contains(&earlier), "{} lost the earlier record", node.town);
+        assert!(
+            node.ids().contains(&earlier),
+            "{} lost the earlier record",
+            node.town
+        );
     }
     // The coordinator's roster is the same everywhere.
     assert_eq!(members(a)["federation"], fed.key.as_str());
@@ -285,7 +289,11 @@ fn revisions_and_retractions_come_only_from_the_author_or_its_town_and_reach_off
     let all = ids_of(&c.home.json(&["list", "--json", "--all-versions"]));
     assert!(all.contains(&first) && all.contains(&second));
     let found = ids_of(&c.home.json(&["search", "compost", "--json"]));
-    assert_eq!(found, vec![second.clone()], "search shows the latest version");
+    assert_eq!(
+        found,
+        vec![second.clone()],
+        "search shows the latest version"
+    );
     let old = c.home.json(&["show", &first, "--json"]);
     assert_eq!(old["versions"]["superseded_by"][0], second.as_str());
     let history = c.home.ok(&["show", &second, "--history"]);
@@ -299,7 +307,10 @@ fn revisions_and_retractions_come_only_from_the_author_or_its_town_and_reach_off
     let a = &fed.towns[0];
     a.home
         .ok(&["retract", &doomed, "--reason", "chiffres erronés"]);
-    assert!(!a.ids().contains(&doomed), "A still lists the retracted record");
+    assert!(
+        !a.ids().contains(&doomed),
+        "A still lists the retracted record"
+    );
     assert!(ids_of(&a.home.json(&["list", "--json", "--include-retracted"])).contains(&doomed));
     let a_addr = a.addr();
     fed.towns[2].restart(&[a_addr]);
@@ -313,5 +324,8 @@ fn revisions_and_retractions_come_only_from_the_author_or_its_town_and_reach_off
     let shown = c.home.json(&["show", &doomed, "--json"]);
     assert_eq!(shown["versions"]["retracted"]["reason"], "chiffres erronés");
     let export = c.home.ok(&["export"]);
-    assert!(!export.contains(&doomed), "exports leave retracted records out");
+    assert!(
+        !export.contains(&doomed),
+        "exports leave retracted records out"
+    );
 }

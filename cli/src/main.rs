@@ -1358,6 +1358,12 @@ fn print_record(out: &mut dyn Write, r: &Value) -> std::io::Result<()> {
             ),
         )?;
     }
+    if v["voided"] == true {
+        field(
+            "VOIDED",
+            "created after a revocation of its author's key that reached this node later".into(),
+        )?;
+    }
     for newer in v["superseded_by"].as_array().into_iter().flatten() {
         field(
             "superseded by",

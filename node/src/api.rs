@@ -390,6 +390,7 @@ pub fn versions(store: &Store, id: &RecordId) -> Result<Value, StoreError> {
     }
     Ok(json!({
         "retracted": retraction(id),
+        "voided": ledger.is_voided(id),
         "superseded_by": ledger.superseded_by(id).iter().map(RecordId::to_hex).collect::<Vec<_>>(),
         "supersedes": ledger.supersedes(id).map(|v| v.to_hex()),
         "history": history,

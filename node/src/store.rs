@@ -36,7 +36,7 @@
 
 use cailloux_protocol::LinkRel;
 use cailloux_protocol::record::AuthorKey;
-use cailloux_protocol::trust::{Denied, Known, Ledger, Mode};
+use cailloux_protocol::trust::{Act, Denied, Known, Ledger, Mode};
 use cailloux_protocol::vocab::fold;
 use cailloux_protocol::{IdPrefix, Kind, Record, RecordId, Theme};
 use std::path::{Path, PathBuf};
@@ -87,7 +87,7 @@ pub struct Filter {
     /// Compared case- and accent-insensitively.
     pub town: Option<String>,
     pub author: Option<AuthorKey>,
-    /// Also list retracted records (kept for audit).
+    /// Also list retracted records, and records voided by a revocation (kept for audit).
     pub include_retracted: bool,
     /// Also list versions that a newer one supersedes.
     pub all_versions: bool,
@@ -104,7 +104,7 @@ impl Filter {
 
 impl Filter {
     fn shows(&self, ledger: &Ledger, id: &RecordId) -> bool {
-        (self.include_retracted || !ledger.is_retracted(id))
+        (self.include_retracted || !(ledger.is_retracted(id) || ledger.is_voided(id)))
             && (self.all_versions || !ledger.is_superseded(id))
     }
 }
@@ -274,7 +274,40 @@ impl Store {
                 ledger.supersede(RecordId(old), RecordId(new));
             }
         }
+        if let Some(since) = ledger.earliest_revocation() {
+            for id in self.voided_since(&ledger, since)? {
+                ledger.void(id);
+            }
+        }
         Ok(ledger)
+    }
+
+    /// Stored publications created at or after `since` whose author no longer stands at their
+    /// creation time: they came in before the revocation that covers them. Federation mode only
+    /// (in open mode nobody's standing depends on anyone else).
+    fn voided_since(&self, ledger: &Ledger, since: u64) -> Result<Vec<RecordId>, StoreError> {
+        if ledger.mode() == Mode::Open {
+            return Ok(Vec::new());
+        }
+        let mut voided = Vec::new();
+        let start = [&b"c"[..], &since.to_be_bytes()].concat();
+        for entry in self.tree.range(start..b"d".to_vec()) {
+            let (key, value) = entry?;
+            let (Some(time), Some(id), Some(summary)) = (
+                key.get(1..9)
+                    .and_then(|t| t.try_into().ok())
+                    .map(u64::from_be_bytes),
+                key.get(9..41).and_then(|i| i.try_into().ok()).map(RecordId),
+                Summary::decode(&value),
+            ) else {
+                continue;
+            };
+            if !ledger.is_voided(&id) && ledger.standing(&AuthorKey(summary.author), time).is_err()
+            {
+                voided.push(id);
+            }
+        }
+        Ok(voided)
     }
 
     /// The trust ledger: the roster, versions and retractions, as of the last write.
@@ -368,6 +401,12 @@ impl Store {
             }
             accept(record);
             written.hidden.extend(ledger.apply(record));
+            if let Some(Act::Revoke(_)) = record.act() {
+                for id in self.voided_since(ledger, record.created_at())? {
+                    ledger.void(id);
+                    written.hidden.push(id);
+                }
+            }
             in_batch.insert(
                 record.id(),
                 Known {
@@ -570,6 +609,80 @@ mod tests {
         };
         Record::sign(&SigningKey::from_bytes(&[i as u8 % 3; 32]), 1_000 + i, p)
             .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn a_revocation_that_arrives_late_voids_what_came_before_it_and_stays_so_on_reopening() {
+        use cailloux_protocol::trust::{Admission, Delegation, Revocation};
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let (fed, town, person) = (
+            SigningKey::from_bytes(&[1; 32]),
+            SigningKey::from_bytes(&[2; 32]),
+            SigningKey::from_bytes(&[0; 32]),
+        );
+        let public = |k: &SigningKey| AuthorKey(k.verifying_key().to_bytes());
+        let mode = Mode::Federation(public(&fed));
+        let act = |by: &SigningKey, at: u64, act: Act| {
+            Record::sign_act(by, at, act).unwrap_or_else(|e| panic!("{e}"))
+        };
+        let admission = act(
+            &fed,
+            10,
+            Act::Admit(Admission {
+                key: public(&town),
+                town: "Loos-en-Gohelle".into(),
+                country: "FR".into(),
+                code: None,
+                until: None,
+            }),
+        );
+        let delegation = act(
+            &town,
+            20,
+            Act::Delegate(Delegation {
+                key: public(&person),
+                name: "Jeanne".into(),
+                role: None,
+                kinds: Vec::new(),
+                until: None,
+            }),
+        );
+        // Signed by key [0; 32] at 1_000 + i: the delegate's.
+        let before = record(150, Kind::Practice, vec![Theme::Food], "Loos-en-Gohelle");
+        let after = record(240, Kind::Practice, vec![Theme::Food], "Loos-en-Gohelle");
+        let revocation = act(
+            &town,
+            1_200,
+            Act::Revoke(Revocation {
+                key: public(&person),
+                reason: "départ".into(),
+            }),
+        );
+        {
+            let store = Store::open(&dir.path().join("s"), mode).unwrap_or_else(|e| panic!("{e}"));
+            let w = store
+                .insert_batch(&[admission, delegation, before.clone(), after.clone()])
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert!(w.outcomes.iter().all(Outcome::is_new), "{:?}", w.outcomes);
+            let w = store
+                .insert_batch(&[revocation])
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(w.hidden, vec![after.id()]);
+            let listed: Vec<RecordId> = store
+                .list(&Filter::default())
+                .filter_map(Result::ok)
+                .map(|r| r.id())
+                .collect();
+            assert_eq!(listed, vec![before.id()]);
+        }
+        let store = Store::open(&dir.path().join("s"), mode).unwrap_or_else(|e| panic!("{e}"));
+        assert!(store.ledger().is_voided(&after.id()));
+        assert!(!store.ledger().is_voided(&before.id()));
+        let audit = Filter {
+            include_retracted: true,
+            ..Filter::default()
+        };
+        assert_eq!(store.list(&audit).count(), 2);
     }
 
     #[test]

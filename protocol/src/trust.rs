@@ -24,7 +24,7 @@ use crate::record::{AuthorKey, Record};
 use crate::time::rfc3339_millis;
 use crate::vocab::{Kind, LinkRel, fold};
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 pub const MAX_NAME_CHARS: usize = 120;
 pub const MAX_COUNTRY_CHARS: usize = 60;
@@ -218,6 +218,8 @@ pub struct Ledger {
     retractions: HashMap<RecordId, Entry<Retraction>>,
     superseded_by: HashMap<RecordId, Vec<RecordId>>,
     supersedes: HashMap<RecordId, RecordId>,
+    /// Records accepted before this node learnt of a revocation that covers them.
+    voided: HashSet<RecordId>,
 }
 
 fn short(key: &AuthorKey) -> String {
@@ -235,6 +237,7 @@ impl Ledger {
             retractions: HashMap::new(),
             superseded_by: HashMap::new(),
             supersedes: HashMap::new(),
+            voided: HashSet::new(),
         }
     }
 
@@ -459,7 +462,7 @@ impl Ledger {
         match act {
             Act::Found(_) | Act::Admit(_) if federated && !standing.federation => Err(refused(
                 "not_allowed",
-                format!("only the federation key may {} ", act.name()),
+                format!("only the federation key may {}", act.name()),
             )),
             Act::Delegate(_) if federated && (standing.federation || delegate) => Err(refused(
                 "not_allowed",
@@ -595,13 +598,31 @@ impl Ledger {
         self.retractions.contains_key(id)
     }
 
+    /// Marks a stored record as voided: created after a revocation of its author's key (or of
+    /// its town's) that reached this node after the record did. Listed like a retraction.
+    pub fn void(&mut self, id: RecordId) {
+        self.voided.insert(id);
+    }
+
+    pub fn is_voided(&self, id: &RecordId) -> bool {
+        self.voided.contains(id)
+    }
+
+    /// The earliest revocation, if any: stored records created since may need voiding.
+    pub fn earliest_revocation(&self) -> Option<u64> {
+        self.revocations.values().flatten().map(|r| r.at).min()
+    }
+
     pub fn is_superseded(&self, id: &RecordId) -> bool {
         self.superseded_by.contains_key(id)
     }
 
     /// Every record that default listings leave out: retracted, or replaced by a newer version.
     pub fn hidden(&self) -> impl Iterator<Item = &RecordId> {
-        self.retractions.keys().chain(self.superseded_by.keys())
+        self.retractions
+            .keys()
+            .chain(self.superseded_by.keys())
+            .chain(self.voided.iter())
     }
 
     /// Every version of the record `id` belongs to, oldest first.
