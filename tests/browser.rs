@@ -294,4 +294,12 @@ fn a_person_searches_filters_opens_a_record_and_follows_its_trail() {
     driver.go(&format!("{base}#/overview"));
     assert!(!driver.wait_for("#chart-theme-year rect").is_empty());
     assert!(!driver.wait_for("#chart-town rect").is_empty());
+
+    // A retracted record says so, with the reason, before anything else on its page.
+    let gone = node.home.listed_ids()[0].clone();
+    node.home
+        .ok(&["retract", &gone, "--reason", "doublon d'une autre fiche"]);
+    driver.go(&format!("{base}#/record/{gone}"));
+    assert!(driver.wait_text("#retracted", "doublon d'une autre fiche"));
+    assert!(!node.home.listed_ids().contains(&gone));
 }

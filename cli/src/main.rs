@@ -618,6 +618,10 @@ fn status(home: &Home, json: bool) -> anyhow::Result<()> {
         println!("listening    {}", addr.as_str().unwrap_or(""));
     }
     println!("api          http://{}", s["api"].as_str().unwrap_or(""));
+    match s["federation"].as_str() {
+        Some(key) => println!("federation   {key}"),
+        None => println!("federation   none (open mode: any valid signature is accepted)"),
+    }
     println!("records      {}", s["records"]);
     println!("peers        {}", s["peers"]);
     Ok(())

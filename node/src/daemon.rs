@@ -118,6 +118,15 @@ impl Daemon {
             );
         }
         let store = home.open_store()?;
+        match store.ledger().mode() {
+            cailloux_protocol::Mode::Federation(key) => tracing::info!(
+                "member of the federation {key}: only records whose author chains to it are accepted"
+            ),
+            cailloux_protocol::Mode::Open => tracing::warn!(
+                "open mode: any validly signed record is accepted, whatever town it names; join a \
+                 federation with `cailloux join <key>` for records you can vouch for"
+            ),
+        }
         let index = Arc::new(
             tokio::task::spawn_blocking({
                 let store = store.clone();
