@@ -240,8 +240,11 @@ fn a_federation_takes_its_members_and_delegates_and_refuses_outsiders_and_the_re
             node.town
         );
     }
-    // The coordinator's roster is the same everywhere.
-    assert_eq!(members(a)["federation"], fed.key.as_str());
+    // Every node knows the federation by its key and, from the founding act, its name.
+    for node in &fed.towns {
+        assert_eq!(members(node)["federation"], fed.key.as_str());
+        assert_eq!(members(node)["name"], "Réseau des cailloux");
+    }
     assert!(fed.coordinator.path().join("federation.key").exists());
 }
 

@@ -199,13 +199,29 @@ pub fn federation_admit(
             until: until_millis(until)?,
         }),
     )?;
-    submit(home, node, vec![record.clone()])?;
+    // The founding act travels with the admissions, so that members learn the federation's
+    // name (a duplicate where it is already known).
+    let mut batch: Vec<Record> = founding_act(home, &federation).into_iter().collect();
+    batch.push(record.clone());
+    submit(home, node, batch)?;
     print_act(
         &record,
         json,
         &format!("admitted {} as {}", &key[..12.min(key.len())], town.trim()),
     );
     Ok(())
+}
+
+/// The federation's founding act, from this home's store (where `federation create` put it),
+/// when the store can be opened (no node holds it).
+fn founding_act(home: &Home, federation: &SigningKey) -> Option<Record> {
+    let store = home.open_existing_store().ok()??;
+    let id = {
+        let ledger = store.ledger();
+        let f = ledger.founding()?;
+        (f.issuer.0 == federation.verifying_key().to_bytes()).then_some(f.id)?
+    };
+    store.get(&id).ok()?
 }
 
 pub fn join(home: &Home, key: &str, bootstrap: &[String]) -> anyhow::Result<()> {

@@ -252,6 +252,11 @@ impl Ledger {
         }
     }
 
+    /// The founding act this ledger holds (the federation's, in a federation).
+    pub fn founding(&self) -> Option<&Entry<Founding>> {
+        self.founding.as_ref()
+    }
+
     /// The federation's name, once its founding act is here.
     pub fn federation_name(&self) -> Option<&str> {
         self.founding.as_ref().map(|f| f.act.name.as_str())
