@@ -256,3 +256,63 @@ fn every_byte_of_one_record_is_covered() {
         }
     }
 }
+
+/// The acts' encoding, pinned like the publication's: one record per line, in this order:
+/// found, admit, delegate, revoke, retract.
+#[test]
+fn golden_act_vectors() {
+    use cailloux_protocol::record::AuthorKey;
+    use cailloux_protocol::trust::{Act, Admission, Delegation, Founding, Retraction, Revocation};
+    let public = |seed: u8| AuthorKey(key(seed).verifying_key().to_bytes());
+    let acts = [
+        Act::Found(Founding {
+            name: "Réseau des cailloux".into(),
+        }),
+        Act::Admit(Admission {
+            key: public(8),
+            town: "Loos-en-Gohelle".into(),
+            country: "FR".into(),
+            code: Some("62523".into()),
+            until: Some(1_893_455_999_999),
+        }),
+        Act::Delegate(Delegation {
+            key: public(9),
+            name: "Jeanne Martin".into(),
+            role: Some("chargée de mission".into()),
+            kinds: vec![cailloux_protocol::Kind::Experiment],
+            until: None,
+        }),
+        Act::Revoke(Revocation {
+            key: public(9),
+            reason: "a quitté la mairie".into(),
+        }),
+        Act::Retract(Retraction {
+            id: cailloux_protocol::RecordId([3; 32]),
+            reason: "chiffres erronés".into(),
+        }),
+    ];
+    let lines: Vec<String> = acts
+        .into_iter()
+        .map(|act| {
+            let r = Record::sign_act(&key(7), GOLDEN_TIME, act).unwrap_or_else(|e| panic!("{e}"));
+            format!("{} {}", r.id().to_hex(), id::encode_hex(r.bytes()))
+        })
+        .collect();
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors/acts.hex");
+    if std::env::var_os("CAILLOUX_BLESS").is_some() {
+        std::fs::write(&path, lines.join("\n") + "\n").unwrap_or_else(|e| panic!("{e}"));
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{e}"));
+    let expected: Vec<&str> = expected.lines().collect();
+    assert_eq!(lines, expected, "the encoding of an act changed");
+    for line in expected {
+        let (id, hex) = line.split_once(' ').unwrap_or_default();
+        let bytes = id::decode_hex(hex).unwrap_or_default();
+        let r = Unverified::decode(bytes)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .verify()
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(r.id().to_hex(), id);
+        assert!(r.act().is_some() && r.publication().is_none());
+    }
+}
