@@ -318,11 +318,7 @@ impl Store {
     /// What the ledger needs to know of a stored record.
     fn known(&self, id: &RecordId) -> Option<Known> {
         let record = self.get(id).ok()??;
-        Some(Known {
-            author: record.author(),
-            created_at: record.created_at(),
-            is_publication: record.publication().is_some(),
-        })
+        Some(Known::of(&record))
     }
 
     /// Stores the records that the ledger accepts, with their catalogue entries, atomically,
@@ -394,7 +390,7 @@ impl Store {
                 written.outcomes.push(Outcome::Duplicate);
                 continue;
             }
-            let known = |id: &RecordId| in_batch.get(id).copied().or_else(|| self.known(id));
+            let known = |id: &RecordId| in_batch.get(id).cloned().or_else(|| self.known(id));
             if let Err(denied) = ledger.check(record, known) {
                 written.outcomes.push(Outcome::Denied(denied));
                 continue;
@@ -407,14 +403,7 @@ impl Store {
                     written.hidden.push(id);
                 }
             }
-            in_batch.insert(
-                record.id(),
-                Known {
-                    author: record.author(),
-                    created_at: record.created_at(),
-                    is_publication: record.publication().is_some(),
-                },
-            );
+            in_batch.insert(record.id(), Known::of(record));
             written.outcomes.push(Outcome::New);
         }
         Ok(written)

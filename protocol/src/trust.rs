@@ -9,9 +9,10 @@
 //! records like publications (signed, named by their hash, spread by gossip and catch-up), so
 //! the roster reaches every node the way the corpus does.
 //!
-//! The same ledger also decides versions and retractions, in either mode: a revision
-//! (`supersedes`) or a retraction is accepted only from the record's author or from the key that
-//! answers for it (its town).
+//! The same ledger also decides versions and retractions: a revision (`supersedes`) or a
+//! retraction is accepted only from the record's author or, in a federation, from the town key
+//! that vouched for it under the town it is filed in. In open mode a delegation is only its
+//! issuer's claim (the delegate never consented), so there only the author may.
 //!
 //! `Ledger::check` is the one gate: the node's store asks it about every record before writing,
 //! whichever path the record came by. A record whose check needs a record this node does not
@@ -157,11 +158,22 @@ pub enum Mode {
 }
 
 /// What the ledger needs to know of a record that a revision or a retraction names.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Known {
     pub author: AuthorKey,
     pub created_at: u64,
-    pub is_publication: bool,
+    /// The town a publication is filed under; `None` for an act.
+    pub town: Option<String>,
+}
+
+impl Known {
+    pub fn of(record: &Record) -> Known {
+        Known {
+            author: record.author(),
+            created_at: record.created_at(),
+            town: record.publication().map(|p| p.town.clone()),
+        }
+    }
 }
 
 /// Why a record is not accepted.
@@ -323,17 +335,22 @@ impl Ledger {
     /// Where `author` stands at time `at`; in a federation, refused when it does not chain to
     /// the federation key.
     pub fn standing(&self, author: &AuthorKey, at: u64) -> Result<Standing, Denied> {
+        self.standing_for(author, at, None)
+    }
+
+    /// `standing`, preferring a chain to `town` (folded) when the key has several (a person
+    /// vouched for by two towns): a record filed under a town is judged by that town's chain.
+    pub fn standing_for(
+        &self,
+        author: &AuthorKey,
+        at: u64,
+        town: Option<&str>,
+    ) -> Result<Standing, Denied> {
         let Some(federation) = self.federation() else {
-            // Open mode: a key answers for itself, or for the key that vouched for it.
-            let town_key = self
-                .delegations
-                .get(author)
-                .into_iter()
-                .flatten()
-                .find(|d| d.at <= at && self.revoked(author, &[d.issuer, *author], at).is_none())
-                .map_or(*author, |d| d.issuer);
+            // Open mode: nothing is certified, and a delegation is only its issuer's claim (it
+            // needs no consent from the key it names), so a key answers for itself alone.
             return Ok(Standing {
-                town_key,
+                town_key: *author,
                 town: None,
                 delegate: None,
                 federation: false,
@@ -347,20 +364,19 @@ impl Ledger {
                 federation: true,
             });
         }
-        let as_town = match self.admitted(author, at) {
-            Ok(a) => {
-                return Ok(Standing {
-                    town_key: *author,
-                    town: Some(a.act.town.clone()),
-                    delegate: None,
-                    federation: false,
-                });
-            }
-            Err(why) => why,
-        };
+        let mut chains = Vec::new();
+        let mut why = Vec::new();
+        match self.admitted(author, at) {
+            Ok(a) => chains.push(Standing {
+                town_key: *author,
+                town: Some(a.act.town.clone()),
+                delegate: None,
+                federation: false,
+            }),
+            Err(e) => why.push(e),
+        }
         let grants: Vec<&Entry<Delegation>> =
             self.delegations.get(author).into_iter().flatten().collect();
-        let mut why = vec![as_town];
         if grants.is_empty() {
             why.push("it has no delegation from a certified town".into());
         }
@@ -385,27 +401,37 @@ impl Ledger {
                 continue;
             }
             match self.admitted(&d.issuer, at) {
-                Ok(a) => {
-                    return Ok(Standing {
-                        town_key: d.issuer,
-                        town: Some(a.act.town.clone()),
-                        delegate: Some(d.act.clone()),
-                        federation: false,
-                    });
-                }
+                Ok(a) => chains.push(Standing {
+                    town_key: d.issuer,
+                    town: Some(a.act.town.clone()),
+                    delegate: Some(d.act.clone()),
+                    federation: false,
+                }),
                 Err(e) => why.push(format!("the town that vouched for it is not valid: {e}")),
             }
         }
-        Err(refused(
-            "not_member",
-            format!(
-                "the author {} is not a member of the federation {} at {}: {}",
-                short(author),
-                short(&federation),
-                rfc3339_millis(at),
-                why.join("; ")
-            ),
-        ))
+        if chains.is_empty() {
+            return Err(refused(
+                "not_member",
+                format!(
+                    "the author {} is not a member of the federation {} at {}: {}",
+                    short(author),
+                    short(&federation),
+                    rfc3339_millis(at),
+                    why.join("; ")
+                ),
+            ));
+        }
+        let wanted = town.map(fold);
+        let pick = chains
+            .iter()
+            .position(|c| {
+                wanted
+                    .as_ref()
+                    .is_none_or(|w| c.town.as_deref().map(fold).as_ref() == Some(w))
+            })
+            .unwrap_or(0);
+        Ok(chains.swap_remove(pick))
     }
 
     /// Whether `record` may be stored, given what this node holds (`known` looks records up).
@@ -416,7 +442,8 @@ impl Ledger {
     ) -> Result<(), Denied> {
         let author = record.author();
         let at = record.created_at();
-        let standing = self.standing(&author, at)?;
+        let town = record.publication().map(|p| p.town.as_str());
+        let standing = self.standing_for(&author, at, town)?;
         let federated = self.federation().is_some();
         if let Some(p) = record.publication() {
             if standing.federation {
@@ -456,7 +483,7 @@ impl Ledger {
                 ));
             }
             for link in p.links.iter().filter(|l| l.rel == LinkRel::Supersedes) {
-                self.same_hand(&author, &standing, &link.id, &known, "revise")?;
+                self.same_hand(&author, Some(&standing), &link.id, &known, "revise")?;
             }
             return Ok(());
         }
@@ -477,17 +504,18 @@ impl Ledger {
                 "not_allowed",
                 "a delegate may not revoke keys; its town or the federation may".into(),
             )),
-            Act::Retract(r) => self.same_hand(&author, &standing, &r.id, &known, "retract"),
+            Act::Retract(r) => self.same_hand(&author, None, &r.id, &known, "retract"),
             _ => Ok(()),
         }
     }
 
-    /// A revision or a retraction of `target` by `author`: only its author, or the key that
-    /// answers for both.
+    /// A revision or a retraction of `target` by `author`: only from its author or, in a
+    /// federation, from the town key that vouched for it under its town; a revision also from
+    /// another key of that town (`standing`: the revision's own chain).
     fn same_hand(
         &self,
         author: &AuthorKey,
-        standing: &Standing,
+        standing: Option<&Standing>,
         target: &RecordId,
         known: &impl Fn(&RecordId) -> Option<Known>,
         verb: &str,
@@ -498,28 +526,40 @@ impl Ledger {
                 target.short()
             )));
         };
-        if !old.is_publication {
+        let Some(old_town) = old.town.as_deref() else {
             return Err(refused(
                 "not_allowed",
                 format!("record {} is not a publication", target.short()),
             ));
-        }
+        };
         if old.author == *author {
             return Ok(());
         }
-        let answers_for_old = match self.standing(&old.author, old.created_at) {
-            Ok(s) => s.town_key,
-            Err(_) => old.author,
-        };
-        if answers_for_old == standing.town_key || answers_for_old == *author {
-            return Ok(());
+        if self.federation().is_some() {
+            let answers_for_old = self
+                .standing_for(&old.author, old.created_at, Some(old_town))
+                .map_or(old.author, |s| s.town_key);
+            if answers_for_old == *author
+                || standing.is_some_and(|s| !s.federation && s.town_key == answers_for_old)
+            {
+                return Ok(());
+            }
         }
+        let who = match standing {
+            Some(_) => "its author or its town",
+            None => "its author or the town that vouched for it",
+        };
         Err(refused(
             "not_author",
             format!(
-                "only the author of record {} or its town may {verb} it; {} is neither",
+                "only the author of record {} or its town may {verb} it ({who}); {} is neither{}",
                 target.short(),
-                short(author)
+                short(author),
+                if self.federation().is_none() {
+                    " (in open mode, only its author)"
+                } else {
+                    ""
+                }
             ),
         ))
     }
@@ -681,7 +721,9 @@ impl Ledger {
                         revoked: self
                             .revoked(dkey, &[*key, a.issuer, *dkey], u64::MAX)
                             .map(|r| (r.at, r.act.reason.clone())),
-                        valid_now: self.standing(dkey, now).is_ok_and(|s| s.town_key == *key),
+                        valid_now: self
+                            .standing_for(dkey, now, Some(&a.act.town))
+                            .is_ok_and(|s| s.town_key == *key),
                     })
                     .collect();
                 towns.push(RosterTown {

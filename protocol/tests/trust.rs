@@ -47,16 +47,9 @@ impl World {
 
     fn offer(&mut self, record: &Record) -> Result<(), Denied> {
         let held = &self.held;
-        self.ledger.check(record, |id| held.get(id).copied())?;
+        self.ledger.check(record, |id| held.get(id).cloned())?;
         self.ledger.apply(record);
-        self.held.insert(
-            record.id(),
-            Known {
-                author: record.author(),
-                created_at: record.created_at(),
-                is_publication: record.publication().is_some(),
-            },
-        );
+        self.held.insert(record.id(), Known::of(record));
         Ok(())
     }
 
@@ -288,22 +281,39 @@ fn revisions_and_retractions_come_from_the_author_or_its_town_in_either_mode() {
             reason(w.act(&stranger, 41, retract(original.id()))),
             "not_author"
         );
+        // Vouching for someone else's practitioner gives no hold on their records.
+        w.act(&stranger, 42, delegate(&person, vec![]))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            reason(w.act(&stranger, 43, retract(original.id()))),
+            "not_author"
+        );
         assert_eq!(
             reason(w.act(&town, 41, retract(RecordId([8; 32])))),
             "pending"
         );
-        // The town revises its delegate's record; the new version hides the old one.
+        // In a federation the town revises its delegate's record; in open mode, where a town's
+        // vouching is only its own claim, only the author may. The new version hides the old.
+        let reviser = if federated {
+            &town
+        } else {
+            assert_eq!(
+                reason(w.publish(&town, 45, "Vallon", p, supersedes.clone())),
+                "not_author"
+            );
+            &person
+        };
         let revision = w
-            .publish(&town, 50, "Vallon", p, supersedes)
+            .publish(reviser, 50, "Vallon", p, supersedes)
             .unwrap_or_else(|e| panic!("{e}"));
         assert!(w.ledger.is_superseded(&original.id()));
         assert_eq!(
             w.ledger.history(&original.id()),
             vec![original.id(), revision.id()]
         );
-        // The author retracts the revision.
+        // The revision's author retracts it.
         assert_eq!(
-            reason(w.act(&person, 60, retract(revision.id()))),
+            reason(w.act(reviser, 60, retract(revision.id()))),
             "accepted"
         );
         assert!(w.ledger.is_retracted(&revision.id()));
