@@ -349,7 +349,8 @@ pub fn provenance(store: &Store, record: &Record) -> Value {
         Mode::Open => Value::Null,
         Mode::Federation(key) => json!(key.to_hex()),
     };
-    match ledger.standing(&record.author(), record.created_at()) {
+    let town = record.publication().map(|p| p.town.as_str());
+    match ledger.standing_for(&record.author(), record.created_at(), town) {
         Ok(s) => json!({
             "federation": federation,
             "chain": if s.federation { "federation" } else if s.delegate.is_some() { "delegate" } else { "town" },
