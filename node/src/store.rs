@@ -302,7 +302,10 @@ impl Store {
             ) else {
                 continue;
             };
-            if !ledger.is_voided(&id) && ledger.standing(&AuthorKey(summary.author), time).is_err()
+            if !ledger.is_voided(&id)
+                && ledger
+                    .standing_for(&AuthorKey(summary.author), time, Some(&summary.town))
+                    .is_err()
             {
                 voided.push(id);
             }
