@@ -364,22 +364,27 @@ impl Ledger {
                 federation: true,
             });
         }
+        let wanted = town.map(fold);
         let mut chains = Vec::new();
         let mut why = Vec::new();
         match self.admitted(author, at) {
-            Ok(a) => chains.push(Standing {
-                town_key: *author,
-                town: Some(a.act.town.clone()),
-                delegate: None,
-                federation: false,
-            }),
+            Ok(a) => {
+                let standing = Standing {
+                    town_key: *author,
+                    town: Some(a.act.town.clone()),
+                    delegate: None,
+                    federation: false,
+                };
+                // The common case, a town's own record: no need to look further.
+                if wanted.as_ref().is_none_or(|w| fold(&a.act.town) == *w) {
+                    return Ok(standing);
+                }
+                chains.push(standing);
+            }
             Err(e) => why.push(e),
         }
         let grants: Vec<&Entry<Delegation>> =
             self.delegations.get(author).into_iter().flatten().collect();
-        if grants.is_empty() {
-            why.push("it has no delegation from a certified town".into());
-        }
         for d in grants {
             if let Some(r) = self.revoked(author, &[d.issuer, federation, *author], at) {
                 why.push(format!(
@@ -411,6 +416,9 @@ impl Ledger {
             }
         }
         if chains.is_empty() {
+            if self.delegations.get(author).is_none_or(Vec::is_empty) {
+                why.push("it has no delegation from a certified town".into());
+            }
             return Err(refused(
                 "not_member",
                 format!(
@@ -422,7 +430,6 @@ impl Ledger {
                 ),
             ));
         }
-        let wanted = town.map(fold);
         let pick = chains
             .iter()
             .position(|c| {
