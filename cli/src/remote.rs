@@ -59,13 +59,18 @@ impl Remote {
     }
 
     /// A node given by URL (`--node http://host:port`, or `host:port`): no token, so only what
-    /// a signature authorises (submitting signed records) and reads.
-    pub fn at(url: &str) -> Remote {
-        let addr = url
-            .trim()
-            .trim_end_matches('/')
-            .trim_start_matches("http://");
-        Remote::new(addr, None)
+    /// a signature authorises (submitting signed records) and reads. Plain HTTP only: what
+    /// travels is signed and public, so a relay cannot alter it unseen.
+    pub fn at(url: &str) -> anyhow::Result<Remote> {
+        let url = url.trim().trim_end_matches('/');
+        if url.starts_with("https://") {
+            return Err(crate::Refused(format!(
+                "--node {url}: this build speaks plain HTTP only; give the node's http:// \
+                 address (records are signed, so nothing can be altered on the way unseen)"
+            ))
+            .into());
+        }
+        Ok(Remote::new(url.trim_start_matches("http://"), None))
     }
 
     fn new(addr: &str, token: Option<String>) -> Remote {

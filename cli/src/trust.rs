@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 /// nothing. Returns the ids.
 pub fn submit(home: &Home, node: Option<&str>, records: Vec<Record>) -> anyhow::Result<()> {
     let remote = match node {
-        Some(url) => Some(Remote::at(url)),
+        Some(url) => Some(Remote::at(url)?),
         None => Remote::find(home),
     };
     if let Some(remote) = remote {
@@ -67,7 +67,7 @@ pub fn submit(home: &Home, node: Option<&str>, records: Vec<Record>) -> anyhow::
 pub fn lookup(home: &Home, node: Option<&str>, id: &str) -> anyhow::Result<Option<Value>> {
     let prefix = IdPrefix::parse(id).map_err(Refused)?;
     let remote = match node {
-        Some(url) => Some(Remote::at(url)),
+        Some(url) => Some(Remote::at(url)?),
         None => Remote::find(home),
     };
     if let Some(remote) = remote {
@@ -375,7 +375,7 @@ pub fn retract(
 
 fn members_json(home: &Home, node: Option<&str>) -> anyhow::Result<Value> {
     let remote = match node {
-        Some(url) => Some(Remote::at(url)),
+        Some(url) => Some(Remote::at(url)?),
         None => Remote::find(home),
     };
     if let Some(remote) = remote {
