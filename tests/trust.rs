@@ -273,6 +273,32 @@ fn revisions_and_retractions_come_only_from_the_author_or_its_town_and_reach_off
         .home
         .fails(&["retract", &first, "--reason", "pas à nous"], 1);
     assert!(err.contains("only the author"), "{err}");
+    // Signed with B's key and handed straight to each node, it is refused by each.
+    let revised = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(
+        revised.path().join("fiche.md"),
+        format!(
+            "---\nkind: experiment\ntitle: Compost revu\nsummary: Revu.\nthemes: [food]\noutcome: partial\ntown: {}\n---\nRevu.\n",
+            TOWNS[1].0
+        ),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    for node in &fed.towns {
+        let file = file_of(&revised);
+        let args = [
+            "publish",
+            &file,
+            "--supersedes",
+            &first,
+            "--node",
+            &node.api(),
+        ];
+        let err = b.home.fails(&args, 1);
+        assert!(err.contains("only the author"), "{}: {err}", node.town);
+        let args = ["retract", &first, "--reason", "non", "--node", &node.api()];
+        let err = b.home.fails(&args, 1);
+        assert!(err.contains("only the author"), "{}: {err}", node.town);
+    }
 
     // Town A revises it: the new version replaces the old in listings and search everywhere;
     // the history keeps both.
@@ -331,4 +357,39 @@ fn revisions_and_retractions_come_only_from_the_author_or_its_town_and_reach_off
         !export.contains(&doomed),
         "exports leave retracted records out"
     );
+}
+
+#[test]
+fn trust_commands_say_what_is_wrong_and_what_would_be_right() {
+    let home = TestHome::init("Vallon-sur-Orge");
+    let err = home.fails(&["join", "0123abcd"], 1);
+    assert!(err.contains("64 hexadecimal characters"), "{err}");
+    let err = home.fails(&["delegate", &"ab".repeat(32), "--name", "X"], 1);
+    assert!(err.contains("is not a public key"), "{err}");
+    // Admitting needs the federation key, which only the coordinator's home holds.
+    let err = home.fails(&["key", "new"], 3);
+    assert!(err.contains("refusing to overwrite"), "{err}");
+    let err = home.fails(&["federation", "admit", &"0".repeat(64), "--town", "X"], 3);
+    assert!(err.contains("federation create"), "{err}");
+    let err = home.fails(&["federation", "admit", "--town", "X"], 2);
+    assert!(err.contains("PUBKEY"), "{err}");
+    let err = home.fails(&["retract", "0123456789ab", "--reason", "x"], 1);
+    assert!(err.contains("no record"), "{err}");
+    let err = home.fails(&["members", "--node", "https://example.org"], 1);
+    assert!(err.contains("plain HTTP"), "{err}");
+    // A federation made here: its key, then its founding act in the store.
+    let created = home.json(&["federation", "create", "--name", "Essai", "--json"]);
+    let key = text(&created["federation"]);
+    let err = home.fails(&["federation", "create", "--name", "Encore"], 3);
+    assert!(err.contains("refusing to overwrite"), "{err}");
+    let roster = home.json(&["members", "--json"]);
+    assert_eq!(
+        roster["federation"],
+        Value::Null,
+        "this home has not joined it"
+    );
+    home.ok(&["join", &key]);
+    let roster = home.json(&["members", "--json"]);
+    assert_eq!(roster["federation"], key.as_str());
+    assert_eq!(roster["name"], "Essai");
 }

@@ -115,10 +115,10 @@ fn until_millis(until: Option<&str>) -> anyhow::Result<Option<u64>> {
 }
 
 fn key_arg(text: &str) -> anyhow::Result<AuthorKey> {
-    parse_key(text).ok_or_else(|| {
+    parse_key(text).filter(AuthorKey::is_valid).ok_or_else(|| {
         Refused(format!(
-            "`{text}` is not a public key: it should be 64 hexadecimal characters, as `cailloux \
-             key new` or `cailloux init` printed"
+            "`{text}` is not a public key: it should be the 64 hexadecimal characters that \
+             `cailloux key new`, `init`, `status` or `federation create` printed"
         ))
         .into()
     })

@@ -87,6 +87,12 @@ impl AuthorKey {
     pub fn to_hex(&self) -> String {
         encode_hex(&self.0)
     }
+
+    /// Whether the bytes are an ed25519 public key that can verify anything (a valid, non-weak
+    /// curve point): a typo in a hex key usually is not.
+    pub fn is_valid(&self) -> bool {
+        VerifyingKey::from_bytes(&self.0).is_ok_and(|k| !k.is_weak())
+    }
 }
 
 impl fmt::Debug for AuthorKey {
