@@ -59,9 +59,14 @@ fn federation_of_three() -> Federation {
     let key = text(&created["federation"]);
     assert_eq!(key.len(), 64, "{created}");
     let mut towns: Vec<NodeProcess> = Vec::new();
-    for (town, _) in TOWNS {
+    for (i, (town, _)) in TOWNS.iter().enumerate() {
         let home = TestHome::empty();
         home.ok(&["join", &key]);
+        if i == 0 {
+            // The first town also serves the public: the page, the read API and, being in a
+            // federation, submissions.
+            with_public_api(&home);
+        }
         let bootstrap: Vec<String> = towns.iter().map(NodeProcess::addr).collect();
         towns.push(NodeProcess::start_in(home, town, &bootstrap));
     }
@@ -95,6 +100,37 @@ fn federation_of_three() -> Federation {
         key,
         towns,
     }
+}
+
+fn with_public_api_fresh(home: &TestHome) {
+    std::fs::write(
+        home.path().join("config.toml"),
+        "town = \"Nulle-Part\"\npublic_api = \"127.0.0.1:0\"\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+}
+
+fn with_public_api(home: &TestHome) {
+    use std::io::Write;
+    let mut config = std::fs::OpenOptions::new()
+        .append(true)
+        .open(home.path().join("config.toml"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    writeln!(config, "public_api = \"127.0.0.1:0\"").unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// The public address a node logged at start.
+fn public_addr(node: &NodeProcess) -> String {
+    let log = node.log();
+    let marker = "corpus browser on http://";
+    let at = log
+        .find(marker)
+        .unwrap_or_else(|| panic!("no public address in the log:\n{log}"));
+    let rest = &log[at + marker.len()..];
+    let end = rest
+        .find(|c: char| c.is_whitespace() || c == '"' || c == '\u{1b}')
+        .unwrap_or(rest.len());
+    rest[..end].to_owned()
 }
 
 /// One publication file in a new folder; no `town:` (the publisher's town is the default).
@@ -140,7 +176,10 @@ fn a_federation_takes_its_members_and_delegates_and_refuses_outsiders_and_the_re
 
     // An outsider: a node in open mode, connected to all three, publishes; each of them fetches
     // the record (by gossip or catch-up), refuses it, counts why, and stores nothing.
-    let outsider = NodeProcess::start("Nulle-Part", &[a.addr(), b.addr(), c.addr()]);
+    let outsider_home = TestHome::empty();
+    with_public_api_fresh(&outsider_home);
+    let outsider =
+        NodeProcess::start_in(outsider_home, "Nulle-Part", &[a.addr(), b.addr(), c.addr()]);
     let stranger = publish(&outsider.home, &one_file("Record d'un inconnu"), &[]);
     for node in &fed.towns {
         let refused = wait_until(Duration::from_secs(20), || {
@@ -161,6 +200,11 @@ fn a_federation_takes_its_members_and_delegates_and_refuses_outsiders_and_the_re
         .home
         .fails(&["publish", &file, "--node", &a.api()], 1);
     assert!(err.contains("not a member"), "{err}");
+    // An open node's public address takes no submissions at all.
+    let err = outsider
+        .home
+        .fails(&["publish", &file, "--node", &public_addr(&outsider)], 1);
+    assert!(err.contains("takes no submissions"), "{err}");
 
     // A practitioner's own key, delegated by town A, publishes from its own home.
     let practitioner = TestHome::empty();
@@ -186,10 +230,17 @@ fn a_federation_takes_its_members_and_delegates_and_refuses_outsiders_and_the_re
             members(node)
         );
     }
+    // Through the town's public address: the signature is the credential.
+    let public = public_addr(a);
     let earlier = publish(
         &practitioner,
         &one_file("Compost en pied d'immeuble"),
-        &["--node", &a.api()],
+        &["--node", &public],
+    );
+    let status = ureq::get(format!("http://{public}/api/v1/status")).call();
+    assert!(
+        status.is_err_and(|e| matches!(e, ureq::Error::StatusCode(404))),
+        "the public address serves no status"
     );
     assert!(
         wait_until(Duration::from_secs(10), || everywhere(&fed.towns, &earlier)),

@@ -92,12 +92,20 @@ impl Remote {
 
     fn answer(mut response: ureq::http::Response<ureq::Body>) -> anyhow::Result<Answer> {
         let status = response.status().as_u16();
-        let body = response
+        let text = response
             .body_mut()
             .with_config()
             .limit(u64::MAX)
-            .read_json::<Value>()
-            .context("the node's answer is not JSON")?;
+            .read_to_string()
+            .context("the node's answer could not be read")?;
+        // A route the node does not serve answers with an empty body: name the status instead.
+        let body = match serde_json::from_str::<Value>(&text) {
+            Ok(json) => json,
+            Err(_) if status >= 400 => serde_json::json!({
+                "error": format!("HTTP {status}{}{}", if text.is_empty() { "" } else { ": " }, text.trim())
+            }),
+            Err(e) => return Err(anyhow::Error::from(e).context("the node's answer is not JSON")),
+        };
         Ok(Answer { status, body })
     }
 

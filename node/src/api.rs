@@ -65,8 +65,11 @@ pub fn router(state: ApiState) -> Router {
 /// nothing that writes, nothing about the node's peers.
 /// In a federation, practitioners submit signed records here too: their signature is their
 /// credential, checked like gossip. In open mode, where anyone's signature would do, the public
-/// address takes no writes at all.
+/// address takes no writes at all. At most `PUBLIC_CONCURRENCY` requests are served at once
+/// (the others wait their turn), so what the public can make the node hold stays bounded: with
+/// axum's 2 MiB body limit, 64 MiB at most.
 pub fn public_router(state: ApiState) -> Router {
+    const PUBLIC_CONCURRENCY: usize = 32;
     let federated = matches!(state.store.ledger().mode(), Mode::Federation(_));
     let routes = read_routes();
     let routes = if federated {
@@ -74,7 +77,9 @@ pub fn public_router(state: ApiState) -> Router {
     } else {
         routes
     };
-    routes.with_state(state)
+    routes
+        .layer(tower::limit::ConcurrencyLimitLayer::new(PUBLIC_CONCURRENCY))
+        .with_state(state)
 }
 
 fn read_routes() -> Router<ApiState> {
