@@ -291,6 +291,15 @@ fn a_federation_takes_its_members_and_delegates_and_refuses_outsiders_and_the_re
             node.town
         );
     }
+    // Relaying records the ledger refuses is no ground for a ban (only garbage is).
+    for node in &fed.towns {
+        assert_eq!(
+            node.metric("cailloux_peers_banned_total{reason=\"gossip_score\"}"),
+            0.0,
+            "{} banned a peer",
+            node.town
+        );
+    }
     // Every node knows the federation by its key and, from the founding act, its name.
     for node in &fed.towns {
         assert_eq!(members(node)["federation"], fed.key.as_str());

@@ -6,9 +6,11 @@
 //!   (message id = record id, so duplicates die at once). A node that receives an announcement
 //!   of a record it lacks fetches the record from the peer that sent it, decodes, size-checks,
 //!   schema-checks and verifies it, stores it, and only then reports the message `Accept`, which
-//!   lets gossipsub forward the announcement. A bad record is reported `Reject` with its reason;
-//!   an announcement of a record already held is `Ignore`d. Each node thus receives each record's
-//!   bytes once.
+//!   lets gossipsub forward the announcement. A bad record (malformed, forged, oversize) is
+//!   reported `Reject` with its reason; an announcement of a record already held is `Ignore`d,
+//!   and so is a well-formed record that the trust ledger refuses or that waits for another
+//!   (the sender may only hold an act this node lacks: a catch-up round with it follows). Each
+//!   node thus receives each record's bytes once.
 //! - **Catch-up.** When a connection opens, and periodically with a random peer, the node runs a
 //!   negentropy reconciliation (`/cailloux/sync/1`) over its index of (created_at, id), then
 //!   fetches what it lacks (`/cailloux/fetch/1`) in batches, several in flight, and verifies and
@@ -1073,12 +1075,19 @@ impl EventLoop {
                             gossipsub::MessageAcceptance::Accept
                         }
                         Some(Outcome::Denied(Denied::Refused { reason, message })) => {
-                            tracing::warn!(
+                            // Not forwarded, but not held against the sender either: a peer
+                            // relays only what its own ledger accepted, so it may simply hold
+                            // an act this node lacks (a delegation not yet received). Catch-up
+                            // with it brings that act, and the record comes again with it. An
+                            // outsider gains nothing by it; per-peer limits bound its cost.
+                            // Garbage (bad signatures, malformed bytes) is rejected and scored.
+                            tracing::info!(
                                 "{source} announced record {}, refused: {message}",
                                 id.short()
                             );
                             shared.metrics.reject(reason);
-                            gossipsub::MessageAcceptance::Reject
+                            let _ = shared.internal.send(Internal::CatchUp(source));
+                            gossipsub::MessageAcceptance::Ignore
                         }
                         Some(Outcome::Denied(Denied::Pending(why))) => {
                             // Not the sender's fault: catch-up with it brings what is missing.
