@@ -70,7 +70,7 @@ pub fn router(state: ApiState) -> Router {
 /// axum's 2 MiB body limit, 64 MiB at most.
 pub fn public_router(state: ApiState) -> Router {
     const PUBLIC_CONCURRENCY: usize = 32;
-    let federated = matches!(state.store.ledger().mode(), Mode::Federation(_));
+    let federated = matches!(state.store.mode(), Mode::Federation(_));
     let routes = read_routes();
     let routes = if federated {
         routes.route("/api/v1/submit", post(submit))
@@ -214,7 +214,7 @@ async fn status(State(state): State<ApiState>) -> Result<Json<Value>, ApiError> 
         "listen_addrs": net.listen_addrs,
         "api": state.api_addr,
         "records": records,
-        "federation": match state.store.ledger().mode() {
+        "federation": match state.store.mode() {
             Mode::Open => Value::Null,
             Mode::Federation(key) => json!(key.to_hex()),
         },

@@ -118,7 +118,7 @@ impl Daemon {
             );
         }
         let store = home.open_store()?;
-        match store.ledger().mode() {
+        match store.mode() {
             cailloux_protocol::Mode::Federation(key) => tracing::info!(
                 "member of the federation {key}: only records whose author chains to it are accepted"
             ),

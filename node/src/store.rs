@@ -24,7 +24,7 @@
 //! Invariants:
 //! - Only verified records enter (`Record` values come from signing or from verification), and
 //!   only those the ledger accepts: in a federation, those whose author chains to the federation
-//!   key; in any mode, revisions and retractions by the record's author or its town.
+//!   key; revisions and retractions only by the record's author (or, in a federation, its town).
 //! - A record and its catalogue entry are written in one atomic sled batch, so the catalogue
 //!   never points at nothing and a stored record is never missing from listings.
 //! - `insert_batch` returns only once the batch is flushed to disk: a caller may tell a person
@@ -94,18 +94,16 @@ pub struct Filter {
 }
 
 impl Filter {
+    fn shows(&self, ledger: &Ledger, id: &RecordId) -> bool {
+        (self.include_retracted || !(ledger.is_retracted(id) || ledger.is_voided(id)))
+            && (self.all_versions || !ledger.is_superseded(id))
+    }
+
     fn matches_summary(&self, s: &Summary) -> bool {
         self.kind.is_none_or(|k| s.kind == kind_byte(k))
             && self.theme.is_none_or(|t| s.themes & theme_bit(t) != 0)
             && self.town.as_deref().is_none_or(|t| fold(t) == s.town)
             && self.author.is_none_or(|a| s.author == a.0)
-    }
-}
-
-impl Filter {
-    fn shows(&self, ledger: &Ledger, id: &RecordId) -> bool {
-        (self.include_retracted || !(ledger.is_retracted(id) || ledger.is_voided(id)))
-            && (self.all_versions || !ledger.is_superseded(id))
     }
 }
 
@@ -131,7 +129,8 @@ impl Outcome {
 pub struct Written {
     /// One per record, in order.
     pub outcomes: Vec<Outcome>,
-    /// Records that the new ones hide from default listings (retracted or superseded).
+    /// Records that the new ones hide from default listings (retracted, superseded, or voided
+    /// by a revocation).
     pub hidden: Vec<RecordId>,
 }
 
@@ -223,6 +222,7 @@ pub struct Store {
     write: Arc<Mutex<()>>,
     /// The acts, versions and retractions of what is stored; changed only under `write`.
     ledger: Arc<RwLock<Ledger>>,
+    mode: Mode,
 }
 
 impl Store {
@@ -249,6 +249,7 @@ impl Store {
             tree,
             write: Arc::default(),
             ledger: Arc::new(RwLock::new(Ledger::new(mode))),
+            mode,
         };
         let ledger = store.load_ledger(mode)?;
         *store.ledger.write().unwrap_or_else(|p| p.into_inner()) = ledger;
@@ -286,7 +287,7 @@ impl Store {
     /// creation time: they came in before the revocation that covers them. Federation mode only
     /// (in open mode nobody's standing depends on anyone else).
     fn voided_since(&self, ledger: &Ledger, since: u64) -> Result<Vec<RecordId>, StoreError> {
-        if ledger.mode() == Mode::Open {
+        if self.mode == Mode::Open {
             return Ok(Vec::new());
         }
         let mut voided = Vec::new();
@@ -311,6 +312,11 @@ impl Store {
             }
         }
         Ok(voided)
+    }
+
+    /// Open, or the federation this store accepts records for (fixed when it is opened).
+    pub fn mode(&self) -> Mode {
+        self.mode
     }
 
     /// The trust ledger: the roster, versions and retractions, as of the last write.
@@ -350,15 +356,16 @@ impl Store {
                 None => writes.insert(&act_key(record)[..], &[][..]),
             }
         })?;
+        // Readers need not wait for the flush; writers do (they hold `write`).
+        drop(ledger);
         let durable = self
             .tree
             .apply_batch(writes)
             .and_then(|()| self.db.flush().map(|_| ()));
         if let Err(e) = durable {
             // The ledger ran ahead of the store: rebuild it from what is on disk.
-            let mode = ledger.mode();
-            if let Ok(fresh) = self.load_ledger(mode) {
-                *ledger = fresh;
+            if let Ok(fresh) = self.load_ledger(self.mode) {
+                *self.ledger.write().unwrap_or_else(|p| p.into_inner()) = fresh;
             }
             return Err(e.into());
         }
