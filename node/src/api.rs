@@ -715,12 +715,12 @@ fn store_all_or_nothing(
     writer: &Writer,
     records: Vec<Record>,
 ) -> Result<Result<Vec<Value>, Vec<Value>>, String> {
+    let ids: Vec<RecordId> = records.iter().map(Record::id).collect();
     let checked = store.check_batch(&records).map_err(|e| e.to_string())?;
-    let problems = denials(&records, &checked);
+    let problems = denials_of(&ids, &checked);
     if !problems.is_empty() {
         return Ok(Err(problems));
     }
-    let ids: Vec<RecordId> = records.iter().map(Record::id).collect();
     let outcomes = writer
         .insert_blocking(records, Origin::Local)
         .map_err(|e| e.to_string())?;
@@ -734,11 +734,6 @@ fn store_all_or_nothing(
         .zip(&outcomes)
         .map(|(id, o)| json!({ "id": id.to_hex(), "new": o.is_new() }))
         .collect()))
-}
-
-fn denials(records: &[Record], outcomes: &[crate::store::Outcome]) -> Vec<Value> {
-    let ids: Vec<RecordId> = records.iter().map(Record::id).collect();
-    denials_of(&ids, outcomes)
 }
 
 fn denials_of(ids: &[RecordId], outcomes: &[crate::store::Outcome]) -> Vec<Value> {
