@@ -701,14 +701,18 @@ impl Ledger {
     }
 
     /// The roster as this node sees it, at time `now`.
+    /// In open mode nothing is certified: the roster names no town.
     pub fn roster(&self, now: u64) -> Roster {
-        let federation = self.federation();
+        let Some(federation) = self.federation() else {
+            return Roster {
+                federation: None,
+                name: None,
+                towns: Vec::new(),
+            };
+        };
         let mut towns: Vec<RosterTown> = Vec::new();
         for (key, grants) in &self.admissions {
-            for a in grants
-                .iter()
-                .filter(|a| federation.is_none_or(|f| f == a.issuer))
-            {
+            for a in grants.iter().filter(|a| a.issuer == federation) {
                 let revoked = self
                     .revoked(key, &[a.issuer, *key], u64::MAX)
                     .map(|r| (r.at, r.act.reason.clone()));
@@ -755,7 +759,7 @@ impl Ledger {
                 .sort_by(|a, b| fold(&a.name).cmp(&fold(&b.name)).then(a.from.cmp(&b.from)));
         }
         Roster {
-            federation,
+            federation: Some(federation),
             name: self.federation_name().map(str::to_owned),
             towns,
         }
