@@ -452,4 +452,12 @@ fn trust_commands_say_what_is_wrong_and_what_would_be_right() {
     let roster = home.json(&["members", "--json"]);
     assert_eq!(roster["federation"], key.as_str());
     assert_eq!(roster["name"], "Essai");
+    // This town's key is not admitted: publishing offline is refused, all of it.
+    let files = publication_files(3, "refusé");
+    let err = home.fails(&["publish", files.path().to_str().unwrap_or_default()], 1);
+    assert!(
+        err.contains("not a member") && err.contains("nothing was stored"),
+        "{err}"
+    );
+    assert!(home.listed_ids().is_empty());
 }

@@ -731,21 +731,7 @@ fn publish(
         .sign(identity.signing_key(), now_millis)
         .collect::<Result<_, _>>()?;
     let records: Vec<Record> = signed.iter().map(|(_, r)| r.clone()).collect();
-    let refused: Vec<String> = store
-        .check_batch(&records)?
-        .into_iter()
-        .filter_map(|o| match o {
-            cailloux_node::store::Outcome::Denied(d) => Some(d.to_string()),
-            _ => None,
-        })
-        .collect();
-    if !refused.is_empty() {
-        return Err(Refused(format!(
-            "refused; nothing was published: {}",
-            refused.join("; ")
-        ))
-        .into());
-    }
+    trust::all_accepted(&store, &records)?;
     let mut batch: Vec<(PathBuf, Record)> = Vec::with_capacity(PUBLISH_BATCH);
     let mut signed = signed.into_iter().peekable();
     while let Some(item) = signed.next() {

@@ -43,23 +43,30 @@ pub fn submit(home: &Home, node: Option<&str>, records: Vec<Record>) -> anyhow::
         };
     }
     let store = home.open_store()?;
-    let outcomes = store.check_batch(&records)?;
-    let refused: Vec<String> = outcomes
-        .iter()
+    all_accepted(&store, &records)?;
+    store.insert_batch(&records)?;
+    Ok(())
+}
+
+/// Refuses a whole batch, naming every refusal, when the store's ledger would refuse any of
+/// its records: what is stored offline is all or nothing, like what a node takes.
+pub fn all_accepted(store: &cailloux_node::Store, records: &[Record]) -> anyhow::Result<()> {
+    let refused: Vec<String> = store
+        .check_batch(records)?
+        .into_iter()
         .filter_map(|o| match o {
             cailloux_node::store::Outcome::Denied(d) => Some(d.to_string()),
             _ => None,
         })
         .collect();
-    if !refused.is_empty() {
-        return Err(Refused(format!(
-            "refused; nothing was stored: {}",
-            refused.join("; ")
-        ))
-        .into());
+    if refused.is_empty() {
+        return Ok(());
     }
-    store.insert_batch(&records)?;
-    Ok(())
+    Err(Refused(format!(
+        "refused; nothing was stored: {}",
+        refused.join("; ")
+    ))
+    .into())
 }
 
 /// Looks a record up by id or prefix: through `--node`, the running node, or the home's store.
