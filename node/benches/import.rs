@@ -5,26 +5,17 @@
 //! Run: `cargo bench -p cailloux-node --bench import` (optionally `-- 50000` for the record count).
 
 use cailloux_node::Store;
-use cailloux_node::exchange::{self, jsonl_line};
+use cailloux_node::exchange;
 use cailloux_protocol::record::SIGNING_CONTEXT;
 mod common;
 
-use common::{median, records};
+use common::{count_arg, median, records_and_jsonl};
 use ed25519_dalek::{Signature, Verifier, VerifyingKey};
 use std::time::Instant;
 
 fn main() {
-    let n: usize = std::env::args()
-        .skip(1)
-        .find_map(|a| a.parse().ok())
-        .unwrap_or(20_000);
-    eprintln!("preparing {n} signed records…");
-    let records = records(n);
-    let mut jsonl = Vec::new();
-    for r in &records {
-        serde_json::to_writer(&mut jsonl, &jsonl_line(r)).unwrap_or_else(|e| panic!("{e}"));
-        jsonl.push(b'\n');
-    }
+    let n = count_arg(20_000);
+    let (records, jsonl) = records_and_jsonl(n);
     let avg = records.iter().map(|r| r.bytes().len()).sum::<usize>() / n;
     println!(
         "{n} records, {avg} bytes each on average, JSONL export {} MiB",

@@ -6,27 +6,18 @@
 //! Run: `cargo bench -p cailloux-node --bench trust` (optionally `-- 50000` for the count).
 
 use cailloux_node::Store;
-use cailloux_node::exchange::{self, jsonl_line};
+use cailloux_node::exchange;
 use cailloux_protocol::record::AuthorKey;
 use cailloux_protocol::trust::{Act, Admission, Known, Ledger, Mode};
 use cailloux_protocol::{Record, SigningKey};
 mod common;
 
-use common::{median, records};
+use common::{count_arg, median, records_and_jsonl};
 use std::time::Instant;
 
 fn main() {
-    let n: usize = std::env::args()
-        .skip(1)
-        .find_map(|a| a.parse().ok())
-        .unwrap_or(20_000);
-    eprintln!("preparing {n} signed records…");
-    let records = records(n);
-    let mut jsonl = Vec::new();
-    for r in &records {
-        serde_json::to_writer(&mut jsonl, &jsonl_line(r)).unwrap_or_else(|e| panic!("{e}"));
-        jsonl.push(b'\n');
-    }
+    let n = count_arg(20_000);
+    let (records, jsonl) = records_and_jsonl(n);
     // The records' 50 authors (see common::records) are the towns of a federation.
     let federation = SigningKey::from_bytes(&[200; 32]);
     let public = AuthorKey(federation.verifying_key().to_bytes());

@@ -38,7 +38,7 @@ use cailloux_protocol::LinkRel;
 use cailloux_protocol::record::AuthorKey;
 use cailloux_protocol::trust::{Act, Denied, Known, Ledger, Mode};
 use cailloux_protocol::vocab::fold;
-use cailloux_protocol::{IdPrefix, Kind, Record, RecordId, Theme};
+use cailloux_protocol::{IdPrefix, Kind, Publication, Record, RecordId, Theme};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 
@@ -153,15 +153,12 @@ struct Summary {
 }
 
 impl Summary {
-    fn of(record: &Record) -> Summary {
-        let kind = record.publication().map(|p| p.kind);
-        let themes = record.publication().map_or(&[][..], |p| &p.themes[..]);
-        let town = record.publication().map_or("", |p| p.town.as_str());
+    fn of(record: &Record, p: &Publication) -> Summary {
         Summary {
-            kind: kind.map_or(u8::MAX, kind_byte),
-            themes: themes.iter().fold(0, |acc, t| acc | theme_bit(*t)),
+            kind: kind_byte(p.kind),
+            themes: p.themes.iter().fold(0, |acc, t| acc | theme_bit(*t)),
             author: record.author().0,
-            town: fold(town),
+            town: fold(&p.town),
         }
     }
 
@@ -348,7 +345,7 @@ impl Store {
             writes.insert(&record_key(&record.id())[..], record.bytes());
             match record.publication() {
                 Some(p) => {
-                    writes.insert(&catalogue_key(record)[..], Summary::of(record).encode());
+                    writes.insert(&catalogue_key(record)[..], Summary::of(record, p).encode());
                     for link in p.links.iter().filter(|l| l.rel == LinkRel::Supersedes) {
                         writes.insert(&version_key(&link.id, &record.id())[..], &[][..]);
                     }

@@ -118,3 +118,24 @@ pub fn quantile(mut v: Vec<f64>, q: f64) -> f64 {
     v.sort_by(f64::total_cmp);
     v[((v.len() - 1) as f64 * q).round() as usize]
 }
+
+/// The record count given on the command line (`cargo bench ... -- 50000`), else `default`.
+pub fn count_arg(default: usize) -> usize {
+    std::env::args()
+        .skip(1)
+        .find_map(|a| a.parse().ok())
+        .unwrap_or(default)
+}
+
+/// `records(n)` and their JSONL export, as `cailloux export` writes it.
+pub fn records_and_jsonl(n: usize) -> (Vec<Record>, Vec<u8>) {
+    eprintln!("preparing {n} signed records…");
+    let records = records(n);
+    let mut jsonl = Vec::new();
+    for r in &records {
+        serde_json::to_writer(&mut jsonl, &cailloux_node::exchange::jsonl_line(r))
+            .unwrap_or_else(|e| panic!("{e}"));
+        jsonl.push(b'\n');
+    }
+    (records, jsonl)
+}
