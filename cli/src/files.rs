@@ -1,0 +1,185 @@
+//! Records as files: `export` (JSONL or CSV), `import` and `verify`.
+
+use crate::Refused;
+use crate::args::*;
+use crate::remote::{Remote, error_text};
+use crate::ui::progress_bar;
+use anyhow::Context;
+use cailloux_node::exchange::{self, BadLine, Report};
+use cailloux_node::{Filter, Home};
+use indicatif::ProgressBar;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+
+pub(crate) fn export(
+    home: &Home,
+    format: Format,
+    out: Option<PathBuf>,
+    hidden: &HiddenArgs,
+) -> anyhow::Result<()> {
+    let filter = Filter {
+        include_retracted: hidden.include_retracted,
+        all_versions: hidden.all_versions,
+        ..Filter::default()
+    };
+    if let Some(remote) = Remote::find(home) {
+        let format = match format {
+            Format::Jsonl => "jsonl",
+            Format::Csv => "csv",
+        };
+        let mut query = vec![("format", format)];
+        if hidden.include_retracted {
+            query.push(("include_retracted", "true"));
+        }
+        if hidden.all_versions {
+            query.push(("all_versions", "true"));
+        }
+        return write_output(out.as_deref(), |w| {
+            remote.download("/api/v1/export", &query, w)?;
+            Ok(None)
+        });
+    }
+    let store = home.open_existing_store()?;
+    let Some(store) = store else {
+        eprintln!("the store is empty: nothing to export");
+        return Ok(());
+    };
+    let bar = progress_bar(Some(store.len() as u64), "exporting");
+    let mut tick = || bar.inc(1);
+    write_output(out.as_deref(), |w| {
+        Ok(Some(match format {
+            Format::Jsonl => exchange::export_jsonl(&store, &filter, w, &mut tick)?,
+            Format::Csv => exchange::export_csv(&store, &filter, w, &mut tick)?,
+        }))
+    })?;
+    bar.finish_and_clear();
+    Ok(())
+}
+
+/// Writes to FILE (through FILE.partial, renamed when complete, so a reader never sees half an
+/// export) or to standard output.
+pub(crate) fn write_output(
+    out: Option<&Path>,
+    write: impl FnOnce(&mut dyn Write) -> anyhow::Result<Option<u64>>,
+) -> anyhow::Result<()> {
+    match out {
+        Some(path) => {
+            let tmp = path.with_extension("partial");
+            let file = std::fs::File::create(&tmp)
+                .with_context(|| format!("cannot create {}", tmp.display()))?;
+            let mut w = std::io::BufWriter::new(file);
+            let count = write(&mut w)?;
+            w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+            std::fs::rename(&tmp, path)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            match count {
+                Some(n) => eprintln!("exported {n} record(s) to {}", path.display()),
+                None => eprintln!("exported to {}", path.display()),
+            }
+        }
+        None => {
+            let mut w = std::io::BufWriter::new(std::io::stdout().lock());
+            write(&mut w)?;
+            w.flush()?;
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn open_input(file: &Path) -> anyhow::Result<(Box<dyn BufRead + Send>, Option<u64>)> {
+    if file == Path::new("-") {
+        return Ok((Box::new(BufReader::new(std::io::stdin())), None));
+    }
+    let f = std::fs::File::open(file).map_err(|e| Refused(format!("{}: {e}", file.display())))?;
+    let size = f.metadata().ok().map(|m| m.len());
+    Ok((Box::new(BufReader::with_capacity(1 << 20, f)), size))
+}
+
+/// A line-count progress bar; the total is unknown until the file is read, so it spins.
+pub(crate) fn line_progress(what: &str) -> (ProgressBar, impl FnMut(u64)) {
+    let bar = progress_bar(None, what);
+    let b = bar.clone();
+    (bar, move |n| b.inc(n))
+}
+
+pub(crate) fn report_bad_lines(bad: &[BadLine], file: &Path) {
+    let mut err = std::io::stderr().lock();
+    for b in bad {
+        let _ = writeln!(err, "{}:{b}", file.display());
+    }
+}
+
+pub(crate) fn import(home: &Home, file: &Path) -> anyhow::Result<()> {
+    let (mut input, _) = open_input(file)?;
+    let report = if let Some(remote) = Remote::find(home) {
+        let answer = remote.post_stream("/api/v1/import", &mut input)?;
+        if answer.status != 200 {
+            return Err(anyhow::anyhow!(
+                "the node refused the import: {}",
+                error_text(&answer.body)
+            ));
+        }
+        let b = &answer.body;
+        Report {
+            good: b["good"].as_u64().unwrap_or(0),
+            stored: b["stored"].as_u64().unwrap_or(0),
+            bad: b["bad"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|x| BadLine {
+                    line: x["line"].as_u64().unwrap_or(0) as usize,
+                    reason: x["reason"].as_str().unwrap_or("").to_owned(),
+                })
+                .collect(),
+        }
+    } else {
+        let store = home.open_store()?;
+        let (bar, mut tick) = line_progress("importing");
+        let report = exchange::import(&store, &mut input, &mut tick)?;
+        bar.finish_and_clear();
+        report
+    };
+    println!(
+        "{} good line(s): {} stored, {} already present; {} bad line(s)",
+        report.good,
+        report.stored,
+        report.good - report.stored,
+        report.bad.len()
+    );
+    refuse_if_bad(&report, file, "imported the good lines only")
+}
+
+pub(crate) fn verify(file: &Path) -> anyhow::Result<()> {
+    let (mut input, _) = open_input(file)?;
+    let (bar, mut tick) = line_progress("verifying");
+    let report = exchange::verify(&mut input, &mut tick)?;
+    bar.finish_and_clear();
+    println!(
+        "{} good line(s), {} bad line(s)",
+        report.good,
+        report.bad.len()
+    );
+    refuse_if_bad(&report, file, "every other line verified")
+}
+
+pub(crate) fn refuse_if_bad(report: &Report, file: &Path, what: &str) -> anyhow::Result<()> {
+    if report.bad.is_empty() {
+        return Ok(());
+    }
+    report_bad_lines(&report.bad, file);
+    let lines: Vec<String> = report
+        .bad
+        .iter()
+        .take(10)
+        .map(|b| b.line.to_string())
+        .collect();
+    Err(Refused(format!(
+        "{} bad line(s) in {} (lines {}{}); {what}",
+        report.bad.len(),
+        file.display(),
+        lines.join(", "),
+        if report.bad.len() > 10 { ", …" } else { "" }
+    ))
+    .into())
+}

@@ -1,0 +1,145 @@
+//! Running a node, and asking the running node about itself: `node`, `status`, `peers`, `init`.
+
+use crate::args::*;
+use crate::remote::Remote;
+use crate::{Refused, init_logging};
+use cailloux_node::Home;
+use cailloux_node::daemon::{self, NodeOptions};
+use serde_json::Value;
+
+pub(crate) fn parse_addrs(
+    flag: &str,
+    addrs: &[String],
+) -> anyhow::Result<Vec<cailloux_node::Multiaddr>> {
+    addrs
+        .iter()
+        .map(|a| {
+            a.parse().map_err(|e| {
+                Refused(format!("{flag} {a}: not a multiaddr ({e}); write e.g. /ip4/203.0.113.7/tcp/4747/p2p/12D3KooW…")).into()
+            })
+        })
+        .collect()
+}
+
+pub(crate) fn node(home: Home, args: NodeArgs) -> anyhow::Result<()> {
+    let config = home.load_config()?;
+    let format = match (args.log_format, config.log_format.as_deref()) {
+        (Some(f), _) => f,
+        (None, Some("json")) => LogFormat::Json,
+        (None, None | Some("text")) => LogFormat::Text,
+        (None, Some(other)) => {
+            return Err(Refused(format!(
+                "{}: log_format = \"{other}\": write \"text\" or \"json\"",
+                home.config_path().display()
+            ))
+            .into());
+        }
+    };
+    init_logging("info", format);
+    let listen = if !args.listen.is_empty() {
+        parse_addrs("--listen", &args.listen)?
+    } else if let Some(listen) = &config.listen {
+        parse_addrs("listen", listen)?
+    } else {
+        NodeOptions::default_listen()
+    };
+    let bootstrap = if !args.bootstrap.is_empty() {
+        args.bootstrap.clone()
+    } else {
+        config.bootstrap.clone().unwrap_or_default()
+    };
+    let options = NodeOptions {
+        listen,
+        api: args
+            .api
+            .or(config.api.clone())
+            .unwrap_or_else(|| daemon::DEFAULT_API.into()),
+        public_api: args.public_api.or(config.public_api.clone()),
+        bootstrap: parse_addrs("--bootstrap", &bootstrap)?,
+        mdns: !args.no_mdns && config.mdns.unwrap_or(true),
+        town: args.town.or(config.town.clone()),
+        sync_interval: std::time::Duration::from_secs(
+            args.sync_interval
+                .or(config.sync_interval_secs)
+                .unwrap_or(60)
+                .max(1),
+        ),
+    };
+    if !home.has_identity() && options.town.is_none() {
+        eprintln!(
+            "note: creating an identity for an unnamed town; name it with `--town <name>` now or `town = \"...\"` in {} later",
+            home.config_path().display()
+        );
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(daemon::run(home, options, daemon::signals()))
+}
+
+pub(crate) fn running_node(home: &Home) -> anyhow::Result<Remote> {
+    Remote::find(home).ok_or_else(|| {
+        anyhow::anyhow!(
+            "no node is running for {} (start one with `cailloux node`)",
+            home.root().display()
+        )
+    })
+}
+
+pub(crate) fn status(home: &Home, json: bool) -> anyhow::Result<()> {
+    let answer = running_node(home)?.get("/api/v1/status", &[])?;
+    let s = &answer.body;
+    if json {
+        println!("{}", serde_json::to_string_pretty(s)?);
+        return Ok(());
+    }
+    println!("town         {}", s["town"].as_str().unwrap_or("(unnamed)"));
+    println!("public key   {}", s["public_key"].as_str().unwrap_or(""));
+    println!("peer id      {}", s["peer_id"].as_str().unwrap_or(""));
+    for addr in s["listen_addrs"].as_array().into_iter().flatten() {
+        println!("listening    {}", addr.as_str().unwrap_or(""));
+    }
+    println!("api          http://{}", s["api"].as_str().unwrap_or(""));
+    match s["federation"].as_str() {
+        Some(key) => println!("federation   {key}"),
+        None => println!("federation   none (open mode: any valid signature is accepted)"),
+    }
+    println!("records      {}", s["records"]);
+    println!("peers        {}", s["peers"]);
+    Ok(())
+}
+
+pub(crate) fn peers(home: &Home, json: bool) -> anyhow::Result<()> {
+    let answer = running_node(home)?.get("/api/v1/peers", &[])?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&answer.body)?);
+        return Ok(());
+    }
+    for p in answer.body.as_array().into_iter().flatten() {
+        let addrs: Vec<&str> = p["addresses"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        println!(
+            "{}  {:<20}  {}",
+            p["peer_id"].as_str().unwrap_or(""),
+            p["town"].as_str().unwrap_or("?"),
+            addrs.join(" ")
+        );
+    }
+    Ok(())
+}
+
+pub(crate) fn init(home: &Home, town: &str) -> anyhow::Result<()> {
+    let identity = home.init(town)?;
+    println!("{}", identity.public_key());
+    eprintln!(
+        "created the identity of {} in {} (keep identity.key secret and backed up); settings in {}",
+        town.trim(),
+        home.identity_path().display(),
+        home.config_path().display()
+    );
+    Ok(())
+}

@@ -1,0 +1,155 @@
+//! The node's local HTTP API (axum): what the `cailloux` command uses while a node runs for its
+//! home (the node holds the store), and `/metrics` for Prometheus.
+//!
+//! Reads are open to whoever can reach the address (127.0.0.1 by default). Writes (`publish`,
+//! `import`) also need the bearer token the node keeps in `<home>/api.token`, readable by the
+//! home's owner only. JSON field names are the CLI's.
+
+mod export;
+mod node;
+mod page;
+mod records;
+mod write;
+
+pub use page::markdown_html;
+pub use records::{PageError, members_json, provenance, record_page, versions};
+pub use write::{PublishFile, PublishRequest, SubmitRequest};
+
+use crate::metrics::Metrics;
+use crate::network::Client;
+use crate::search::SearchIndex;
+use crate::store::Store;
+use crate::writer::Writer;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use cailloux_protocol::SigningKey;
+use cailloux_protocol::trust::Mode;
+use prometheus_client::registry::Registry;
+use serde_json::json;
+use std::sync::Arc;
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct ApiState {
+    pub client: Client,
+    pub store: Store,
+    pub writer: Writer,
+    /// The reconciliation index: its length is the record count, without a scan.
+    pub index: Arc<crate::sync::SyncIndex>,
+    pub search: Arc<SearchIndex>,
+    pub key: Arc<SigningKey>,
+    pub town: Option<String>,
+    pub token: Arc<str>,
+    pub api_addr: String,
+    pub metrics: Arc<Metrics>,
+    pub registry: Arc<Registry>,
+}
+
+/// Everything: what the local API serves (127.0.0.1 by default).
+pub fn router(state: ApiState) -> Router {
+    read_routes()
+        .route("/api/v1/status", get(node::status))
+        .route("/api/v1/peers", get(node::peers))
+        .route("/api/v1/publish", post(write::publish_files))
+        .route("/api/v1/submit", post(write::submit))
+        .route(
+            "/api/v1/import",
+            post(write::import).layer(axum::extract::DefaultBodyLimit::disable()),
+        )
+        .route("/metrics", get(node::metrics))
+        .with_state(state)
+}
+
+/// What may be opened to the public (`--public-api`): the corpus browser and the read API;
+/// nothing that writes, nothing about the node's peers.
+/// In a federation, practitioners submit signed records here too: their signature is their
+/// credential, checked like gossip. In open mode, where anyone's signature would do, the public
+/// address takes no writes at all. At most `PUBLIC_CONCURRENCY` requests are served at once
+/// (the others wait their turn), so what the public can make the node hold stays bounded: with
+/// axum's 2 MiB body limit, 64 MiB at most.
+pub fn public_router(state: ApiState) -> Router {
+    const PUBLIC_CONCURRENCY: usize = 32;
+    let federated = matches!(state.store.mode(), Mode::Federation(_));
+    let routes = read_routes();
+    let routes = if federated {
+        routes.route("/api/v1/submit", post(write::submit))
+    } else {
+        routes
+    };
+    routes
+        .layer(tower::limit::ConcurrencyLimitLayer::new(PUBLIC_CONCURRENCY))
+        .with_state(state)
+}
+
+fn read_routes() -> Router<ApiState> {
+    Router::new()
+        .route("/", get(page::page))
+        .route("/api/v1/records", get(records::list))
+        .route("/api/v1/records/{id}", get(records::show))
+        .route("/api/v1/stats", get(records::stats))
+        .route("/api/v1/export", get(export::export))
+        .route("/api/v1/vocabulary", get(page::vocabulary))
+        .route("/api/v1/members", get(records::members))
+        .route("/api/v1/openapi.json", get(page::openapi))
+}
+
+impl std::fmt::Debug for ApiState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiState")
+            .field("api_addr", &self.api_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An error answer: a status and a message that names what is wrong.
+#[derive(Debug)]
+pub struct ApiError(pub(super) StatusCode, pub(super) String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(json!({ "error": self.1 }))).into_response()
+    }
+}
+
+pub(super) fn bad_request(message: impl Into<String>) -> ApiError {
+    ApiError(StatusCode::BAD_REQUEST, message.into())
+}
+
+pub(super) fn internal(e: impl std::fmt::Display) -> ApiError {
+    tracing::error!("API: {e}");
+    ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+}
+
+pub(super) fn unavailable() -> ApiError {
+    ApiError(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the node is stopping".into(),
+    )
+}
+
+pub(super) fn authorise(state: &ApiState, headers: &HeaderMap) -> Result<(), ApiError> {
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    if given.is_some_and(|t| constant_time_eq(t.as_bytes(), state.token.as_bytes())) {
+        Ok(())
+    } else {
+        Err(ApiError(
+            StatusCode::UNAUTHORIZED,
+            "this endpoint writes: send `Authorization: Bearer <token>` with the token in <home>/api.token".into(),
+        ))
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+pub(super) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f).await.map_err(internal)
+}

@@ -1,0 +1,58 @@
+//! The corpus browser's page, the OpenAPI document, the vocabulary's labels, and the Markdown
+//! of a record's body as HTML.
+
+use axum::Json;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+/// The corpus browser: one page, every asset inline, nothing fetched from elsewhere.
+pub(super) async fn page() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        include_str!("../../web/index.html"),
+    )
+        .into_response()
+}
+
+pub(super) async fn openapi() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        include_str!("../openapi.json"),
+    )
+        .into_response()
+}
+
+/// The French labels of the closed vocabularies, for the page.
+pub(super) async fn vocabulary() -> Json<Value> {
+    use cailloux_protocol::{Kind, Outcome, Theme};
+    let table = |pairs: Vec<(&str, &str)>| -> Value {
+        pairs
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), json!(v)))
+            .collect::<serde_json::Map<_, _>>()
+            .into()
+    };
+    Json(json!({
+        "kinds": table(Kind::ALL.iter().map(|k| (k.slug(), k.label_fr())).collect()),
+        "themes": table(Theme::ALL.iter().map(|t| (t.slug(), t.label_fr())).collect()),
+        "outcomes": table(Outcome::ALL.iter().map(|o| (o.slug(), o.label_fr())).collect()),
+    }))
+}
+
+/// The body's Markdown as HTML. Raw HTML in the Markdown is shown as text, never run: a
+/// publication comes from another town, not from this page's authors.
+pub fn markdown_html(markdown: &str) -> String {
+    use pulldown_cmark::{Event, Options, Parser, html};
+    let events = Parser::new_ext(
+        markdown,
+        Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH,
+    )
+    .map(|event| match event {
+        Event::Html(raw) | Event::InlineHtml(raw) => Event::Text(raw),
+        other => other,
+    });
+    let mut out = String::new();
+    html::push_html(&mut out, events);
+    out
+}

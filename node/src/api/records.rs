@@ -1,0 +1,239 @@
+//! The read API over the corpus: search and listing, facet counts, one record's page (its
+//! signature, provenance, versions and links both ways), and the federation's roster.
+
+use super::{ApiError, ApiState, bad_request, blocking, internal};
+use crate::search::{SearchIndex, SearchQuery};
+use crate::store::{ResolveError, Store, StoreError};
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use cailloux_protocol::trust::Mode;
+use cailloux_protocol::view::full_json;
+use cailloux_protocol::{IdPrefix, Record, RecordId};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+
+/// Searches and lists: `q` (words, optional) and the filters `kind`, `theme`, `town`, `since`,
+/// `until`, `outcome`; `limit` and `cursor` page through the results.
+pub(super) async fn list(
+    State(state): State<ApiState>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    let query = SearchQuery::from_params(&params).map_err(bad_request)?;
+    let (search, store) = (state.search.clone(), state.store.clone());
+    let page = blocking(move || {
+        search
+            .search(&query, &store)
+            .map(|results| crate::search::results_json(&query, &results))
+    })
+    .await?
+    .map_err(internal)?;
+    Ok(Json(page))
+}
+
+/// Counts by kind, theme, town, year and outcome, of everything or of what the filters keep.
+pub(super) async fn stats(
+    State(state): State<ApiState>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    let query = SearchQuery::from_params(&params).map_err(bad_request)?;
+    let search = state.search.clone();
+    let (total, facets) = blocking(move || search.stats(&query))
+        .await?
+        .map_err(internal)?;
+    Ok(Json(json!({ "total": total, "facets": facets })))
+}
+
+/// The whole record, its signature status, and its links both ways (with the linked records'
+/// titles, kinds and towns when this node holds them).
+pub(super) async fn show(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let prefix = IdPrefix::parse(&id).map_err(bad_request)?;
+    let (store, search) = (state.store.clone(), state.search.clone());
+    let found = blocking(move || record_page(&store, &search, &prefix)).await?;
+    match found {
+        Ok(page) => Ok(Json(page)),
+        Err(PageError::Resolve(e @ ResolveError::NotFound(_))) => {
+            Err(ApiError(StatusCode::NOT_FOUND, e.to_string()))
+        }
+        Err(PageError::Resolve(e @ ResolveError::Ambiguous { .. })) => {
+            Err(ApiError(StatusCode::CONFLICT, e.to_string()))
+        }
+        Err(e) => Err(internal(e)),
+    }
+}
+
+/// Why a record page could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum PageError {
+    #[error(transparent)]
+    Resolve(#[from] ResolveError),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Search(#[from] crate::search::SearchError),
+}
+
+/// `full_json` of a record, plus `signature`, `links_out` and `links_in`.
+pub fn record_page(
+    store: &Store,
+    search: &SearchIndex,
+    prefix: &IdPrefix,
+) -> Result<Value, PageError> {
+    let id = store.resolve(prefix)?;
+    let record = store
+        .get(&id)?
+        .ok_or(ResolveError::NotFound(prefix.clone()))?;
+    let mut page = full_json(&record);
+    // Records are verified before they are stored; the bytes are here for anyone to re-check.
+    page.insert(
+        "signature".into(),
+        json!({ "status": "verified", "algorithm": "ed25519", "record": base64_record(&record) }),
+    );
+    page.insert("provenance".into(), provenance(store, &record));
+    let Some(publication) = record.publication() else {
+        return Ok(Value::Object(page));
+    };
+    page.insert("versions".into(), versions(store, &id)?);
+    let describe = |rel: &str, other: &RecordId| -> Result<Value, PageError> {
+        let mut link = json!({ "rel": rel, "id": other.to_hex() });
+        if let Some(r) = store.get(other)?
+            && let Some(p) = r.publication()
+        {
+            link["title"] = json!(p.title);
+            link["kind"] = json!(p.kind);
+            link["town"] = json!(p.town);
+            link["created_at"] = json!(cailloux_protocol::time::rfc3339_millis(r.created_at()));
+        }
+        Ok(link)
+    };
+    let out: Vec<Value> = publication
+        .links
+        .iter()
+        .map(|l| describe(l.rel.slug(), &l.id))
+        .collect::<Result<_, _>>()?;
+    let mut incoming = Vec::new();
+    for source in search.linking_to(&id)? {
+        if let Some(r) = store.get(&source)?
+            && let Some(p) = r.publication()
+        {
+            for l in p.links.iter().filter(|l| l.id == id) {
+                incoming.push(describe(l.rel.slug(), &source)?);
+            }
+        }
+    }
+    page.insert(
+        "body_html".into(),
+        json!(super::markdown_html(&publication.body)),
+    );
+    page.insert("links_out".into(), Value::Array(out));
+    page.insert("links_in".into(), Value::Array(incoming));
+    Ok(Value::Object(page))
+}
+
+/// Who stands behind a record, as this node's ledger sees it at the record's creation time:
+/// the federation's certificate of the town, the town's delegation of the person.
+pub fn provenance(store: &Store, record: &Record) -> Value {
+    let ledger = store.ledger();
+    let federation = match ledger.mode() {
+        Mode::Open => Value::Null,
+        Mode::Federation(key) => json!(key.to_hex()),
+    };
+    let town = record.publication().map(|p| p.town.as_str());
+    match ledger.standing_for(&record.author(), record.created_at(), town) {
+        Ok(s) => json!({
+            "federation": federation,
+            "chain": if s.federation { "federation" } else if s.delegate.is_some() { "delegate" } else { "town" },
+            "town_key": s.town_key.to_hex(),
+            "town": s.town,
+            "delegate": s.delegate.map(|d| json!({ "name": d.name, "role": d.role, "kinds": d.kinds })),
+        }),
+        Err(e) => json!({ "federation": federation, "chain": "none", "problem": e.to_string() }),
+    }
+}
+
+/// The versions of a record and whether it was retracted: `latest` (ids of the newest
+/// versions), `history` (every version, oldest first, with retraction marks), `retracted`.
+pub fn versions(store: &Store, id: &RecordId) -> Result<Value, StoreError> {
+    let ledger = store.ledger();
+    let retraction = |id: &RecordId| {
+        ledger.retraction(id).map(|r| {
+            json!({
+                "by": r.issuer.to_hex(),
+                "at": cailloux_protocol::time::rfc3339_millis(r.at),
+                "reason": r.act.reason,
+                "record": r.id.to_hex(),
+            })
+        })
+    };
+    let mut history = Vec::new();
+    for v in ledger.history(id) {
+        let mut entry = json!({ "id": v.to_hex(), "retracted": retraction(&v) });
+        if let Some(r) = store.get(&v)? {
+            entry["created_at"] = json!(cailloux_protocol::time::rfc3339_millis(r.created_at()));
+            entry["author"] = json!(r.author().to_hex());
+            if let Some(p) = r.publication() {
+                entry["title"] = json!(p.title);
+            }
+        }
+        entry["current"] = json!(!ledger.is_superseded(&v));
+        history.push(entry);
+    }
+    Ok(json!({
+        "retracted": retraction(id),
+        "voided": ledger.is_voided(id),
+        "superseded_by": ledger.superseded_by(id).iter().map(RecordId::to_hex).collect::<Vec<_>>(),
+        "supersedes": ledger.supersedes(id).map(|v| v.to_hex()),
+        "history": history,
+    }))
+}
+
+fn base64_record(record: &Record) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(record.bytes())
+}
+
+/// The roster as this node sees it.
+pub(super) async fn members(State(state): State<ApiState>) -> Json<Value> {
+    Json(members_json(&state.store, crate::now_millis()))
+}
+
+/// The federation, its towns and their delegates, with validity and revocations, as JSON (the
+/// API's `/members` and `cailloux members --json`).
+pub fn members_json(store: &Store, now: u64) -> Value {
+    use cailloux_protocol::time::rfc3339_millis;
+    let roster = store.ledger().roster(now);
+    let time = |t: Option<u64>| t.map(rfc3339_millis);
+    let revoked = |r: &Option<(u64, String)>| {
+        r.as_ref()
+            .map(|(at, why)| json!({ "at": rfc3339_millis(*at), "reason": why }))
+    };
+    json!({
+        "federation": roster.federation.map(|k| k.to_hex()),
+        "name": roster.name,
+        "towns": roster.towns.iter().map(|t| json!({
+            "town": t.town,
+            "country": t.country,
+            "code": t.code,
+            "key": t.key.to_hex(),
+            "certificate": t.record.to_hex(),
+            "from": rfc3339_millis(t.from),
+            "until": time(t.until),
+            "revoked": revoked(&t.revoked),
+            "valid": t.valid_now,
+            "delegates": t.delegates.iter().map(|d| json!({
+                "name": d.name,
+                "role": d.role,
+                "kinds": d.kinds,
+                "key": d.key.to_hex(),
+                "delegation": d.record.to_hex(),
+                "from": rfc3339_millis(d.from),
+                "until": time(d.until),
+                "revoked": revoked(&d.revoked),
+                "valid": d.valid_now,
+            })).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+    })
+}

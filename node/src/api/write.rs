@@ -1,0 +1,268 @@
+//! The endpoints that write: `publish` and `import` (the town's own, behind the bearer token)
+//! and `submit` (records signed elsewhere, whose signature is their credential).
+
+use super::{ApiError, ApiState, authorise, bad_request, blocking, internal};
+use crate::exchange::{self, ExchangeError};
+use crate::publish;
+use crate::store::Store;
+use crate::writer::{Origin, Writer};
+use axum::Json;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use cailloux_protocol::{Record, RecordId};
+use futures::TryStreamExt;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::path::PathBuf;
+
+/// The signed records with their files (or the ledger's refusals), or every problem of every
+/// file.
+type Published = Result<Result<Vec<(PathBuf, Record)>, Vec<Value>>, Vec<publish::FileViolations>>;
+
+#[derive(Debug, Deserialize)]
+pub struct PublishRequest {
+    pub files: Vec<PublishFile>,
+    /// Publish the one file as a new version of this record.
+    #[serde(default)]
+    pub supersedes: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct PublishFile {
+    /// The file's absolute path: file links are resolved against it.
+    pub path: PathBuf,
+    pub text: String,
+}
+
+/// Validates, signs (with the town's key), stores and announces publications. 422 with every
+/// problem of every file when any is invalid; nothing is stored then.
+pub(super) async fn publish_files(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Json(request): Json<PublishRequest>,
+) -> Result<Response, ApiError> {
+    authorise(&state, &headers)?;
+    let supersedes = request
+        .supersedes
+        .as_deref()
+        .map(|hex| {
+            RecordId::from_hex(hex).ok_or_else(|| {
+                bad_request(format!(
+                    "supersedes: `{hex}` is not a record id (64 hexadecimal characters)"
+                ))
+            })
+        })
+        .transpose()?;
+    let files: Vec<(PathBuf, String)> = request
+        .files
+        .into_iter()
+        .map(|f| (f.path, f.text))
+        .collect();
+    let (store, key, town, writer) = (
+        state.store.clone(),
+        state.key.clone(),
+        state.town.clone(),
+        state.writer.clone(),
+    );
+    let outcome = blocking(move || -> Result<Published, String> {
+        let mut plan = match publish::plan(files, town.as_deref(), Some(&store)) {
+            Ok(plan) => plan,
+            Err(problems) => return Ok(Err(problems)),
+        };
+        if let Some(old) = supersedes
+            && let Err(message) = plan.supersede(old)
+        {
+            return Ok(Ok(Err(vec![
+                json!({ "id": old.to_hex(), "reason": "invalid", "message": message }),
+            ])));
+        }
+        let signed: Vec<(PathBuf, Record)> = plan
+            .sign(&key, crate::now_millis)
+            .collect::<Result<_, _>>()
+            .map_err(|e| e.to_string())?;
+        let records = signed.iter().map(|(_, r)| r.clone()).collect();
+        match store_all_or_nothing(&store, &writer, records)? {
+            Ok(_) => Ok(Ok(Ok(signed))),
+            Err(problems) => Ok(Ok(Err(problems))),
+        }
+    })
+    .await?
+    .map_err(internal)?;
+    let outcome = match outcome {
+        Ok(Err(refused)) => return Ok(refusal(refused)),
+        Ok(Ok(signed)) => Ok(signed),
+        Err(problems) => Err(problems),
+    };
+    match outcome {
+        Ok(signed) => {
+            state.metrics.published.inc_by(signed.len() as u64);
+            let published: Vec<Value> = signed
+                .iter()
+                .map(|(f, r)| json!({ "file": f.display().to_string(), "id": r.id().to_hex() }))
+                .collect();
+            Ok(Json(json!({ "published": published })).into_response())
+        }
+        Err(problems) => {
+            let list: Vec<Value> = problems
+                .iter()
+                .flat_map(|p| {
+                    p.violations.iter().map(|v| {
+                        json!({ "file": p.file.display().to_string(), "field": v.field, "message": v.message, "suggestion": v.suggestion })
+                    })
+                })
+                .collect();
+            let files = problems.len();
+            Ok((StatusCode::UNPROCESSABLE_ENTITY, Json(json!({ "error": format!("{} problem(s) in {files} file(s); nothing was published", list.len()), "problems": list }))).into_response())
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct SubmitRequest {
+    /// Signed records, base64 (standard alphabet), in the order to store them.
+    pub records: Vec<String>,
+}
+
+/// Stores records signed elsewhere (a practitioner's own key, a federation's key): decoded,
+/// verified and checked against the ledger like anything from a peer, then announced. All or
+/// nothing: 403 with every refusal when any record is refused.
+pub(super) async fn submit(
+    State(state): State<ApiState>,
+    Json(request): Json<SubmitRequest>,
+) -> Result<Response, ApiError> {
+    use base64::Engine;
+    const MAX_SUBMITTED: usize = 512;
+    if request.records.len() > MAX_SUBMITTED {
+        return Err(bad_request(format!(
+            "records: {} records; at most {MAX_SUBMITTED} per request",
+            request.records.len()
+        )));
+    }
+    let mut records = Vec::with_capacity(request.records.len());
+    for (i, text) in request.records.iter().enumerate() {
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(text.trim())
+            .map_err(|e| bad_request(format!("records[{i}]: not base64: {e}")))?;
+        let unverified = cailloux_protocol::Unverified::decode(bytes)
+            .map_err(|e| bad_request(format!("records[{i}]: {e}")))?;
+        let record = unverified
+            .verify()
+            .map_err(|e| bad_request(format!("records[{i}]: {e}")))?;
+        records.push(record);
+    }
+    let (store, writer) = (state.store.clone(), state.writer.clone());
+    let outcome = blocking(move || store_all_or_nothing(&store, &writer, records))
+        .await?
+        .map_err(internal)?;
+    match outcome {
+        Ok(stored) => {
+            state.metrics.published.inc_by(stored.len() as u64);
+            Ok(Json(json!({ "stored": stored })).into_response())
+        }
+        Err(problems) => Ok(refusal(problems)),
+    }
+}
+
+/// Refusals of a batch: 403, or 409 when records only wait for others this node lacks.
+fn refusal(problems: Vec<Value>) -> Response {
+    let pending = problems.iter().all(|p| p["reason"] == "pending");
+    let status = if pending {
+        StatusCode::CONFLICT
+    } else {
+        StatusCode::FORBIDDEN
+    };
+    let error = format!(
+        "{} record(s) refused; nothing was stored: {}",
+        problems.len(),
+        problems
+            .iter()
+            .filter_map(|p| p["message"].as_str())
+            .collect::<Vec<_>>()
+            .join("; ")
+    );
+    (
+        status,
+        Json(json!({ "error": error, "problems": problems })),
+    )
+        .into_response()
+}
+
+/// Checks a batch against the ledger and stores it only if every record is accepted (or was
+/// already here). Ok: `{id, new}` per record; Err: `{id, reason, message}` per refusal.
+fn store_all_or_nothing(
+    store: &Store,
+    writer: &Writer,
+    records: Vec<Record>,
+) -> Result<Result<Vec<Value>, Vec<Value>>, String> {
+    let ids: Vec<RecordId> = records.iter().map(Record::id).collect();
+    let checked = store.check_batch(&records).map_err(|e| e.to_string())?;
+    let problems = denials_of(&ids, &checked);
+    if !problems.is_empty() {
+        return Ok(Err(problems));
+    }
+    let outcomes = writer
+        .insert_blocking(records, Origin::Local)
+        .map_err(|e| e.to_string())?;
+    let problems = denials_of(&ids, &outcomes);
+    if !problems.is_empty() {
+        // The roster changed between the check and the write (a revocation arrived).
+        return Ok(Err(problems));
+    }
+    Ok(Ok(ids
+        .iter()
+        .zip(&outcomes)
+        .map(|(id, o)| json!({ "id": id.to_hex(), "new": o.is_new() }))
+        .collect()))
+}
+
+fn denials_of(ids: &[RecordId], outcomes: &[crate::store::Outcome]) -> Vec<Value> {
+    use cailloux_protocol::trust::Denied;
+    ids.iter()
+        .zip(outcomes)
+        .filter_map(|(id, o)| match o {
+            crate::store::Outcome::Denied(Denied::Refused { reason, message }) => {
+                Some(json!({ "id": id.to_hex(), "reason": reason, "message": message }))
+            }
+            crate::store::Outcome::Denied(Denied::Pending(message)) => {
+                Some(json!({ "id": id.to_hex(), "reason": "pending", "message": message }))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// Imports a JSONL export streamed in the request body (the network announces what was new).
+pub(super) async fn import(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    authorise(&state, &headers)?;
+    let stream = body.into_data_stream().map_err(std::io::Error::other);
+    let reader = tokio_util::io::StreamReader::new(stream);
+    let writer = state.writer.clone();
+    let result = blocking(move || {
+        let mut input =
+            std::io::BufReader::with_capacity(1 << 20, tokio_util::io::SyncIoBridge::new(reader));
+        exchange::import_into(&mut input, &mut |_| {}, |good| {
+            Ok::<_, ExchangeError>(writer.insert_blocking(good.to_vec(), Origin::Local)?)
+        })
+    })
+    .await?;
+    let report = result.map_err(internal)?;
+    state
+        .metrics
+        .accepted
+        .get_or_create(&crate::metrics::Via { via: "import" })
+        .inc_by(report.stored);
+    let bad: Vec<Value> = report
+        .bad
+        .iter()
+        .map(|b| json!({ "line": b.line, "reason": b.reason }))
+        .collect();
+    Ok(Json(
+        json!({ "good": report.good, "stored": report.stored, "bad": bad }),
+    ))
+}

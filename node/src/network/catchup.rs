@@ -1,0 +1,324 @@
+//! Catch-up: negentropy reconciliation with a peer over the index of (created_at, id), then
+//! batched fetches of what this node lacks, verified and stored like gossip.
+
+use super::peers::PeerLoad;
+use super::serve::decode_reason;
+use super::{EventLoop, Internal};
+use crate::metrics::Via;
+use crate::store::Outcome;
+use crate::sync::{Session, respond};
+use crate::writer::Origin;
+use cailloux_protocol::trust::Denied;
+use cailloux_protocol::wire::{
+    FetchRequest, FetchResponse, MAX_FETCH_IDS, SyncRequest, SyncResponse,
+};
+use cailloux_protocol::{KeyCache, Record, RecordId, Unverified, verify_all};
+use libp2p::request_response::{self};
+use libp2p::{PeerId, gossipsub};
+use std::collections::{HashSet, VecDeque};
+use std::time::Instant;
+
+/// Fetch requests in flight per catch-up session.
+pub(super) const FETCHES_IN_FLIGHT: usize = 4;
+
+/// Why a fetch was sent.
+pub(super) enum Fetch {
+    /// To validate a gossip announcement.
+    Gossip {
+        message_id: gossipsub::MessageId,
+        source: PeerId,
+        id: RecordId,
+    },
+    /// A batch of a catch-up session.
+    Sync { ids: Vec<RecordId> },
+}
+
+/// A catch-up session with one peer.
+pub(super) enum SyncState {
+    Reconciling(Box<Session>),
+    Fetching {
+        queue: VecDeque<RecordId>,
+        in_flight: usize,
+        /// Records stored, and records that waited for another, in this session so far: a
+        /// session that stored some and left some waiting (a retraction fetched before its
+        /// target) is followed by another at once.
+        stored: usize,
+        pending: usize,
+    },
+}
+
+impl EventLoop {
+    pub(super) fn sync_with_random_peer(&mut self) {
+        let peers: Vec<PeerId> = self
+            .swarm
+            .connected_peers()
+            .filter(|p| !self.sessions.contains_key(p))
+            .copied()
+            .collect();
+        if peers.is_empty() {
+            return;
+        }
+        // xorshift: a random enough pick without another dependency.
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        let peer = peers[(self.rng % peers.len() as u64) as usize];
+        self.start_sync(peer);
+    }
+
+    pub(super) fn start_sync(&mut self, peer: PeerId) {
+        if self.sessions.contains_key(&peer) {
+            return;
+        }
+        match Session::start(self.shared.index.snapshot()) {
+            Ok((session, first)) => {
+                let request = self
+                    .swarm
+                    .behaviour_mut()
+                    .sync
+                    .send_request(&peer, SyncRequest { message: first });
+                self.sync_requests.insert(request, peer);
+                self.sessions
+                    .insert(peer, SyncState::Reconciling(Box::new(session)));
+            }
+            Err(e) => tracing::error!("cannot start reconciliation: {e}"),
+        }
+    }
+
+    pub(super) fn on_sync_event(
+        &mut self,
+        event: request_response::Event<SyncRequest, SyncResponse>,
+    ) {
+        match event {
+            request_response::Event::Message {
+                peer,
+                message:
+                    request_response::Message::Request {
+                        request, channel, ..
+                    },
+                ..
+            } => {
+                let now = Instant::now();
+                let load = self.load.entry(peer).or_insert_with(|| PeerLoad::new(now));
+                let refusal = if load.sync_served {
+                    Some("rate limited: one reconciliation message at a time")
+                } else if !load.take_sync_token(now) {
+                    Some("rate limited: too many reconciliation messages, try later")
+                } else {
+                    None
+                };
+                if let Some(reason) = refusal {
+                    tracing::debug!("{peer}: {reason}");
+                    let _ = self
+                        .swarm
+                        .behaviour_mut()
+                        .sync
+                        .send_response(channel, SyncResponse::Refused(reason.into()));
+                    return;
+                }
+                load.sync_served = true;
+                let shared = self.shared.clone();
+                tokio::task::spawn_blocking(move || {
+                    let response = match respond(shared.index.snapshot(), &request.message) {
+                        Ok(reply) => SyncResponse::Reply(reply),
+                        Err(e) => SyncResponse::Refused(e),
+                    };
+                    let _ = shared
+                        .internal
+                        .send(Internal::RespondSync(peer, channel, response));
+                });
+            }
+            request_response::Event::Message {
+                peer,
+                message:
+                    request_response::Message::Response {
+                        request_id,
+                        response,
+                    },
+                ..
+            } => {
+                self.sync_requests.remove(&request_id);
+                let reply = match response {
+                    SyncResponse::Reply(reply) => reply,
+                    SyncResponse::Refused(reason) => {
+                        tracing::warn!("{peer} refused to reconcile: {reason}");
+                        self.sessions.remove(&peer);
+                        return;
+                    }
+                };
+                let Some(SyncState::Reconciling(session)) = self.sessions.get_mut(&peer) else {
+                    return;
+                };
+                match session.step(&reply) {
+                    Ok(Some(next)) => {
+                        let request = self
+                            .swarm
+                            .behaviour_mut()
+                            .sync
+                            .send_request(&peer, SyncRequest { message: next });
+                        self.sync_requests.insert(request, peer);
+                    }
+                    Ok(None) => {
+                        let need = std::mem::take(&mut session.need);
+                        tracing::debug!(
+                            "reconciled with {peer} in {} round trips: {} to fetch",
+                            session.round_trips,
+                            need.len()
+                        );
+                        self.sessions.insert(
+                            peer,
+                            SyncState::Fetching {
+                                queue: need.into(),
+                                in_flight: 0,
+                                stored: 0,
+                                pending: 0,
+                            },
+                        );
+                        self.fetch_more(peer);
+                    }
+                    Err(e) => {
+                        tracing::warn!("reconciliation with {peer} failed: {e}");
+                        self.sessions.remove(&peer);
+                    }
+                }
+            }
+            request_response::Event::OutboundFailure {
+                request_id,
+                peer,
+                error,
+                ..
+            } if self.sync_requests.remove(&request_id).is_some() => {
+                tracing::debug!("reconciliation with {peer} failed: {error}");
+                self.sessions.remove(&peer);
+            }
+            _ => {}
+        }
+    }
+
+    /// Keeps up to `FETCHES_IN_FLIGHT` fetches going for a session; ends it when all is fetched.
+    pub(super) fn fetch_more(&mut self, peer: PeerId) {
+        let Some(SyncState::Fetching {
+            queue,
+            in_flight,
+            stored,
+            pending,
+        }) = self.sessions.get_mut(&peer)
+        else {
+            return;
+        };
+        let again = *stored > 0 && *pending > 0;
+        let mut requests = Vec::new();
+        while *in_flight < FETCHES_IN_FLIGHT && !queue.is_empty() {
+            let n = queue.len().min(MAX_FETCH_IDS);
+            requests.push(queue.drain(..n).collect::<Vec<_>>());
+            *in_flight += 1;
+        }
+        if *in_flight == 0 && queue.is_empty() {
+            self.sessions.remove(&peer);
+            self.shared.metrics.sync_rounds.inc();
+            if again {
+                self.start_sync(peer);
+            }
+            return;
+        }
+        for ids in requests {
+            let request = self
+                .swarm
+                .behaviour_mut()
+                .fetch
+                .send_request(&peer, FetchRequest { ids: ids.clone() });
+            self.fetches.insert(request, Fetch::Sync { ids });
+        }
+    }
+
+    /// Verifies and stores a catch-up batch off the loop, then asks for more.
+    pub(super) fn check_fetched(
+        &mut self,
+        peer: PeerId,
+        asked: Vec<RecordId>,
+        response: FetchResponse,
+    ) {
+        let shared = self.shared.clone();
+        tokio::spawn(async move {
+            let bytes: u64 = response.records.iter().map(|r| r.len() as u64).sum();
+            let checked = tokio::task::spawn_blocking({
+                let metrics = shared.metrics.clone();
+                move || {
+                    let mut keys = KeyCache::default();
+                    let mut candidates = Vec::with_capacity(response.records.len());
+                    let mut bad = 0u32;
+                    for bytes in response.records {
+                        metrics.received.get_or_create(&Via { via: "sync" }).inc();
+                        match Unverified::decode_with(bytes.into_vec(), &mut keys) {
+                            Ok(u) => candidates.push(u),
+                            Err(e) => {
+                                metrics.reject(decode_reason(&e));
+                                bad += 1;
+                            }
+                        }
+                    }
+                    let mut good = Vec::with_capacity(candidates.len());
+                    for result in verify_all(candidates) {
+                        match result {
+                            Ok(record) => good.push(record),
+                            Err(_) => {
+                                metrics.reject("bad_signature");
+                                bad += 1;
+                            }
+                        }
+                    }
+                    (good, bad)
+                }
+            })
+            .await
+            .unwrap_or_default();
+            let (checked, bad) = checked;
+            shared.metrics.sync_bytes_fetched.inc_by(bytes);
+            let mut checked = checked;
+            // Oldest first: a delegation before its delegate's records, a record before its
+            // retraction.
+            checked.sort_by_key(Record::created_at);
+            let received: HashSet<RecordId> = checked.iter().map(Record::id).collect();
+            let (mut stored, mut pending) = (0, 0);
+            match shared.writer.insert(checked, Origin::Peer).await {
+                Ok(outcomes) => {
+                    for outcome in outcomes {
+                        match outcome {
+                            Outcome::New => stored += 1,
+                            Outcome::Duplicate => {}
+                            Outcome::Denied(Denied::Pending(_)) => pending += 1,
+                            Outcome::Denied(Denied::Refused { reason, message }) => {
+                                tracing::info!("{peer} served a refused record: {message}");
+                                shared.metrics.reject(reason);
+                            }
+                        }
+                    }
+                    shared.metrics.sync_records_fetched.inc_by(stored as u64);
+                    shared
+                        .metrics
+                        .accepted
+                        .get_or_create(&Via { via: "sync" })
+                        .inc_by(stored as u64);
+                }
+                Err(e) => tracing::error!("cannot store fetched records: {e}"),
+            }
+            // Ids the peer left out (its response was full) are asked for again; ids it does not
+            // hold, or that it served badly, are dropped: a later round will meet them again.
+            let missing = if received.is_empty() {
+                Vec::new()
+            } else {
+                asked
+                    .into_iter()
+                    .filter(|id| !received.contains(id))
+                    .collect()
+            };
+            let _ = shared.internal.send(Internal::Fetched {
+                peer,
+                missing,
+                stored,
+                pending,
+                bad,
+            });
+        });
+    }
+}

@@ -1,0 +1,647 @@
+//! The libp2p side of a node. One task, the `EventLoop`, owns the `Swarm`; everything else
+//! talks to it through a cloneable `Client` whose commands carry a oneshot for the answer.
+//!
+//! How records move:
+//! - **Gossip.** A new record is announced on the gossipsub topic as a 32-byte `Announce`
+//!   (message id = record id, so duplicates die at once). A node that receives an announcement
+//!   of a record it lacks fetches the record from the peer that sent it, decodes, size-checks,
+//!   schema-checks and verifies it, stores it, and only then reports the message `Accept`, which
+//!   lets gossipsub forward the announcement. A bad record (malformed, forged, oversize) is
+//!   reported `Reject` with its reason; an announcement of a record already held is `Ignore`d,
+//!   and so is a well-formed record that the trust ledger refuses or that waits for another
+//!   (the sender may only hold an act this node lacks: a catch-up round with it follows). Each
+//!   node thus receives each record's bytes once.
+//! - **Catch-up.** When a connection opens, and periodically with a random peer, the node runs a
+//!   negentropy reconciliation (`/cailloux/sync/1`) over its index of (created_at, id), then
+//!   fetches what it lacks (`/cailloux/fetch/1`) in batches, several in flight, and verifies and
+//!   stores each batch like gossip. Each side pulls what it lacks; nothing is pushed unasked.
+//!
+//! CPU-heavy or blocking work (verification, store reads, reconciliation on big sets) runs on
+//! blocking threads; results come back to the loop as `Internal` messages. Stores go through the
+//! single `Writer`.
+//!
+//! Hostile peers:
+//! - **Scoring.** Gossipsub scores peers (`peer_scoring`): every announcement reported `Reject`
+//!   costs its sender, quadratically, and the cost decays over minutes. Past the graylist
+//!   threshold (about ten rejects in a short time) gossipsub drops whatever the peer sends
+//!   before it reaches validation.
+//! - **Bans.** A peer whose score falls below the graylist threshold, or that serves
+//!   `BAD_RECORD_STRIKES` bad records over fetch within `BAN_PERIOD`, is disconnected and
+//!   blocked (`allow_block_list`) for `BAN_PERIOD`, with a warning and a count by reason.
+//! - **Limits.** Per peer: `GOSSIP_FETCHES_PER_PEER` announcements being fetched and checked,
+//!   `FETCHES_SERVED_PER_PEER` fetch requests being read (and `FETCH_QUEUE_PER_PEER` waiting),
+//!   one reconciliation message being answered and a token bucket for them (`SYNC_BURST`,
+//!   `SYNC_REFILL`). `connection_limits` caps connections (`MAX_*` constants). What is beyond a
+//!   limit is ignored or refused, never queued without bound; per-peer state is dropped when the
+//!   peer is gone and nothing of it is in flight.
+//!
+//! The loop itself is here (`mod.rs`: building the swarm, commands, connection events, and the
+//! dispatch of what comes back from work done off the loop); each concern has its own file:
+//! `gossip` (announcements and their validation), `catchup` (reconciliation sessions and the
+//! fetches that follow), `serve` (answering other peers' fetch requests), `peers` (per-peer
+//! limits and bans) and `scoring` (gossipsub's peer-score parameters).
+
+mod catchup;
+mod gossip;
+mod peers;
+mod scoring;
+mod serve;
+
+use catchup::{Fetch, SyncState};
+use peers::{
+    BAN_TICK, MAX_ESTABLISHED, MAX_ESTABLISHED_INCOMING, MAX_ESTABLISHED_PER_PEER,
+    MAX_PENDING_INCOMING, PeerLoad,
+};
+
+use crate::metrics::Metrics;
+use crate::store::Store;
+use crate::sync::SyncIndex;
+use crate::writer::{Origin, Stored, Writer};
+use cailloux_protocol::RecordId;
+use cailloux_protocol::wire::{
+    Announce, FETCH_PROTOCOL, FetchRequest, FetchResponse, GOSSIP_TOPIC, KAD_PROTOCOL,
+    SYNC_PROTOCOL, SyncRequest, SyncResponse,
+};
+use futures::StreamExt;
+use libp2p::request_response::{self, OutboundRequestId, ProtocolSupport, ResponseChannel};
+use libp2p::swarm::{NetworkBehaviour, SwarmEvent, behaviour::toggle::Toggle};
+use libp2p::{
+    Multiaddr, PeerId, StreamProtocol, Swarm, allow_block_list, connection_limits, gossipsub,
+    identify, identity, kad, mdns, noise, ping, tcp, yamux,
+};
+use prometheus_client::registry::Registry;
+use serde::Serialize;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot};
+
+/// What the network needs to start.
+#[derive(Clone, Debug)]
+pub struct NetworkConfig {
+    pub listen: Vec<Multiaddr>,
+    pub bootstrap: Vec<Multiaddr>,
+    pub mdns: bool,
+    pub town: Option<String>,
+    /// How often to reconcile with a random peer, besides on every new connection.
+    pub sync_interval: Duration,
+}
+
+// Field order is the order in which behaviours may deny a connection: blocked peers and limits
+// first.
+#[derive(NetworkBehaviour)]
+struct Behaviour {
+    blocked: allow_block_list::Behaviour<allow_block_list::BlockedPeers>,
+    limits: connection_limits::Behaviour,
+    gossipsub: gossipsub::Behaviour,
+    kad: kad::Behaviour<kad::store::MemoryStore>,
+    identify: identify::Behaviour,
+    mdns: Toggle<mdns::tokio::Behaviour>,
+    ping: ping::Behaviour,
+    sync: request_response::cbor::Behaviour<SyncRequest, SyncResponse>,
+    fetch: request_response::cbor::Behaviour<FetchRequest, FetchResponse>,
+}
+
+/// What `status` reports of the network.
+#[derive(Clone, Debug, Serialize)]
+pub struct NetStatus {
+    pub peer_id: String,
+    pub listen_addrs: Vec<String>,
+    pub peers: usize,
+    /// Peers that subscribe to the records topic: those gossip reaches.
+    pub gossip_peers: usize,
+    /// Peers banned (disconnected and blocked) now.
+    pub banned_peers: usize,
+}
+
+/// One connected peer.
+#[derive(Clone, Debug, Serialize)]
+pub struct PeerInfo {
+    pub peer_id: String,
+    pub addresses: Vec<String>,
+    pub town: Option<String>,
+}
+
+enum Command {
+    Status(oneshot::Sender<NetStatus>),
+    Peers(oneshot::Sender<Vec<PeerInfo>>),
+    Stop(oneshot::Sender<()>),
+}
+
+/// The handle every other part of the node holds.
+#[derive(Clone, Debug)]
+pub struct Client {
+    tx: mpsc::Sender<Command>,
+}
+
+/// The network task is gone (the node is stopping).
+#[derive(Debug, thiserror::Error)]
+#[error("the network task has stopped")]
+pub struct Stopped;
+
+impl Client {
+    pub async fn status(&self) -> Result<NetStatus, Stopped> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(Command::Status(tx))
+            .await
+            .map_err(|_| Stopped)?;
+        rx.await.map_err(|_| Stopped)
+    }
+
+    pub async fn peers(&self) -> Result<Vec<PeerInfo>, Stopped> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(Command::Peers(tx))
+            .await
+            .map_err(|_| Stopped)?;
+        rx.await.map_err(|_| Stopped)
+    }
+
+    /// Stops the event loop (closing every connection); resolves once it has stopped.
+    pub async fn stop(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(Command::Stop(tx)).await.is_ok() {
+            let _ = rx.await;
+        }
+    }
+}
+
+/// Results of work done off the loop, coming back to it.
+///
+/// The channel is unbounded, but what can be in it is bounded: each message ends a piece of work
+/// that counts against a per-peer limit until the loop receives it (`PeerLoad`: fetches served,
+/// reconciliation answers, gossip validations; `SyncState::Fetching`: catch-up batches), and a
+/// `PeerLoad` is kept while its work is in flight, even after a disconnection. So a peer has at
+/// most FETCHES_SERVED_PER_PEER + 1 + GOSSIP_FETCHES_PER_PEER + FETCHES_IN_FLIGHT messages in
+/// it, whatever it sends, and the connection limits bound the peers that can start work.
+enum Internal {
+    Respond(PeerId, ResponseChannel<FetchResponse>, FetchResponse),
+    RespondSync(PeerId, ResponseChannel<SyncResponse>, SyncResponse),
+    Validated {
+        message_id: gossipsub::MessageId,
+        source: PeerId,
+        acceptance: gossipsub::MessageAcceptance,
+    },
+    Fetched {
+        peer: PeerId,
+        missing: Vec<RecordId>,
+        /// Records stored from this batch, and records that wait for one this node lacks.
+        stored: usize,
+        pending: usize,
+        /// Records served that did not decode or verify.
+        bad: u32,
+    },
+    /// Reconcile with this peer (a record it sent waits for another).
+    CatchUp(PeerId),
+}
+
+/// What the loop shares with the tasks it spawns.
+#[derive(Clone)]
+struct Shared {
+    store: Store,
+    writer: Writer,
+    index: Arc<SyncIndex>,
+    metrics: Arc<Metrics>,
+    internal: mpsc::UnboundedSender<Internal>,
+}
+
+pub struct EventLoop {
+    swarm: Swarm<Behaviour>,
+    commands: mpsc::Receiver<Command>,
+    internal: mpsc::UnboundedReceiver<Internal>,
+    shared: Shared,
+    topic: gossipsub::IdentTopic,
+    towns: HashMap<PeerId, String>,
+    addresses: HashMap<PeerId, HashSet<Multiaddr>>,
+    fetches: HashMap<OutboundRequestId, Fetch>,
+    sync_requests: HashMap<OutboundRequestId, PeerId>,
+    sessions: HashMap<PeerId, SyncState>,
+    /// Per-peer load; an entry lives while the peer is connected or has work in flight.
+    load: HashMap<PeerId, PeerLoad>,
+    /// Banned peers and when their ban ends.
+    banned: HashMap<PeerId, Instant>,
+    sync_interval: Duration,
+    listen_addrs: Vec<Multiaddr>,
+    rng: u64,
+}
+
+impl std::fmt::Debug for EventLoop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventLoop")
+            .field("peer_id", self.swarm.local_peer_id())
+            .finish()
+    }
+}
+
+/// Builds the swarm and its event loop. `seed` is the node's ed25519 identity seed: the libp2p
+/// peer id and the town's record-signing key are the same key.
+#[allow(clippy::too_many_arguments)]
+pub fn new(
+    seed: [u8; 32],
+    config: &NetworkConfig,
+    store: Store,
+    writer: Writer,
+    index: Arc<SyncIndex>,
+    metrics: Arc<Metrics>,
+    registry: &mut Registry,
+) -> anyhow::Result<(Client, EventLoop)> {
+    let keypair = identity::Keypair::ed25519_from_bytes(seed)?;
+    let town = config.town.clone();
+    let mdns_on = config.mdns;
+    let mut swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default().nodelay(true),
+            noise::Config::new,
+            yamux::Config::default,
+        )?
+        .with_quic()
+        .with_dns()?
+        .with_bandwidth_metrics(registry)
+        .with_behaviour(|key| {
+            let peer_id = key.public().to_peer_id();
+            let gossip_config = gossipsub::ConfigBuilder::default()
+                .validation_mode(gossipsub::ValidationMode::Anonymous)
+                .validate_messages()
+                .message_id_fn(gossip::message_id)
+                .max_transmit_size(64 * 1024)
+                .heartbeat_interval(Duration::from_millis(700))
+                // Announcements are 40 bytes and records are fetched once, so a node's share of
+                // duplicates is one announcement per mesh peer: a mesh of 4 (gossipsub's default
+                // is 6) keeps that small, and catch-up repairs what gossip misses.
+                .mesh_n(4)
+                .mesh_n_low(3)
+                .mesh_n_high(8)
+                .mesh_outbound_min(2)
+                // Likewise, lazy gossip (IHAVE) goes to 3 peers outside the mesh, not 6, and a
+                // node publishes to its mesh rather than to every subscribed peer.
+                .gossip_lazy(3)
+                .flood_publish(false)
+                .build()?;
+            let mut gossipsub = gossipsub::Behaviour::new(
+                gossipsub::MessageAuthenticity::Anonymous,
+                gossip_config,
+            )?;
+            let (params, thresholds) = scoring::peer_scoring();
+            gossipsub.with_peer_score(params, thresholds)?;
+            let mut kad = kad::Behaviour::with_config(
+                peer_id,
+                kad::store::MemoryStore::new(peer_id),
+                kad::Config::new(StreamProtocol::new(KAD_PROTOCOL)),
+            );
+            kad.set_mode(Some(kad::Mode::Server));
+            let agent = format!(
+                "cailloux/{} town={}",
+                env!("CARGO_PKG_VERSION"),
+                town.as_deref().unwrap_or("")
+            );
+            let identify = identify::Behaviour::new(
+                identify::Config::new("/cailloux/1".into(), key.public()).with_agent_version(agent),
+            );
+            let mdns = if mdns_on {
+                Some(mdns::tokio::Behaviour::new(
+                    mdns::Config::default(),
+                    peer_id,
+                )?)
+            } else {
+                None
+            };
+            let rr = request_response::Config::default()
+                .with_request_timeout(Duration::from_secs(30))
+                .with_max_concurrent_streams(64);
+            let limits = connection_limits::ConnectionLimits::default()
+                .with_max_pending_incoming(Some(MAX_PENDING_INCOMING))
+                .with_max_established_incoming(Some(MAX_ESTABLISHED_INCOMING))
+                .with_max_established_per_peer(Some(MAX_ESTABLISHED_PER_PEER))
+                .with_max_established(Some(MAX_ESTABLISHED));
+            Ok(Behaviour {
+                blocked: allow_block_list::Behaviour::default(),
+                limits: connection_limits::Behaviour::new(limits),
+                gossipsub,
+                kad,
+                identify,
+                mdns: Toggle::from(mdns),
+                ping: ping::Behaviour::default(),
+                sync: request_response::cbor::Behaviour::new(
+                    [(StreamProtocol::new(SYNC_PROTOCOL), ProtocolSupport::Full)],
+                    rr.clone(),
+                ),
+                fetch: request_response::cbor::Behaviour::new(
+                    [(StreamProtocol::new(FETCH_PROTOCOL), ProtocolSupport::Full)],
+                    rr,
+                ),
+            })
+        })?
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(300)))
+        .build();
+
+    let topic = gossipsub::IdentTopic::new(GOSSIP_TOPIC);
+    swarm.behaviour_mut().gossipsub.subscribe(&topic)?;
+    for addr in &config.listen {
+        swarm.listen_on(addr.clone())?;
+    }
+    for addr in &config.bootstrap {
+        if let Some(peer) = peer_of(addr) {
+            swarm.behaviour_mut().kad.add_address(&peer, addr.clone());
+        }
+        if let Err(e) = swarm.dial(addr.clone()) {
+            tracing::warn!("cannot dial bootstrap peer {addr}: {e}");
+        }
+    }
+    let (tx, commands) = mpsc::channel(256);
+    let (internal_tx, internal) = mpsc::unbounded_channel();
+    let mut seed_bytes = [0u8; 8];
+    let _ = getrandom::fill(&mut seed_bytes);
+    let event_loop = EventLoop {
+        swarm,
+        commands,
+        internal,
+        shared: Shared {
+            store,
+            writer,
+            index,
+            metrics,
+            internal: internal_tx,
+        },
+        topic,
+        towns: HashMap::new(),
+        addresses: HashMap::new(),
+        fetches: HashMap::new(),
+        sync_requests: HashMap::new(),
+        sessions: HashMap::new(),
+        load: HashMap::new(),
+        banned: HashMap::new(),
+        sync_interval: config.sync_interval,
+        listen_addrs: Vec::new(),
+        rng: u64::from_le_bytes(seed_bytes) | 1,
+    };
+    Ok((Client { tx }, event_loop))
+}
+
+fn peer_of(addr: &Multiaddr) -> Option<PeerId> {
+    addr.iter().find_map(|p| match p {
+        libp2p::multiaddr::Protocol::P2p(peer) => Some(peer),
+        _ => None,
+    })
+}
+
+impl EventLoop {
+    /// Runs until `Client::stop` is called or every client is gone.
+    pub async fn run(mut self) {
+        let mut sync_tick = tokio::time::interval(self.sync_interval);
+        sync_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut kad_tick = tokio::time::interval(Duration::from_secs(300));
+        let mut ban_tick = tokio::time::interval(BAN_TICK);
+        ban_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut stored = self.shared.writer.subscribe();
+        loop {
+            tokio::select! {
+                event = stored.recv() => match event {
+                    Ok(Stored { origin: Origin::Local, records }) => self.announce(records),
+                    Ok(_) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                        tracing::warn!("{n} storage events missed: some local records are not announced; peers will catch up");
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => {}
+                },
+                event = self.swarm.select_next_some() => self.on_swarm_event(event),
+                command = self.commands.recv() => match command {
+                    Some(Command::Stop(done)) => {
+                        let _ = done.send(());
+                        break;
+                    }
+                    Some(command) => self.on_command(command),
+                    None => break,
+                },
+                Some(internal) = self.internal.recv() => self.on_internal(internal),
+                _ = sync_tick.tick() => self.sync_with_random_peer(),
+                _ = ban_tick.tick() => self.lift_bans(),
+                // Refresh the routing table, once there is someone to ask.
+                _ = kad_tick.tick(), if self.swarm.connected_peers().next().is_some() => {
+                    let _ = self.swarm.behaviour_mut().kad.bootstrap();
+                }
+            }
+        }
+        tracing::info!("network stopped");
+    }
+
+    /// Gossips announcements of records published or imported here.
+    fn announce(&mut self, records: Vec<(RecordId, u64)>) {
+        for (id, _) in records {
+            let data = Announce { id }.encode().to_vec();
+            match self
+                .swarm
+                .behaviour_mut()
+                .gossipsub
+                .publish(self.topic.clone(), data)
+            {
+                Ok(_) | Err(gossipsub::PublishError::Duplicate) => {}
+                Err(e) => tracing::debug!(
+                    "announcement of {} not gossiped ({e}); peers will catch up",
+                    id.short()
+                ),
+            }
+        }
+    }
+
+    fn on_command(&mut self, command: Command) {
+        match command {
+            Command::Status(reply) => {
+                let local = *self.swarm.local_peer_id();
+                let _ = reply.send(NetStatus {
+                    peer_id: local.to_string(),
+                    listen_addrs: self
+                        .listen_addrs
+                        .iter()
+                        .map(|a| format!("{a}/p2p/{local}"))
+                        .collect(),
+                    peers: self.swarm.connected_peers().count(),
+                    gossip_peers: self
+                        .swarm
+                        .behaviour()
+                        .gossipsub
+                        .mesh_peers(&self.topic.hash())
+                        .count(),
+                    banned_peers: self.banned.len(),
+                });
+            }
+            Command::Peers(reply) => {
+                let peers = self
+                    .swarm
+                    .connected_peers()
+                    .map(|p| PeerInfo {
+                        peer_id: p.to_string(),
+                        addresses: self
+                            .addresses
+                            .get(p)
+                            .into_iter()
+                            .flatten()
+                            .map(ToString::to_string)
+                            .collect(),
+                        town: self.towns.get(p).cloned(),
+                    })
+                    .collect();
+                let _ = reply.send(peers);
+            }
+            Command::Stop(_) => {}
+        }
+    }
+
+    fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        match event {
+            SwarmEvent::NewListenAddr { address, .. } => {
+                tracing::info!("listening on {address}/p2p/{}", self.swarm.local_peer_id());
+                self.listen_addrs.push(address);
+            }
+            SwarmEvent::ExpiredListenAddr { address, .. } => {
+                self.listen_addrs.retain(|a| *a != address)
+            }
+            SwarmEvent::ConnectionEstablished {
+                peer_id,
+                endpoint,
+                num_established,
+                ..
+            } => {
+                self.addresses
+                    .entry(peer_id)
+                    .or_default()
+                    .insert(endpoint.get_remote_address().clone());
+                self.shared
+                    .metrics
+                    .peers
+                    .set(self.swarm.connected_peers().count() as i64);
+                if num_established.get() == 1 {
+                    tracing::info!("connected to {peer_id}");
+                    self.load
+                        .entry(peer_id)
+                        .or_insert_with(|| PeerLoad::new(Instant::now()));
+                    self.start_sync(peer_id);
+                }
+            }
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                num_established,
+                ..
+            } => {
+                self.shared
+                    .metrics
+                    .peers
+                    .set(self.swarm.connected_peers().count() as i64);
+                if num_established == 0 {
+                    tracing::info!("disconnected from {peer_id}");
+                    self.addresses.remove(&peer_id);
+                    self.sessions.remove(&peer_id);
+                    self.towns.remove(&peer_id);
+                    if let Some(load) = self.load.get_mut(&peer_id) {
+                        // Requests waiting to be served can no longer be answered.
+                        load.fetch_queue.clear();
+                    }
+                    self.forget_if_idle(peer_id);
+                }
+            }
+            SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
+                tracing::debug!("cannot connect to {peer_id:?}: {error}");
+            }
+            SwarmEvent::Behaviour(event) => self.on_behaviour_event(event),
+            _ => {}
+        }
+    }
+
+    fn on_behaviour_event(&mut self, event: BehaviourEvent) {
+        match event {
+            BehaviourEvent::Gossipsub(gossipsub::Event::Message {
+                propagation_source,
+                message_id,
+                message,
+            }) => {
+                self.on_announcement(propagation_source, message_id, &message.data);
+            }
+            BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
+                if let Some(town) = info
+                    .agent_version
+                    .split_once(" town=")
+                    .map(|(_, t)| t.trim())
+                    .filter(|t| !t.is_empty())
+                {
+                    self.towns.insert(peer_id, town.to_owned());
+                }
+                if info.protocols.iter().any(|p| p.as_ref() == KAD_PROTOCOL) {
+                    for addr in info.listen_addrs {
+                        self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
+                    }
+                }
+            }
+            BehaviourEvent::Mdns(mdns::Event::Discovered(found)) => {
+                for (peer, addr) in found {
+                    if !self.swarm.is_connected(&peer) {
+                        let _ = self.swarm.dial(addr.clone());
+                    }
+                    self.swarm.behaviour_mut().kad.add_address(&peer, addr);
+                }
+            }
+            BehaviourEvent::Sync(event) => self.on_sync_event(event),
+            BehaviourEvent::Fetch(event) => self.on_fetch_event(event),
+            _ => {}
+        }
+    }
+
+    fn on_internal(&mut self, internal: Internal) {
+        match internal {
+            Internal::Respond(peer, channel, response) => {
+                let _ = self
+                    .swarm
+                    .behaviour_mut()
+                    .fetch
+                    .send_response(channel, response);
+                if let Some(load) = self.load.get_mut(&peer) {
+                    load.fetches_served = load.fetches_served.saturating_sub(1);
+                }
+                self.serve_fetches(peer);
+                self.forget_if_idle(peer);
+            }
+            Internal::RespondSync(peer, channel, response) => {
+                let _ = self
+                    .swarm
+                    .behaviour_mut()
+                    .sync
+                    .send_response(channel, response);
+                if let Some(load) = self.load.get_mut(&peer) {
+                    load.sync_served = false;
+                }
+                self.forget_if_idle(peer);
+            }
+            Internal::Validated {
+                message_id,
+                source,
+                acceptance,
+            } => {
+                self.gossip_fetch_done(source);
+                self.report(&message_id, &source, acceptance);
+            }
+            Internal::Fetched {
+                peer,
+                missing,
+                stored: new,
+                pending: waiting,
+                bad,
+            } => {
+                if let Some(SyncState::Fetching {
+                    queue,
+                    in_flight,
+                    stored,
+                    pending,
+                }) = self.sessions.get_mut(&peer)
+                {
+                    *in_flight = in_flight.saturating_sub(1);
+                    queue.extend(missing);
+                    *stored += new;
+                    *pending += waiting;
+                }
+                self.strike(peer, bad);
+                self.fetch_more(peer);
+            }
+            Internal::CatchUp(peer) => self.start_sync(peer),
+        }
+    }
+}
