@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# The README's test command: sets up what the tests need on a Debian machine with Rust, then runs
+# every test of the workspace (`cargo test --workspace`, with any arguments given here).
+#
+# The tests drive real things, not mocks: the corpus browser's test runs Debian's headless
+# Chromium through chromedriver. What is missing is installed with apt-get when this runs as root
+# (or with sudo, if it needs no password); otherwise the script says what to install and stops,
+# rather than letting a test skip.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "test.sh: cargo is missing: install Rust (https://rustup.rs, Rust 1.88 or later), then run ./test.sh again" >&2
+  exit 1
+fi
+
+# command needed -> the Debian package that provides it
+needs=(
+  "chromium chromium"
+  "chromedriver chromium-driver"
+)
+
+missing=()
+for need in "${needs[@]}"; do
+  read -r command package <<<"$need"
+  if ! command -v "$command" >/dev/null 2>&1; then
+    missing+=("$package")
+  fi
+done
+
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "== test.sh: installing the Debian packages the tests need: ${missing[*]}"
+  if [ "$(id -u)" -eq 0 ]; then
+    as_root=()
+  elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+    as_root=(sudo -n)
+  else
+    echo "test.sh: the tests need the Debian packages ${missing[*]}, and this user cannot install them" >&2
+    echo "test.sh: run \`sudo apt-get install ${missing[*]}\` (or run ./test.sh as root), then ./test.sh again" >&2
+    exit 1
+  fi
+  if ! command -v apt-get >/dev/null 2>&1; then
+    echo "test.sh: apt-get is missing (not a Debian-like system): install ${missing[*]} with this system's package manager" >&2
+    exit 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  if ! { "${as_root[@]}" apt-get update -qq && "${as_root[@]}" apt-get install -y -qq "${missing[@]}" >/dev/null; }; then
+    echo "test.sh: apt-get could not install ${missing[*]} (no network or no such package?); install them, then run ./test.sh again" >&2
+    exit 1
+  fi
+fi
+
+echo "== cargo test --workspace $*"
+exec cargo test --workspace "$@"
