@@ -69,6 +69,7 @@ pub async fn run(
 pub struct Daemon {
     home: Home,
     api_addr: String,
+    public_addr: Option<String>,
     client: network::Client,
     writer: Writer,
     store: crate::Store,
@@ -187,15 +188,15 @@ impl Daemon {
         let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|stop| *stop).await;
         };
+        let mut public_addr = None;
         let public = match &options.public_api {
             Some(addr) => {
                 let listener = tokio::net::TcpListener::bind(addr)
                     .await
                     .with_context(|| format!("cannot listen for the public API on {addr}"))?;
-                tracing::info!(
-                    "public read API and corpus browser on http://{}",
-                    listener.local_addr()?
-                );
+                let bound = listener.local_addr()?.to_string();
+                tracing::info!("public read API and corpus browser on http://{bound}");
+                public_addr = Some(bound);
                 Some(tokio::spawn(
                     axum::serve(listener, api::public_router(state.clone()))
                         .with_graceful_shutdown(stopped(api_stopped.clone()))
@@ -220,6 +221,7 @@ impl Daemon {
         Ok(Daemon {
             home,
             api_addr,
+            public_addr,
             client,
             writer,
             store,
@@ -235,6 +237,11 @@ impl Daemon {
     /// The address the API listens on.
     pub fn api_addr(&self) -> &str {
         &self.api_addr
+    }
+
+    /// The public address (`--public-api`), once bound, if there is one.
+    pub fn public_addr(&self) -> Option<&str> {
+        self.public_addr.as_deref()
     }
 
     /// The network's view: peer id, listen addresses (with `/p2p/`), peers.
