@@ -6,7 +6,8 @@
 //! home's owner only. JSON field names are the CLI's.
 //!
 //! Both routers are served by `crate::http::serve` (connection deadlines and bounds); the
-//! public one also sheds load and bounds each request (`crate::http::admission`).
+//! public one also sheds load and bounds each request (`crate::http::admission`), and exports
+//! are bounded per router, in all and per client address, for as long as they stream.
 
 mod export;
 mod node;
@@ -70,7 +71,7 @@ pub struct ApiState {
 
 /// Everything: what the local API serves (127.0.0.1 by default).
 pub fn router(state: ApiState) -> Router {
-    read_routes()
+    read_routes(export::LOCAL_EXPORTS)
         .route("/api/v1/status", get(node::status))
         .route("/api/v1/peers", get(node::peers))
         .route("/api/v1/publish", post(write::publish_files))
@@ -91,7 +92,7 @@ pub fn router(state: ApiState) -> Router {
 /// refused at once, never queued), so what the public can make the node hold stays bounded.
 pub fn public_router(state: ApiState) -> Router {
     let federated = matches!(state.store.mode(), Mode::Federation(_));
-    let routes = read_routes();
+    let routes = read_routes(export::PUBLIC_EXPORTS);
     let routes = if federated {
         routes.route("/api/v1/submit", post(write::submit))
     } else {
@@ -106,13 +107,16 @@ pub fn public_router(state: ApiState) -> Router {
         .with_state(state)
 }
 
-fn read_routes() -> Router<ApiState> {
+fn read_routes(exports: export::ExportLimits) -> Router<ApiState> {
     Router::new()
         .route("/", get(page::page))
         .route("/api/v1/records", get(records::list))
         .route("/api/v1/records/{id}", get(records::show))
         .route("/api/v1/stats", get(records::stats))
-        .route("/api/v1/export", get(export::export))
+        .route(
+            "/api/v1/export",
+            get(export::export).layer(axum::Extension(exports.permits())),
+        )
         .route("/api/v1/vocabulary", get(page::vocabulary))
         .route("/api/v1/members", get(records::members))
         .route("/api/v1/openapi.json", get(page::openapi))
