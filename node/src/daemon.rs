@@ -187,6 +187,7 @@ impl Daemon {
             api_addr: api_addr.clone(),
             metrics: metrics.clone(),
             registry: Arc::new(registry),
+            verifier: Arc::new(tokio::sync::Semaphore::new(api::SUBMIT_VERIFIERS)),
         };
         let (stop_api, api_stopped) = tokio::sync::watch::channel(false);
         let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {

@@ -36,6 +36,12 @@ use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Submissions checked at once (decoded and their signatures verified, on a blocking thread),
+/// whichever address they come to: what visitors can make the node spend on signatures is one
+/// core of two. The others wait their turn without holding a thread (on the public address,
+/// within its request deadline).
+pub const SUBMIT_VERIFIERS: usize = 1;
+
 /// The public address's bounds on requests:
 /// - 32 in handlers at once (beyond: 503 at once), 8 of them from one client address (beyond:
 ///   429), so that it takes several addresses to keep everyone else waiting. Each holds at most
@@ -67,6 +73,8 @@ pub struct ApiState {
     pub api_addr: String,
     pub metrics: Arc<Metrics>,
     pub registry: Arc<Registry>,
+    /// Turns to check a submission (`SUBMIT_VERIFIERS`), shared by both addresses.
+    pub verifier: Arc<tokio::sync::Semaphore>,
 }
 
 /// Everything: what the local API serves (127.0.0.1 by default).
