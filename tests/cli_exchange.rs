@@ -205,3 +205,39 @@ fn ascii_json(v: &Value) -> String {
         })
         .collect()
 }
+
+#[test]
+fn an_export_through_a_running_node_is_byte_for_byte_the_export_of_its_store() {
+    // The examples and a few long records: the node streams the export in 64 KiB steps, so
+    // this one takes several.
+    let home = TestHome::init("Ville-Test");
+    home.ok(&["publish", examples().to_str().unwrap_or_default()]);
+    let long = util::http::large_publication_files(6, 40, "long");
+    home.ok(&["publish", long.path().to_str().unwrap_or_default()]);
+    let variants: [&[&str]; 4] = [
+        &[],
+        &["--format", "csv"],
+        &["--all-versions", "--include-retracted"],
+        &["--format", "csv", "--all-versions"],
+    ];
+    let offline: Vec<String> = variants
+        .iter()
+        .map(|extra| home.ok(&[&["export"][..], extra].concat()))
+        .collect();
+    assert!(
+        offline[0].len() > 4 * 64 * 1024,
+        "{} bytes",
+        offline[0].len()
+    );
+    let mut node = NodeProcess::start_in(home, "Ville-Test", &[]);
+    for (extra, expected) in variants.iter().zip(&offline) {
+        let through_node = node.home.ok(&[&["export"][..], extra].concat());
+        assert!(
+            through_node == *expected,
+            "export {extra:?} through the node differs from the store's ({} vs {} bytes)",
+            through_node.len(),
+            expected.len()
+        );
+    }
+    node.stop();
+}

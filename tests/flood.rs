@@ -347,3 +347,264 @@ fn tail(text: &str, lines: usize) -> String {
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
 }
+
+/// Requests that another branch (hostile query strings: nested parentheses in `q`, a huge
+/// `cursor`) will add to the hostile mix once it is merged: paths on the public address, each
+/// sent as `GET` by the garbage visitor beside the other payloads.
+/// TO ADD AFTER THE MERGE OF THE QUERY-STRING HARDENING: the nested-parentheses `q` and the huge
+/// `cursor` payloads go here.
+const QUERY_PAYLOADS_AFTER_MERGE: &[&str] = &[];
+
+/// A node of a federation with a public address, under a gossip flood and, on its public
+/// address, a hostile HTTP mix at once: 100 stalled connections, stalled exports, the same
+/// submission replayed, one address opening connection after connection, and garbage (huge
+/// headers, a huge URL, bad methods, bytes that are not HTTP, a 1 GB body that never comes). Its
+/// local `status` keeps a p99 under 100 ms, its resident memory stays under 256 MiB, the stalled
+/// connections are closed within the header timeout, and the flooder is banned.
+#[test]
+fn a_node_under_a_gossip_flood_and_a_hostile_http_mix_keeps_serving() {
+    use cailloux_protocol::SigningKey;
+    use std::io::Write;
+    use util::http::{self as h, loopback};
+    /// A request head must arrive in full within this long (README, "Security").
+    const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+    const EXPORTS: usize = 8;
+    const MARGIN: Duration = Duration::from_secs(5);
+    /// The mix goes on at least this long (the stalled connections' timeout and then some).
+    const MIX: Duration = Duration::from_secs(20);
+    const MIX_RSS_BOUND: u64 = 256 * 1024 * 1024;
+
+    let federation = SigningKey::from_bytes(&[9; 32]);
+    let node = NodeProcess::start_in(
+        h::home_with_public_api(Some(&federation)),
+        "Ville-Assiégée",
+        &[],
+    );
+    h::admit_own_town(&node, &federation);
+    // About 8 MB of export, published 10 files at a time (the API's body limit is 2 MiB).
+    let files = h::large_publication_files(40, 100, "assiégé");
+    let mut paths: Vec<String> = std::fs::read_dir(files.path())
+        .unwrap_or_else(|e| panic!("{e}"))
+        .map(|e| {
+            e.unwrap_or_else(|e| panic!("{e}"))
+                .path()
+                .display()
+                .to_string()
+        })
+        .collect();
+    paths.sort();
+    for batch in paths.chunks(10) {
+        let mut args = vec!["publish"];
+        args.extend(batch.iter().map(String::as_str));
+        node.home.ok(&args);
+    }
+    let public = h::public_addr(&node);
+    let records = h::admissions(&federation, 512, "mélange");
+    let submission = h::post_json("/api/v1/submit", &h::submit_body(&records));
+    let first = h::request_from(loopback(200), public, &submission, 1 << 22);
+    assert_eq!(first.map(|a| a.status), Some(200));
+
+    let pid = node.child.as_ref().map_or(0, std::process::Child::id);
+    let rss_before = rss_bytes(pid);
+    let poller = Poller::start(node.api(), pid);
+    let runtime = tokio::runtime::Runtime::new().unwrap_or_else(|e| panic!("{e}"));
+    let report = Arc::new(Mutex::new(RogueReport::default()));
+    let target: Multiaddr = node.addr().parse().unwrap_or_else(|e| panic!("{e}"));
+    runtime.spawn(run_flooder(target, report.clone()));
+    let started = Instant::now();
+    let stop = Arc::new(AtomicBool::new(false));
+
+    // 100 stalled connections from ten addresses: half send nothing, half half a request line.
+    let stalled: Vec<std::thread::JoinHandle<Option<Duration>>> = (0..100u8)
+        .map(|i| {
+            std::thread::spawn(move || {
+                let opened = Instant::now();
+                let mut stream = h::connect_from(loopback(11 + i / 10), public, None).ok()?;
+                if i % 2 == 1 {
+                    stream.write_all(b"GET /api/v1/reco").ok()?;
+                }
+                h::closed_within(&mut stream, opened, HEADER_READ_TIMEOUT + 2 * MARGIN)
+            })
+        })
+        .collect();
+    // Exports asked for and never read: two from each of eight addresses.
+    let exports: Vec<h::StalledExport> = (0..16u8)
+        .map(|i| h::stalled_export(loopback(31 + i / 2), public))
+        .collect();
+    // The same 512 records submitted again and again by two visitors.
+    let replayers: Vec<std::thread::JoinHandle<(usize, usize)>> = (0..2u8)
+        .map(|v| {
+            let (stop, submission) = (stop.clone(), submission.clone());
+            std::thread::spawn(move || {
+                let (mut answered, mut other) = (0, 0);
+                while !stop.load(Ordering::Relaxed) {
+                    match h::request_from(loopback(41 + v), public, &submission, 1 << 22) {
+                        Some(a) if a.status == 200 => answered += 1,
+                        _ => other += 1,
+                    }
+                }
+                (answered, other)
+            })
+        })
+        .collect();
+    // One address opening connection after connection, keeping them open.
+    let hog = std::thread::spawn(move || {
+        let mut held = Vec::new();
+        let mut refused = 0;
+        for _ in 0..40 {
+            let Ok(mut stream) = h::connect_from(loopback(50), public, None) else {
+                refused += 1;
+                continue;
+            };
+            let served = stream.write_all(&h::get("/api/v1/stats")).is_ok()
+                && h::read_answer(&mut stream, 1 << 20, Duration::from_secs(5))
+                    .is_some_and(|a| a.status == 200);
+            if served {
+                held.push(stream);
+            } else {
+                refused += 1;
+            }
+        }
+        (held.len(), refused)
+    });
+    // Garbage, over and over, from rotating addresses: what the node answers (or that it closed).
+    let garbage = std::thread::spawn({
+        let stop = stop.clone();
+        move || {
+            let huge_header = format!(
+                "GET /api/v1/stats HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+                "a".repeat(256 * 1024)
+            );
+            let many_headers = format!(
+                "GET /api/v1/stats HTTP/1.1\r\nHost: x\r\n{}\r\n",
+                (0..500)
+                    .map(|i| format!("X-H{i}: v\r\n"))
+                    .collect::<String>()
+            );
+            let huge_url = format!(
+                "GET /api/v1/records?town={} HTTP/1.1\r\nHost: x\r\n\r\n",
+                "z".repeat(1 << 20)
+            );
+            let mut payloads: Vec<Vec<u8>> = vec![
+                huge_header.into_bytes(),
+                many_headers.into_bytes(),
+                huge_url.into_bytes(),
+                b"BREW /pot HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
+                b"GET / HTTP/9.9\r\nHost: x\r\n\r\n".to_vec(),
+                b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03 not TLS either".to_vec(),
+                (0..=255u8).cycle().take(64 * 1024).collect(),
+                b"POST /api/v1/submit HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1073741824\r\n\r\n{\"records\":[".to_vec(),
+                b"POST /api/v1/submit HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Type: application/json\r\n\r\nfffffffff\r\n".to_vec(),
+            ];
+            payloads.extend(QUERY_PAYLOADS_AFTER_MERGE.iter().map(|p| h::get(p)));
+            let (mut sent, mut answered_5xx_or_ok) = (0, Vec::new());
+            while !stop.load(Ordering::Relaxed) {
+                for (i, payload) in payloads.iter().enumerate() {
+                    let source = loopback(60 + (sent % 8) as u8);
+                    sent += 1;
+                    let Ok(mut stream) = h::connect_from(source, public, None) else {
+                        continue;
+                    };
+                    let _ = stream.write_all(payload);
+                    // Refused (4xx), shed (503) or an HTTP version not supported (505).
+                    if let Some(a) = h::read_answer(&mut stream, 1 << 16, Duration::from_secs(2))
+                        && !((400..500).contains(&a.status) || matches!(a.status, 503 | 505))
+                    {
+                        answered_5xx_or_ok.push((i, a.status));
+                    }
+                }
+            }
+            (sent, answered_5xx_or_ok)
+        }
+    });
+
+    let mut closes: Vec<Option<Duration>> = Vec::new();
+    for watcher in stalled {
+        closes.push(
+            watcher
+                .join()
+                .unwrap_or_else(|_| panic!("watcher panicked")),
+        );
+    }
+    let left = MIX.saturating_sub(started.elapsed());
+    std::thread::sleep(left);
+    stop.store(true, Ordering::Relaxed);
+    let replays: Vec<(usize, usize)> = replayers
+        .into_iter()
+        .map(|r| r.join().unwrap_or_else(|_| panic!("replayer panicked")))
+        .collect();
+    let (garbage_sent, garbage_odd) = garbage
+        .join()
+        .unwrap_or_else(|_| panic!("garbage panicked"));
+    let (hog_served, hog_refused) = hog.join().unwrap_or_else(|_| panic!("hog panicked"));
+    let (mut latencies, peak_rss, failures) = poller.finish();
+    let banned = node.metric("cailloux_peers_banned_total{reason=\"gossip_score\"}");
+    runtime.shutdown_background();
+
+    latencies.sort();
+    let (p50, p99) = (quantile(&latencies, 0.5), quantile(&latencies, 0.99));
+    let mut closed: Vec<Duration> = closes.iter().flatten().copied().collect();
+    closed.sort();
+    let streaming = exports
+        .iter()
+        .filter(|e| e.answer.as_ref().is_some_and(|a| a.status == 200))
+        .count();
+    let refused_metric = |reason: &str| {
+        node.metric(&format!(
+            "cailloux_http_refused_total{{reason=\"{reason}\"}}"
+        ))
+    };
+    eprintln!(
+        "hostile mix beside a gossip flood, {:?}: status polls {} ({failures} failed), p50 {p50:?}, \
+         p99 {p99:?}, max {:?}; RSS {} MiB before, peak {} MiB; stalled connections: {} of 100 \
+         closed, the last after {:?}; stalled exports: {streaming} of 16 streaming; replays \
+         answered {:?}; one address: {hog_served} served, {hog_refused} refused; garbage: \
+         {garbage_sent} sent, not refused: {garbage_odd:?}; refused by the node: {} connections \
+         (per address), {} (in all), {} requests shed, {} exports; flooder banned: {banned}",
+        started.elapsed(),
+        latencies.len(),
+        latencies.last().copied().unwrap_or_default(),
+        rss_before / (1024 * 1024),
+        peak_rss / (1024 * 1024),
+        closed.len(),
+        closed.last().copied().unwrap_or_default(),
+        replays,
+        refused_metric("connections_per_address"),
+        refused_metric("connections"),
+        refused_metric("busy"),
+        refused_metric("exports_per_address") + refused_metric("exports"),
+    );
+    assert_eq!(failures, 0, "every status poll answered");
+    assert!(
+        latencies.len() >= MIN_POLLS,
+        "only {} status polls",
+        latencies.len()
+    );
+    assert!(p99 < STATUS_P99_BOUND, "status p99 {p99:?} (p50 {p50:?})");
+    assert!(
+        peak_rss > 0 && peak_rss < MIX_RSS_BOUND,
+        "peak RSS {} MiB",
+        peak_rss / (1024 * 1024)
+    );
+    assert_eq!(closed.len(), 100, "stalled connections left open");
+    assert!(
+        closed.last().copied().unwrap_or_default() <= HEADER_READ_TIMEOUT + MARGIN,
+        "the last stalled connection was closed after {:?}",
+        closed.last()
+    );
+    assert_eq!(streaming, EXPORTS, "exports streaming at once");
+    assert!(
+        replays.iter().all(|(answered, _)| *answered > 0),
+        "replays: {replays:?}"
+    );
+    assert!(hog_refused > 0, "one address was never refused");
+    assert!(
+        garbage_odd.is_empty(),
+        "garbage not refused: {garbage_odd:?}"
+    );
+    assert_eq!(banned, 1.0, "the flooder was banned");
+    // And the public address still serves an honest visitor.
+    let page = ureq::get(format!("http://{public}/api/v1/stats")).call();
+    assert!(page.is_ok_and(|r| r.status() == 200));
+    drop(exports);
+}

@@ -6,11 +6,16 @@
 //! `<home>/api.addr` so that the `cailloux` command finds the node.
 //!
 //! Stop (SIGINT, SIGTERM, or the `shutdown` future): remove `api.addr` and stop taking API calls
-//! (in-flight ones finish), stop the network task (closing every connection), stop the writer
-//! (it finishes what is queued, then flushes), flush the store.
+//! (in-flight ones finish, within the HTTP drain deadline; stalled connections are cut then), stop
+//! the network task (closing every connection), stop the writer (it finishes what is queued,
+//! then flushes), flush the store.
+//!
+//! Both HTTP addresses are served by `http::serve`, each with its own limits (`http::LOCAL`,
+//! `http::PUBLIC`): a visitor can hold neither a connection nor a stop for long.
 
 use crate::api::{self, ApiState};
 use crate::home::{Home, HomeError};
+use crate::http;
 use crate::metrics::Metrics;
 use crate::network::{self, NetworkConfig};
 use crate::search::SearchIndex;
@@ -76,8 +81,8 @@ pub struct Daemon {
     network_task: tokio::task::JoinHandle<()>,
     writer_thread: std::thread::JoinHandle<()>,
     indexer_thread: std::thread::JoinHandle<()>,
-    server: tokio::task::JoinHandle<std::io::Result<()>>,
-    public: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    server: tokio::task::JoinHandle<()>,
+    public: Option<tokio::task::JoinHandle<()>>,
     stop_api: tokio::sync::watch::Sender<bool>,
 }
 
@@ -181,8 +186,9 @@ impl Daemon {
             town: town.clone(),
             token: home.api_token()?.into(),
             api_addr: api_addr.clone(),
-            metrics,
+            metrics: metrics.clone(),
             registry: Arc::new(registry),
+            verifier: Arc::new(tokio::sync::Semaphore::new(api::SUBMIT_VERIFIERS)),
         };
         let (stop_api, api_stopped) = tokio::sync::watch::channel(false);
         let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
@@ -197,19 +203,23 @@ impl Daemon {
                 let bound = listener.local_addr()?.to_string();
                 tracing::info!("public read API and corpus browser on http://{bound}");
                 public_addr = Some(bound);
-                Some(tokio::spawn(
-                    axum::serve(listener, api::public_router(state.clone()))
-                        .with_graceful_shutdown(stopped(api_stopped.clone()))
-                        .into_future(),
-                ))
+                Some(tokio::spawn(http::serve(
+                    listener,
+                    api::public_router(state.clone()),
+                    http::PUBLIC,
+                    metrics.clone(),
+                    stopped(api_stopped.clone()),
+                )))
             }
             None => None,
         };
-        let server = tokio::spawn(
-            axum::serve(listener, api::router(state))
-                .with_graceful_shutdown(stopped(api_stopped))
-                .into_future(),
-        );
+        let server = tokio::spawn(http::serve(
+            listener,
+            api::router(state),
+            http::LOCAL,
+            metrics,
+            stopped(api_stopped),
+        ));
         let addr_file = home.api_addr_path();
         std::fs::write(&addr_file, format!("{api_addr}\n"))
             .with_context(|| format!("cannot write {}", addr_file.display()))?;
@@ -273,8 +283,9 @@ impl Daemon {
         tracing::info!("stopping: API, then network, then store");
         let _ = std::fs::remove_file(home.api_addr_path());
         let _ = stop_api.send(true);
+        // Both drain at once; each is done within its drain deadline.
         for server in std::iter::once(server).chain(public) {
-            if let Ok(Err(e)) = server.await {
+            if let Err(e) = server.await {
                 tracing::warn!("API server: {e}");
             }
         }

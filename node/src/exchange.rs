@@ -43,14 +43,18 @@ pub fn export_jsonl(
 ) -> Result<u64, ExchangeError> {
     let mut n = 0;
     for record in store.iter_oldest_first(filter) {
-        let line = jsonl_line(&record?);
-        serde_json::to_writer(&mut *out, &line).map_err(std::io::Error::from)?;
-        out.write_all(b"\n")?;
+        write_jsonl_line(&record?, out)?;
         n += 1;
         progress();
     }
     out.flush()?;
     Ok(n)
+}
+
+/// One export line and its newline, as `export_jsonl` writes it.
+fn write_jsonl_line(record: &Record, out: &mut dyn Write) -> std::io::Result<()> {
+    serde_json::to_writer(&mut *out, &jsonl_line(record)).map_err(std::io::Error::from)?;
+    out.write_all(b"\n")
 }
 
 /// One export line.
@@ -100,48 +104,159 @@ pub fn export_csv(
     let mut n = 0;
     for record in store.iter_oldest_first(filter) {
         let record = record?;
-        let Some(p) = record.publication() else {
+        let Some(row) = csv_row(&record) else {
             continue;
         };
-        let join = |items: Vec<String>| items.join(";");
-        let opt = |s: Option<String>| s.unwrap_or_default();
-        w.write_record([
-            record.id().to_hex(),
-            p.kind.to_string(),
-            p.title.clone(),
-            p.town.clone(),
-            record.author().to_hex(),
-            rfc3339_millis(record.created_at()),
-            p.language.clone(),
-            join(p.themes.iter().map(ToString::to_string).collect()),
-            join(p.tags.clone()),
-            join(p.sdgs.iter().map(ToString::to_string).collect()),
-            opt(p.period.as_ref().map(|x| x.start.to_string())),
-            opt(p.period.as_ref().and_then(|x| x.end).map(|d| d.to_string())),
-            opt(p.participation.map(|x| x.to_string())),
-            p.licence.clone(),
-            opt(p.outcome.map(|x| x.to_string())),
-            opt(p.need.map(|x| x.to_string())),
-            opt(p.method.map(|x| x.to_string())),
-            join(
-                p.indicators
-                    .iter()
-                    .map(|i| format!("{}={} {}", i.name, i.value, i.unit))
-                    .collect(),
-            ),
-            join(
-                p.links
-                    .iter()
-                    .map(|l| format!("{}:{}", l.rel, l.id))
-                    .collect(),
-            ),
-            p.summary.clone(),
-        ])?;
+        w.write_record(row)?;
         n += 1;
         progress();
     }
     w.flush()?;
     Ok(n)
+}
+
+/// A publication's CSV row, in the order of `CSV_COLUMNS`; None for an act.
+fn csv_row(record: &Record) -> Option<Vec<String>> {
+    let p = record.publication()?;
+    let join = |items: Vec<String>| items.join(";");
+    let opt = |s: Option<String>| s.unwrap_or_default();
+    Some(vec![
+        record.id().to_hex(),
+        p.kind.to_string(),
+        p.title.clone(),
+        p.town.clone(),
+        record.author().to_hex(),
+        rfc3339_millis(record.created_at()),
+        p.language.clone(),
+        join(p.themes.iter().map(ToString::to_string).collect()),
+        join(p.tags.clone()),
+        join(p.sdgs.iter().map(ToString::to_string).collect()),
+        opt(p.period.as_ref().map(|x| x.start.to_string())),
+        opt(p.period.as_ref().and_then(|x| x.end).map(|d| d.to_string())),
+        opt(p.participation.map(|x| x.to_string())),
+        p.licence.clone(),
+        opt(p.outcome.map(|x| x.to_string())),
+        opt(p.need.map(|x| x.to_string())),
+        opt(p.method.map(|x| x.to_string())),
+        join(
+            p.indicators
+                .iter()
+                .map(|i| format!("{}={} {}", i.name, i.value, i.unit))
+                .collect(),
+        ),
+        join(
+            p.links
+                .iter()
+                .map(|l| format!("{}:{}", l.rel, l.id))
+                .collect(),
+        ),
+        p.summary.clone(),
+    ])
+}
+
+/// The formats of an export.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExportFormat {
+    Jsonl,
+    Csv,
+}
+
+/// An export made in steps, each a short call that reads the next records from the store and
+/// returns their bytes: what the node's API streams, one step per demand of the visitor's
+/// connection, so that an export in progress holds no thread between steps and a visitor that
+/// stops reading costs one step's bytes. The bytes, all steps together, are exactly those of
+/// `export_jsonl` or `export_csv` (the same line and row writers; the CSV header comes first).
+/// Records stored while the export runs appear in it if they sort after where it has reached.
+#[derive(Debug)]
+pub struct ExportSteps {
+    format: ExportFormat,
+    filter: Filter,
+    /// The last record written, where the next step resumes.
+    after: Option<(u64, cailloux_protocol::RecordId)>,
+    header_written: bool,
+    done: bool,
+}
+
+impl ExportSteps {
+    pub fn new(format: ExportFormat, filter: Filter) -> ExportSteps {
+        ExportSteps {
+            format,
+            filter,
+            after: None,
+            header_written: false,
+            done: false,
+        }
+    }
+
+    /// The next step's bytes: records from where the last step ended until at least
+    /// `min_bytes` are written (a record is never split) or the export ends. None once it has
+    /// ended. Blocking (it reads the store).
+    pub fn next_step(
+        &mut self,
+        store: &Store,
+        min_bytes: usize,
+    ) -> Result<Option<Vec<u8>>, ExchangeError> {
+        if self.done {
+            return Ok(None);
+        }
+        let mut out = Vec::with_capacity(min_bytes.min(1 << 20) + 4096);
+        let header = !std::mem::replace(&mut self.header_written, true);
+        let ended = match self.format {
+            ExportFormat::Jsonl => self.jsonl_step(store, min_bytes, &mut out)?,
+            ExportFormat::Csv => self.csv_step(store, min_bytes, header, &mut out)?,
+        };
+        self.done = ended;
+        Ok((!out.is_empty()).then_some(out))
+    }
+
+    /// Whether the export ended.
+    fn jsonl_step(
+        &mut self,
+        store: &Store,
+        min_bytes: usize,
+        out: &mut Vec<u8>,
+    ) -> Result<bool, ExchangeError> {
+        let filter = self.filter.clone();
+        for record in store.iter_oldest_first_after(&filter, self.after) {
+            let record = record?;
+            self.after = Some((record.created_at(), record.id()));
+            write_jsonl_line(&record, out)?;
+            if out.len() >= min_bytes {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Whether the export ended.
+    fn csv_step(
+        &mut self,
+        store: &Store,
+        min_bytes: usize,
+        header: bool,
+        out: &mut Vec<u8>,
+    ) -> Result<bool, ExchangeError> {
+        let mut w = csv::Writer::from_writer(out);
+        if header {
+            w.write_record(CSV_COLUMNS)?;
+        }
+        let filter = self.filter.clone();
+        let mut ended = true;
+        for record in store.iter_oldest_first_after(&filter, self.after) {
+            let record = record?;
+            self.after = Some((record.created_at(), record.id()));
+            if let Some(row) = csv_row(&record) {
+                w.write_record(row)?;
+            }
+            w.flush()?;
+            if w.get_ref().len() >= min_bytes {
+                ended = false;
+                break;
+            }
+        }
+        w.flush()?;
+        Ok(ended)
+    }
 }
 
 /// A bad line: its number (from 1) and why.
@@ -384,4 +499,94 @@ pub fn verify(
     process(input, progress, |good| {
         Ok(vec![Outcome::Duplicate; good.len()])
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cailloux_protocol::trust::Mode;
+    use cailloux_protocol::{Kind, Publication, SigningKey, Theme};
+
+    fn record(i: u64) -> Record {
+        let p = Publication {
+            kind: Kind::Practice,
+            // Quotes, commas and line breaks: CSV quoting must be the same in steps.
+            title: format!("Fiche \"{i}\", {}", "é".repeat(i as usize % 7)),
+            summary: format!("Résumé {i};\nsur deux lignes, avec « guillemets »."),
+            language: "fr".into(),
+            town: format!("Ville-{}", i % 3),
+            themes: vec![Theme::Water],
+            tags: vec![format!("tag{i}"), "eau".into()],
+            sdgs: Vec::new(),
+            period: None,
+            participation: None,
+            licence: "etalab-2.0".into(),
+            links: Vec::new(),
+            outcome: None,
+            need: None,
+            method: None,
+            indicators: Vec::new(),
+            body: "x".repeat(100 * (i as usize % 13)),
+        };
+        Record::sign(&SigningKey::from_bytes(&[7; 32]), 1_000 + i, p)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn in_steps(store: &Store, format: ExportFormat, filter: &Filter, min_bytes: usize) -> Vec<u8> {
+        let mut steps = ExportSteps::new(format, filter.clone());
+        let mut out = Vec::new();
+        while let Some(step) = steps
+            .next_step(store, min_bytes)
+            .unwrap_or_else(|e| panic!("{e}"))
+        {
+            assert!(!step.is_empty());
+            out.extend(step);
+        }
+        out
+    }
+
+    #[test]
+    fn an_export_in_steps_is_byte_for_byte_the_export_in_one_go() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let store =
+            Store::open(&dir.path().join("s"), Mode::Open).unwrap_or_else(|e| panic!("{e}"));
+        for format in [ExportFormat::Jsonl, ExportFormat::Csv] {
+            assert_eq!(
+                in_steps(&store, format, &Filter::default(), 1),
+                whole(&store, format, &Filter::default()),
+                "empty store, {format:?}"
+            );
+        }
+        let records: Vec<Record> = (0..40).map(record).collect();
+        store
+            .insert_batch(&records)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let towns = Filter {
+            town: Some("ville-1".into()),
+            ..Filter::default()
+        };
+        for filter in [Filter::default(), towns] {
+            for format in [ExportFormat::Jsonl, ExportFormat::Csv] {
+                let expected = whole(&store, format, &filter);
+                assert!(expected.len() > 1000);
+                for min_bytes in [1, 700, 4096, 1 << 20] {
+                    assert_eq!(
+                        String::from_utf8_lossy(&in_steps(&store, format, &filter, min_bytes)),
+                        String::from_utf8_lossy(&expected),
+                        "{format:?}, steps of {min_bytes} bytes, {filter:?}"
+                    );
+                }
+            }
+        }
+    }
+
+    fn whole(store: &Store, format: ExportFormat, filter: &Filter) -> Vec<u8> {
+        let mut out = Vec::new();
+        match format {
+            ExportFormat::Jsonl => export_jsonl(store, filter, &mut out, &mut || {}),
+            ExportFormat::Csv => export_csv(store, filter, &mut out, &mut || {}),
+        }
+        .unwrap_or_else(|e| panic!("{e}"));
+        out
+    }
 }

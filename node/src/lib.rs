@@ -1,6 +1,6 @@
 //! A Cailloux town node as a library: its home folder, its store and search index, the
 //! operations the CLI and the daemon share (publishing files, exporting, importing, verifying,
-//! searching), and the daemon itself (network, API, metrics).
+//! searching), and the daemon itself (network, API and the HTTP serving under it, metrics).
 //!
 //! The store, the search index and the exchange functions are synchronous; the daemon runs them
 //! on threads of their own or on blocking threads, never on the async runtime's workers.
@@ -9,6 +9,7 @@ pub mod api;
 pub mod daemon;
 pub mod exchange;
 pub mod home;
+pub mod http;
 pub mod metrics;
 pub mod network;
 pub mod publish;

@@ -1,6 +1,7 @@
 //! The node's Prometheus metrics, served at `/metrics`: what records came in and by which path,
 //! what was refused and why, what was published, how catch-up went, how many peers, which were
-//! banned and why. libp2p's
+//! banned and why, what the HTTP addresses refused or cut and why, and how much signature
+//! checking submissions cost. libp2p's
 //! own bandwidth metrics are registered in the same registry by the swarm builder.
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -28,6 +29,15 @@ pub struct BanReason {
     pub reason: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HttpReason {
+    /// Refusals: `connections`, `connections_per_address` (at accept), `busy`,
+    /// `busy_per_address` (shed),
+    /// `too_slow` (request deadline), `body_too_large`, `exports`, `exports_per_address`.
+    /// Closings: `header_timeout`, `idle`, `drain` (cut at the end of a stop's drain).
+    pub reason: &'static str,
+}
+
 /// Counters shared by every task of the node.
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -41,6 +51,14 @@ pub struct Metrics {
     pub sync_bytes_fetched: Counter,
     pub peers: Gauge,
     pub banned: Family<BanReason, Counter>,
+    /// Connections or requests an HTTP address refused, by reason.
+    pub http_refused: Family<HttpReason, Counter>,
+    /// Connections an HTTP address closed on its own, by reason.
+    pub http_closed: Family<HttpReason, Counter>,
+    /// Signatures checked for `/api/v1/submit`.
+    pub submit_verified: Counter,
+    /// Submitted records the store already held: answered without checking them again.
+    pub submit_held: Counter,
 }
 
 impl Metrics {
@@ -93,10 +111,40 @@ impl Metrics {
             "Peers disconnected and blocked for a while, by reason",
             self.banned.clone(),
         );
+        r.register(
+            "http_refused",
+            "HTTP connections and requests refused, by reason",
+            self.http_refused.clone(),
+        );
+        r.register(
+            "http_closed",
+            "HTTP connections the node closed on its own, by reason",
+            self.http_closed.clone(),
+        );
+        r.register(
+            "submit_verified",
+            "Signatures checked for submissions",
+            self.submit_verified.clone(),
+        );
+        r.register(
+            "submit_held",
+            "Submitted records already held, answered without checking them again",
+            self.submit_held.clone(),
+        );
     }
 
     pub fn reject(&self, reason: &'static str) {
         self.rejected.get_or_create(&Reason { reason }).inc();
+    }
+
+    pub fn http_refuse(&self, reason: &'static str) {
+        self.http_refused
+            .get_or_create(&HttpReason { reason })
+            .inc();
+    }
+
+    pub fn http_close(&self, reason: &'static str) {
+        self.http_closed.get_or_create(&HttpReason { reason }).inc();
     }
 
     pub fn ban(&self, reason: &'static str) {

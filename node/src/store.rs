@@ -472,9 +472,28 @@ impl Store {
         &self,
         filter: &Filter,
     ) -> impl Iterator<Item = Result<Record, StoreError>> + '_ {
+        self.iter_oldest_first_after(filter, None)
+    }
+
+    /// `iter_oldest_first`, starting after the record `after` (created_at, id) that an earlier
+    /// pass stopped at: an export made in steps resumes where the last step ended.
+    pub fn iter_oldest_first_after(
+        &self,
+        filter: &Filter,
+        after: Option<(u64, RecordId)>,
+    ) -> impl Iterator<Item = Result<Record, StoreError>> + '_ {
         let filter = filter.clone();
         let ledger = self.ledger.clone();
-        self.scan_catalogue(false, move |s, id| {
+        let start = match after {
+            Some((created_at, id)) => {
+                let mut key = [b'c'; 41];
+                key[1..9].copy_from_slice(&created_at.to_be_bytes());
+                key[9..].copy_from_slice(&id.0);
+                std::ops::Bound::Excluded(key.to_vec())
+            }
+            None => std::ops::Bound::Included(b"c".to_vec()),
+        };
+        self.scan_catalogue_from(false, start, move |s, id| {
             filter.matches_summary(s)
                 && filter.shows(&ledger.read().unwrap_or_else(|p| p.into_inner()), id)
         })
@@ -485,7 +504,19 @@ impl Store {
         newest_first: bool,
         keep: impl Fn(&Summary, &RecordId) -> bool + 'static,
     ) -> impl Iterator<Item = Result<Record, StoreError>> + '_ {
-        let entries = self.tree.scan_prefix(b"c");
+        self.scan_catalogue_from(newest_first, std::ops::Bound::Included(b"c".to_vec()), keep)
+    }
+
+    /// The catalogue from `start` on (to its end), or back from its end to `start`.
+    fn scan_catalogue_from(
+        &self,
+        newest_first: bool,
+        start: std::ops::Bound<Vec<u8>>,
+        keep: impl Fn(&Summary, &RecordId) -> bool + 'static,
+    ) -> impl Iterator<Item = Result<Record, StoreError>> + '_ {
+        let entries = self
+            .tree
+            .range::<Vec<u8>, _>((start, std::ops::Bound::Excluded(b"d".to_vec())));
         let entries: Box<dyn Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>> =
             if newest_first {
                 Box::new(entries.rev())
@@ -747,6 +778,14 @@ mod tests {
             .map(|r| r.map(|r| r.created_at() - 1_000).unwrap_or(0))
             .collect();
         assert_eq!(oldest, vec![1, 2, 3]);
+        let after_first: Vec<u64> = store
+            .iter_oldest_first_after(
+                &Filter::default(),
+                Some((records[0].created_at(), records[0].id())),
+            )
+            .map(|r| r.map(|r| r.created_at() - 1_000).unwrap_or(0))
+            .collect();
+        assert_eq!(after_first, vec![2, 3]);
         let prefix =
             IdPrefix::parse(&records[2].id().to_hex()[..9]).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(store.resolve(&prefix).ok(), Some(records[2].id()));

@@ -1,14 +1,65 @@
-//! `GET /api/v1/export`: the whole corpus as JSONL or CSV, streamed as it is read from the
-//! store.
+//! `GET /api/v1/export`: the whole corpus as JSONL or CSV, streamed in steps as the visitor
+//! reads it.
+//!
+//! Each step is a short blocking call (`exchange::ExportSteps`) that reads the next records
+//! after the last one sent and serialises about `STEP_BYTES` of them, then returns: the body
+//! stream asks for the next step only when the connection has taken the previous one. An
+//! export in progress therefore holds no thread between steps, and one whose visitor stops
+//! reading holds one step's bytes until the connection's idle timeout closes it.
+//!
+//! Exports are bounded at once, in all and per client address (`ExportLimits`), for their
+//! whole life: the permit is taken before the answer starts and moves into the body stream,
+//! which gives it back when the export ends or when the stream is dropped with its connection.
+//! Beyond a bound the answer is 429 (this address holds its share) or 503 (all are taken), with
+//! a JSON error naming the bound and `Retry-After`.
 
 use super::{ApiError, ApiState, bad_request};
-use crate::exchange;
-use crate::store::Filter;
+use crate::exchange::{ExportFormat, ExportSteps};
+use crate::http::ClientAddr;
+use crate::http::admission::refusal;
+use crate::http::permits::{AddressLimit, Full, Permit};
+use crate::store::{Filter, Store};
+use axum::Extension;
 use axum::body::{Body, Bytes};
 use axum::extract::{Query, State};
-use axum::http::header;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+
+/// About this much of the export per step: what a stalled export holds (and what hyper holds
+/// of it before waiting for the socket), and per step a few milliseconds of a blocking thread.
+pub const STEP_BYTES: usize = 64 * 1024;
+
+/// Exports at once, in all and per client address, on one address.
+#[derive(Clone, Copy, Debug)]
+pub struct ExportLimits {
+    pub total: usize,
+    pub per_address: usize,
+}
+
+impl ExportLimits {
+    /// A fresh set of permits for one router.
+    pub(super) fn permits(self) -> Arc<AddressLimit> {
+        AddressLimit::new(self.total, self.per_address)
+    }
+}
+
+/// The public address: an export reads and serialises the whole store, so a handful at once is
+/// what the disk and two cores can stream without starving everything else; two per address
+/// lets one researcher fetch JSONL and CSV together, and leaves the rest to others.
+pub const PUBLIC_EXPORTS: ExportLimits = ExportLimits {
+    total: 8,
+    per_address: 2,
+};
+
+/// The local address: the town's own commands (`export`, a search's read of the export) and
+/// scripts, all from one address.
+pub const LOCAL_EXPORTS: ExportLimits = ExportLimits {
+    total: 4,
+    per_address: 4,
+};
 
 #[derive(Debug, Deserialize)]
 pub(super) struct ExportQuery {
@@ -19,49 +70,62 @@ pub(super) struct ExportQuery {
     all_versions: bool,
 }
 
-/// Streams the export as it is read from the store: memory stays flat whatever its size.
+/// Streams the export in steps, holding an export permit until it ends.
 pub(super) async fn export(
     State(state): State<ApiState>,
+    Extension(permits): Extension<Arc<AddressLimit>>,
+    client: Option<Extension<ClientAddr>>,
     Query(q): Query<ExportQuery>,
 ) -> Result<Response, ApiError> {
-    let csv = match q.format.as_deref() {
-        None | Some("jsonl") => false,
-        Some("csv") => true,
+    let format = match q.format.as_deref() {
+        None | Some("jsonl") => ExportFormat::Jsonl,
+        Some("csv") => ExportFormat::Csv,
         Some(other) => {
             return Err(bad_request(format!(
                 "format: `{other}` is not `jsonl` or `csv`"
             )));
         }
     };
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(16);
-    let store = state.store.clone();
+    // Outside `http::serve` (in-process callers) there is no client address: they share one.
+    let ip = client.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.0.ip());
+    let permit = match permits.try_acquire(ip) {
+        Ok(permit) => permit,
+        Err(Full::PerAddress) => {
+            state.metrics.http_refuse("exports_per_address");
+            return Ok(refusal(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!(
+                    "too many exports from your address: at most {} at once; retry when one has ended",
+                    permits.per_address()
+                ),
+            ));
+        }
+        Err(Full::Total) => {
+            state.metrics.http_refuse("exports");
+            return Ok(refusal(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "too many exports in progress: at most {} at once on this address; retry in a moment",
+                    permits.total()
+                ),
+            ));
+        }
+    };
     let filter = Filter {
         include_retracted: q.include_retracted,
         all_versions: q.all_versions,
         ..Filter::default()
     };
-    tokio::task::spawn_blocking(move || {
-        let mut out = ChannelWriter {
-            tx: tx.clone(),
-            buffer: Vec::with_capacity(64 * 1024),
-        };
-        let result = if csv {
-            exchange::export_csv(&store, &filter, &mut out, &mut || {})
-        } else {
-            exchange::export_jsonl(&store, &filter, &mut out, &mut || {})
-        };
-        if let Err(e) = result {
-            let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
-        }
-    });
-    let stream = futures::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
-    });
-    let content_type = if csv {
-        "text/csv; charset=utf-8"
-    } else {
-        "application/jsonl"
+    let content_type = match format {
+        ExportFormat::Csv => "text/csv; charset=utf-8",
+        ExportFormat::Jsonl => "application/jsonl",
     };
+    let export = Export {
+        steps: ExportSteps::new(format, filter),
+        store: state.store.clone(),
+        _permit: permit,
+    };
+    let stream = futures::stream::try_unfold(export, next_step);
     Ok((
         [(header::CONTENT_TYPE, content_type)],
         Body::from_stream(stream),
@@ -69,28 +133,40 @@ pub(super) async fn export(
         .into_response())
 }
 
-/// A blocking `Write` that sends 64 KiB chunks into a channel.
-struct ChannelWriter {
-    tx: tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>,
-    buffer: Vec<u8>,
+/// An export in progress: where it is, and the permit it holds until it is dropped.
+struct Export {
+    steps: ExportSteps,
+    store: Store,
+    _permit: Permit,
 }
 
-impl std::io::Write for ChannelWriter {
-    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        self.buffer.extend_from_slice(data);
-        if self.buffer.len() >= 64 * 1024 {
-            self.flush()?;
+/// Runs one step on a blocking thread; the permit stays with the stream meanwhile. None (and the
+/// permit given back) once the export has ended.
+async fn next_step(export: Export) -> std::io::Result<Option<(Bytes, Export)>> {
+    let Export {
+        mut steps,
+        store,
+        _permit,
+    } = export;
+    let (steps, store, step) = tokio::task::spawn_blocking(move || {
+        let step = steps.next_step(&store, STEP_BYTES);
+        (steps, store, step)
+    })
+    .await
+    .map_err(std::io::Error::other)?;
+    match step {
+        Ok(Some(bytes)) => Ok(Some((
+            Bytes::from(bytes),
+            Export {
+                steps,
+                store,
+                _permit,
+            },
+        ))),
+        Ok(None) => Ok(None),
+        Err(e) => {
+            tracing::error!("export: {e}");
+            Err(std::io::Error::other(e.to_string()))
         }
-        Ok(data.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        if !self.buffer.is_empty() {
-            let chunk = Bytes::from(std::mem::take(&mut self.buffer));
-            self.tx.blocking_send(Ok(chunk)).map_err(|_| {
-                std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the client went away")
-            })?;
-        }
-        Ok(())
     }
 }

@@ -4,6 +4,10 @@
 //! Reads are open to whoever can reach the address (127.0.0.1 by default). Writes (`publish`,
 //! `import`) also need the bearer token the node keeps in `<home>/api.token`, readable by the
 //! home's owner only. JSON field names are the CLI's.
+//!
+//! Both routers are served by `crate::http::serve` (connection deadlines and bounds); the
+//! public one also sheds load and bounds each request (`crate::http::admission`), and exports
+//! are bounded per router, in all and per client address, for as long as they stream.
 
 mod export;
 mod node;
@@ -15,6 +19,7 @@ pub use page::markdown_html;
 pub use records::{PageError, members_json, provenance, record_page, versions};
 pub use write::{PublishFile, PublishRequest, SubmitRequest};
 
+use crate::http::admission::{self, Admission, RequestLimits};
 use crate::metrics::Metrics;
 use crate::network::Client;
 use crate::search::SearchIndex;
@@ -29,6 +34,29 @@ use cailloux_protocol::trust::Mode;
 use prometheus_client::registry::Registry;
 use serde_json::json;
 use std::sync::Arc;
+use std::time::Duration;
+
+/// Submissions checked at once (decoded and their signatures verified, on a blocking thread),
+/// whichever address they come to: what visitors can make the node spend on signatures is one
+/// core of two. The others wait their turn without holding a thread (on the public address,
+/// within its request deadline).
+pub const SUBMIT_VERIFIERS: usize = 1;
+
+/// The public address's bounds on requests:
+/// - 32 in handlers at once (beyond: 503 at once), 8 of them from one client address (beyond:
+///   429), so that it takes several addresses to keep everyone else waiting. Each holds at most
+///   a 2 MiB body (axum's limit, which every handler keeps), so 64 MiB at most;
+/// - bodies of at most 2 MiB, refused from their `Content-Length` before anything is read (a
+///   1 GB promise costs nothing);
+/// - 30 s from the request head to the answer's head: a submission of 2 MiB over a slow uplink
+///   and its checks take far less; a request that has not been answered by then is not going
+///   to be usefully.
+pub const PUBLIC_REQUESTS: RequestLimits = RequestLimits {
+    concurrent: 32,
+    per_address: 8,
+    max_body: 2 * 1024 * 1024,
+    deadline: Duration::from_secs(30),
+};
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -45,11 +73,13 @@ pub struct ApiState {
     pub api_addr: String,
     pub metrics: Arc<Metrics>,
     pub registry: Arc<Registry>,
+    /// Turns to check a submission (`SUBMIT_VERIFIERS`), shared by both addresses.
+    pub verifier: Arc<tokio::sync::Semaphore>,
 }
 
 /// Everything: what the local API serves (127.0.0.1 by default).
 pub fn router(state: ApiState) -> Router {
-    read_routes()
+    read_routes(export::LOCAL_EXPORTS)
         .route("/api/v1/status", get(node::status))
         .route("/api/v1/peers", get(node::peers))
         .route("/api/v1/publish", post(write::publish_files))
@@ -66,30 +96,35 @@ pub fn router(state: ApiState) -> Router {
 /// nothing that writes, nothing about the node's peers.
 /// In a federation, practitioners submit signed records here too: their signature is their
 /// credential, checked like gossip. In open mode, where anyone's signature would do, the public
-/// address takes no writes at all. At most `PUBLIC_CONCURRENCY` requests are served at once
-/// (the others wait their turn), so what the public can make the node hold stays bounded: with
-/// axum's 2 MiB body limit, 64 MiB at most.
+/// address takes no writes at all. Requests are admitted within `PUBLIC_REQUESTS` (beyond:
+/// refused at once, never queued), so what the public can make the node hold stays bounded.
 pub fn public_router(state: ApiState) -> Router {
-    const PUBLIC_CONCURRENCY: usize = 32;
     let federated = matches!(state.store.mode(), Mode::Federation(_));
-    let routes = read_routes();
+    let routes = read_routes(export::PUBLIC_EXPORTS);
     let routes = if federated {
         routes.route("/api/v1/submit", post(write::submit))
     } else {
         routes
     };
+    let admission = Admission::new(PUBLIC_REQUESTS, state.metrics.clone());
     routes
-        .layer(tower::limit::ConcurrencyLimitLayer::new(PUBLIC_CONCURRENCY))
+        .layer(axum::middleware::from_fn_with_state(
+            admission,
+            admission::admit,
+        ))
         .with_state(state)
 }
 
-fn read_routes() -> Router<ApiState> {
+fn read_routes(exports: export::ExportLimits) -> Router<ApiState> {
     Router::new()
         .route("/", get(page::page))
         .route("/api/v1/records", get(records::list))
         .route("/api/v1/records/{id}", get(records::show))
         .route("/api/v1/stats", get(records::stats))
-        .route("/api/v1/export", get(export::export))
+        .route(
+            "/api/v1/export",
+            get(export::export).layer(axum::Extension(exports.permits())),
+        )
         .route("/api/v1/vocabulary", get(page::vocabulary))
         .route("/api/v1/members", get(records::members))
         .route("/api/v1/openapi.json", get(page::openapi))

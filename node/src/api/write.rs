@@ -1,17 +1,26 @@
 //! The endpoints that write: `publish` and `import` (the town's own, behind the bearer token)
 //! and `submit` (records signed elsewhere, whose signature is their credential).
+//!
+//! `submit` is open to the public (in a federation), so what one request can make the node do
+//! is bounded: a body of at most 2 MiB and 512 records; decoding and signature checks on a
+//! blocking thread, one submission at a time (`SUBMIT_VERIFIERS`); signatures checked in
+//! batches of `VERIFY_BATCH`, in order, stopping at the first bad one; and a record the store
+//! already holds is answered `new: false` without being decoded or checked again. Its id is the
+//! BLAKE3 hash of its bytes, so the same id means the same bytes, already checked when stored:
+//! replaying a body costs a hash and a lookup per record.
 
-use super::{ApiError, ApiState, authorise, bad_request, blocking, internal};
+use super::{ApiError, ApiState, authorise, bad_request, blocking, internal, unavailable};
 use crate::exchange::{self, ExchangeError};
 use crate::publish;
 use crate::store::Store;
 use crate::writer::{Origin, Writer};
 use axum::Json;
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use cailloux_protocol::{Record, RecordId};
+use base64::Engine;
+use cailloux_protocol::{KeyCache, Record, RecordId, Unverified, verify_all};
 use futures::TryStreamExt;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -125,43 +134,202 @@ pub struct SubmitRequest {
     pub records: Vec<String>,
 }
 
+/// At most this many records per submission.
+const MAX_SUBMITTED: usize = 512;
+/// Signatures are checked this many at a time, in order: a batch check costs about half as much
+/// per signature as one alone, and a body of forged records costs one batch (halved down to the
+/// bad ones) before it is refused, not 512 checks.
+const VERIFY_BATCH: usize = 32;
+
 /// Stores records signed elsewhere (a practitioner's own key, a federation's key): decoded,
 /// verified and checked against the ledger like anything from a peer, then announced. All or
-/// nothing: 403 with every refusal when any record is refused.
+/// nothing: 403 with every refusal when any record is refused. Records already held are
+/// answered `new: false` unchecked (see the module's documentation).
 pub(super) async fn submit(
     State(state): State<ApiState>,
-    Json(request): Json<SubmitRequest>,
+    headers: HeaderMap,
+    body: Bytes,
 ) -> Result<Response, ApiError> {
-    use base64::Engine;
-    const MAX_SUBMITTED: usize = 512;
+    if !json_content_type(&headers) {
+        // The answer axum's `Json` extractor gives.
+        return Ok((
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "Expected request with `Content-Type: application/json`",
+        )
+            .into_response());
+    }
+    let turn = state
+        .verifier
+        .clone()
+        .acquire_owned()
+        .await
+        .map_err(|_| unavailable())?;
+    let store = state.store.clone();
+    let checked = blocking(move || {
+        let checked = check_submission(&store, &body);
+        drop(turn);
+        checked
+    })
+    .await?;
+    let Checked {
+        slots,
+        fresh,
+        verified,
+        held,
+    } = match checked {
+        Ok(checked) => checked,
+        Err(refused) => return Ok(refused.into_response()),
+    };
+    state.metrics.submit_verified.inc_by(verified);
+    state.metrics.submit_held.inc_by(held);
+    let answers = if fresh.is_empty() {
+        Vec::new()
+    } else {
+        let (store, writer) = (state.store.clone(), state.writer.clone());
+        match blocking(move || store_all_or_nothing(&store, &writer, fresh))
+            .await?
+            .map_err(internal)?
+        {
+            Ok(answers) => answers,
+            Err(problems) => return Ok(refusal(problems)),
+        }
+    };
+    let mut answers = answers.into_iter();
+    let stored: Vec<Value> = slots
+        .iter()
+        .map(|slot| match slot {
+            Slot::Held(id) => json!({ "id": id.to_hex(), "new": false }),
+            Slot::Fresh => answers.next().unwrap_or_default(),
+        })
+        .collect();
+    state.metrics.published.inc_by(stored.len() as u64);
+    Ok(Json(json!({ "stored": stored })).into_response())
+}
+
+/// `Content-Type: application/json`, or any `application/*+json`, as axum's `Json` accepts.
+fn json_content_type(headers: &HeaderMap) -> bool {
+    let Some(value) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = value
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    essence.split_once('/').is_some_and(|(kind, sub)| {
+        kind == "application" && (sub == "json" || sub.ends_with("+json"))
+    })
+}
+
+/// A submission, checked: each record in order, held already or fresh (verified, in `fresh`).
+#[derive(Debug, Default)]
+struct Checked {
+    slots: Vec<Slot>,
+    fresh: Vec<Record>,
+    /// Signatures checked.
+    verified: u64,
+    /// Records answered from the store.
+    held: u64,
+}
+
+#[derive(Debug)]
+enum Slot {
+    Held(RecordId),
+    /// The next of `fresh`.
+    Fresh,
+}
+
+/// Why a submission was refused before the ledger saw it.
+#[derive(Debug)]
+enum Unchecked {
+    /// Not the JSON of a `SubmitRequest` (axum's `Json` answer).
+    Json(axum::extract::rejection::JsonRejection),
+    /// A record (named by its index) or the request is bad: 400.
+    Bad(String),
+    /// The store could not be read: 500.
+    Store(String),
+}
+
+impl IntoResponse for Unchecked {
+    fn into_response(self) -> Response {
+        match self {
+            Unchecked::Json(rejection) => rejection.into_response(),
+            Unchecked::Bad(message) => bad_request(message).into_response(),
+            Unchecked::Store(message) => internal(message).into_response(),
+        }
+    }
+}
+
+/// Parses, decodes and verifies a submission's body (blocking: run on a blocking thread). The
+/// first bad record, in order, is the answer, as when each was checked in turn: its index and
+/// why (400).
+fn check_submission(store: &Store, body: &[u8]) -> Result<Checked, Unchecked> {
+    let Json(request) = Json::<SubmitRequest>::from_bytes(body).map_err(Unchecked::Json)?;
+    let bad = Unchecked::Bad;
     if request.records.len() > MAX_SUBMITTED {
-        return Err(bad_request(format!(
+        return Err(bad(format!(
             "records: {} records; at most {MAX_SUBMITTED} per request",
             request.records.len()
         )));
     }
-    let mut records = Vec::with_capacity(request.records.len());
+    let mut checked = Checked::default();
+    let mut keys = KeyCache::default();
+    let mut pending: Vec<(usize, Unverified)> = Vec::with_capacity(VERIFY_BATCH);
     for (i, text) in request.records.iter().enumerate() {
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(text.trim())
-            .map_err(|e| bad_request(format!("records[{i}]: not base64: {e}")))?;
-        let unverified = cailloux_protocol::Unverified::decode(bytes)
-            .map_err(|e| bad_request(format!("records[{i}]: {e}")))?;
-        let record = unverified
-            .verify()
-            .map_err(|e| bad_request(format!("records[{i}]: {e}")))?;
-        records.push(record);
-    }
-    let (store, writer) = (state.store.clone(), state.writer.clone());
-    let outcome = blocking(move || store_all_or_nothing(&store, &writer, records))
-        .await?
-        .map_err(internal)?;
-    match outcome {
-        Ok(stored) => {
-            state.metrics.published.inc_by(stored.len() as u64);
-            Ok(Json(json!({ "stored": stored })).into_response())
+        let bytes = match base64::engine::general_purpose::STANDARD.decode(text.trim()) {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                checked.verify(&mut pending)?;
+                return Err(bad(format!("records[{i}]: not base64: {e}")));
+            }
+        };
+        let id = RecordId(*blake3::hash(&bytes).as_bytes());
+        if store
+            .contains(&id)
+            .map_err(|e| Unchecked::Store(e.to_string()))?
+        {
+            checked.slots.push(Slot::Held(id));
+            checked.held += 1;
+            continue;
         }
-        Err(problems) => Ok(refusal(problems)),
+        match Unverified::decode_with(bytes, &mut keys) {
+            Ok(unverified) => {
+                checked.slots.push(Slot::Fresh);
+                pending.push((i, unverified));
+                if pending.len() == VERIFY_BATCH {
+                    checked.verify(&mut pending)?;
+                }
+            }
+            Err(e) => {
+                checked.verify(&mut pending)?;
+                return Err(bad(format!("records[{i}]: {e}")));
+            }
+        }
+    }
+    checked.verify(&mut pending)?;
+    Ok(checked)
+}
+
+impl Checked {
+    /// Verifies the records decoded since the last batch, in one batch; the first bad one is the
+    /// answer.
+    fn verify(&mut self, pending: &mut Vec<(usize, Unverified)>) -> Result<(), Unchecked> {
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let (indices, batch): (Vec<usize>, Vec<Unverified>) = pending.drain(..).unzip();
+        self.verified += batch.len() as u64;
+        for (i, result) in indices.into_iter().zip(verify_all(batch)) {
+            match result {
+                Ok(record) => self.fresh.push(record),
+                Err(e) => return Err(Unchecked::Bad(format!("records[{i}]: {e}"))),
+            }
+        }
+        Ok(())
     }
 }
 
