@@ -9,6 +9,7 @@ pub mod api;
 pub mod daemon;
 pub mod exchange;
 pub mod home;
+pub mod markdown;
 pub mod metrics;
 pub mod network;
 pub mod publish;

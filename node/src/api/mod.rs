@@ -11,7 +11,6 @@ mod page;
 mod records;
 mod write;
 
-pub use page::markdown_html;
 pub use records::{PageError, members_json, provenance, record_page, versions};
 pub use write::{PublishFile, PublishRequest, SubmitRequest};
 

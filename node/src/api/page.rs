@@ -1,5 +1,4 @@
-//! The corpus browser's page, the OpenAPI document, the vocabulary's labels, and the Markdown
-//! of a record's body as HTML.
+//! The corpus browser's page, the OpenAPI document and the vocabulary's labels.
 
 use axum::Json;
 use axum::http::header;
@@ -38,21 +37,4 @@ pub(super) async fn vocabulary() -> Json<Value> {
         "themes": table(Theme::ALL.iter().map(|t| (t.slug(), t.label_fr())).collect()),
         "outcomes": table(Outcome::ALL.iter().map(|o| (o.slug(), o.label_fr())).collect()),
     }))
-}
-
-/// The body's Markdown as HTML. Raw HTML in the Markdown is shown as text, never run: a
-/// publication comes from another town, not from this page's authors.
-pub fn markdown_html(markdown: &str) -> String {
-    use pulldown_cmark::{Event, Options, Parser, html};
-    let events = Parser::new_ext(
-        markdown,
-        Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH,
-    )
-    .map(|event| match event {
-        Event::Html(raw) | Event::InlineHtml(raw) => Event::Text(raw),
-        other => other,
-    });
-    let mut out = String::new();
-    html::push_html(&mut out, events);
-    out
 }
