@@ -4,13 +4,18 @@
 //! Reads are open to whoever can reach the address (127.0.0.1 by default). Writes (`publish`,
 //! `import`) also need the bearer token the node keeps in `<home>/api.token`, readable by the
 //! home's owner only. JSON field names are the CLI's.
+//!
+//! Both routers end in the same security-headers layer (`headers`): every answer, fallback and
+//! error included, carries the Content-Security-Policy and its companions.
 
 mod export;
+mod headers;
 mod node;
 mod page;
 mod records;
 mod write;
 
+pub use headers::CONTENT_SECURITY_POLICY;
 pub use records::{PageError, members_json, provenance, record_page, versions};
 pub use write::{PublishFile, PublishRequest, SubmitRequest};
 
@@ -59,6 +64,7 @@ pub fn router(state: ApiState) -> Router {
         )
         .route("/metrics", get(node::metrics))
         .with_state(state)
+        .layer(axum::middleware::from_fn(headers::security_headers))
 }
 
 /// What may be opened to the public (`--public-api`): the corpus browser and the read API;
@@ -80,11 +86,14 @@ pub fn public_router(state: ApiState) -> Router {
     routes
         .layer(tower::limit::ConcurrencyLimitLayer::new(PUBLIC_CONCURRENCY))
         .with_state(state)
+        .layer(axum::middleware::from_fn(headers::security_headers))
 }
 
 fn read_routes() -> Router<ApiState> {
     Router::new()
         .route("/", get(page::page))
+        .route("/assets/app.js", get(page::script))
+        .route("/assets/app.css", get(page::style))
         .route("/api/v1/records", get(records::list))
         .route("/api/v1/records/{id}", get(records::show))
         .route("/api/v1/stats", get(records::stats))

@@ -1,15 +1,38 @@
-//! The corpus browser's page, the OpenAPI document and the vocabulary's labels.
+//! The corpus browser (its page, script and style, compiled into the binary), the OpenAPI
+//! document and the vocabulary's labels.
+//!
+//! The script and the style are files of their own under `/assets/`, not inline, so that the
+//! Content-Security-Policy can refuse every inline script and style: the page runs only what
+//! this binary ships.
 
 use axum::Json;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-/// The corpus browser: one page, every asset inline, nothing fetched from elsewhere.
+/// The corpus browser: one page, its script and style from this node, nothing from elsewhere.
 pub(super) async fn page() -> Response {
     (
         [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
         include_str!("../../web/index.html"),
+    )
+        .into_response()
+}
+
+/// `/assets/app.js`: everything the page does.
+pub(super) async fn script() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        include_str!("../../web/app.js"),
+    )
+        .into_response()
+}
+
+/// `/assets/app.css`: how the page looks.
+pub(super) async fn style() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
+        include_str!("../../web/app.css"),
     )
         .into_response()
 }
