@@ -1,14 +1,23 @@
 //! The corpus browser in a real headless Chromium, driven through chromedriver (WebDriver):
 //! a person searches, filters by a facet, opens a record and sees its rendered body, the
 //! verified signature, an evaluation's indicators and the trail of a practice. The page loads
-//! nothing from outside the node. A screenshot is kept in target/test-artifacts/.
+//! nothing from outside the node, and breaks no rule of its Content-Security-Policy. A
+//! screenshot is kept in target/test-artifacts/.
+//!
+//! Then a hostile author's record: `javascript:` links in every disguise, raw HTML, an image
+//! pointing at a tracker the test runs on loopback. Its page is opened and every link in its
+//! body clicked: nothing may run, and the tracker must see no request until a person follows
+//! the image's link on purpose (and then no `Referer`).
 //!
 //! Needs Debian's `chromium` and `chromium-driver` (`.ci/run` installs them).
 
 mod util;
 
 use serde_json::{Value, json};
+use std::cell::RefCell;
+use std::io::{Read, Write};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use util::*;
 
@@ -19,7 +28,12 @@ struct Driver {
     base: String,
     session: String,
     agent: ureq::Agent,
+    /// The Content-Security-Policy violations seen so far, across page loads.
+    violations: RefCell<Vec<String>>,
 }
+
+/// Installed before any script of every document: records each CSP violation the page causes.
+const WATCH_VIOLATIONS: &str = "window.__violations = []; document.addEventListener('securitypolicyviolation', e => window.__violations.push(`${e.effectiveDirective} blocked ${e.blockedURI || 'inline'} at ${e.sourceFile}:${e.lineNumber}`));";
 
 impl Drop for Driver {
     fn drop(&mut self) {
@@ -92,12 +106,51 @@ impl Driver {
             .as_str()
             .unwrap_or_else(|| panic!("no session: {body}"))
             .to_owned();
-        Driver {
+        let driver = Driver {
             process,
             base,
             session,
             agent,
-        }
+            violations: RefCell::new(Vec::new()),
+        };
+        // Chromedriver's door to the DevTools protocol: a script run before the page's own.
+        let installed = driver.call(
+            "POST",
+            "/goog/cdp/execute",
+            Some(json!({ "cmd": "Page.addScriptToEvaluateOnNewDocument",
+                         "params": { "source": WATCH_VIOLATIONS } })),
+        );
+        assert!(
+            installed["identifier"].is_string(),
+            "cannot watch CSP violations: {installed}"
+        );
+        driver
+    }
+
+    /// Moves the violations the current document recorded into `self.violations`.
+    fn collect_violations(&self) {
+        let seen =
+            self.script("const v = window.__violations || []; window.__violations = []; return v;");
+        self.violations.borrow_mut().extend(
+            seen.as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .map(str::to_owned),
+        );
+    }
+
+    /// Every violation so far (none is expected, ever).
+    fn violations(&self) -> Vec<String> {
+        self.collect_violations();
+        self.violations.borrow().clone()
+    }
+
+    /// The text of an open alert, prompt or confirm, if one is open.
+    fn alert(&self) -> Option<String> {
+        self.call("GET", "/alert/text", None)
+            .as_str()
+            .map(str::to_owned)
     }
 
     fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
@@ -118,6 +171,7 @@ impl Driver {
     }
 
     fn go(&self, url: &str) {
+        self.collect_violations();
         self.call("POST", "/url", Some(json!({ "url": url })));
     }
 
@@ -176,6 +230,92 @@ impl Driver {
         })
     }
 }
+
+/// A tracker on loopback: answers anything with an empty PNG and keeps the head of every
+/// request it is sent (a connection opened without a request, as a browser may pre-open, is no
+/// request).
+struct Tracker {
+    url: String,
+    requests: Arc<Mutex<Vec<String>>>,
+}
+
+impl Tracker {
+    fn start() -> Tracker {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+        let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let seen = requests.clone();
+        std::thread::spawn(move || {
+            for mut stream in listener.incoming().flatten() {
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+                let mut head = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                if head.is_empty() {
+                    continue;
+                }
+                if let Ok(mut all) = seen.lock() {
+                    all.push(String::from_utf8_lossy(&head).into_owned());
+                }
+                let _ = stream.write_all(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                );
+            }
+        });
+        Tracker {
+            url: format!("http://{addr}/pixel.png"),
+            requests,
+        }
+    }
+
+    fn requests(&self) -> Vec<String> {
+        self.requests.lock().map(|r| r.clone()).unwrap_or_default()
+    }
+}
+
+/// A record written to attack its readers. `{tracker}` is the tracker's URL, `{origin}` the id
+/// prefix of a record it claims to adapt (so that it appears in that record's trail).
+const HOSTILE: &str = r#"---
+kind: experiment
+title: "Fiche piégée <img src=x onerror=window.__pwned='title'> <script>window.__pwned='title2'</script>"
+summary: "Une fiche piégée <img src=x onerror=window.__pwned='summary'> qui essaie de tout."
+themes: [food]
+outcome: partial
+links:
+  - { rel: adapts, id: "{origin}" }
+---
+## Liens piégés
+
+[x](javascript:window.__pwned=1)
+[y](JaVaScRiPt:void(window.__pwned=2))
+<javascript:void(window.__pwned=3)>
+[z](java&#115;cript:void(window.__pwned=4))
+[t](<java	script:void(window.__pwned=5)>)
+[n](java&#9;script:void(window.__pwned=6))
+[v](vbscript:msgbox(1))
+[d](data:text/html,<script>alert(7)</script>)
+[s](javascript:void(fetch('/api/v1/status').then(r=>r.text()).then(t=>window.__pwned=t)))
+[a](javascript:alert(document.domain))
+[r][piege]
+[p](//127.0.0.1:9/x)
+
+[piege]: javascript:void(window.__pwned=8)
+
+<script>window.__pwned = 9</script>
+
+<img src=x onerror="window.__pwned=10">
+
+Un pixel : ![track]({tracker}). Et [l'expérience adaptée](#/record/{origin}).
+
+| gauche | droite |
+|:-------|-------:|
+| a      | b      |
+"#;
 
 #[test]
 fn a_person_searches_filters_opens_a_record_and_follows_its_trail() {
@@ -302,4 +442,167 @@ fn a_person_searches_filters_opens_a_record_and_follows_its_trail() {
     driver.go(&format!("{base}#/record/{gone}"));
     assert!(driver.wait_text("#retracted", "doublon d'une autre fiche"));
     assert!(!node.home.listed_ids().contains(&gone));
+
+    // No page of the normal use above broke the Content-Security-Policy.
+    assert_eq!(driver.violations(), Vec::<String>::new(), "CSP violations");
+
+    // Every response says what the page may do.
+    let headers = ureq::get(&base).call().unwrap_or_else(|e| panic!("{e}"));
+    let csp = headers
+        .headers()
+        .get("content-security-policy")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert_eq!(csp, cailloux_node::api::CONTENT_SECURITY_POLICY);
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+        "the page's CSP: {csp:?}"
+    );
+
+    // A hostile author's record, in the trail of the experiment it claims to adapt.
+    let tracker = Tracker::start();
+    let experiment =
+        node.home
+            .json(&["search", "jardins partagés au pied des immeubles", "--json"])[0]["id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+    let file = node.home.path().join("piege.md");
+    std::fs::write(
+        &file,
+        HOSTILE
+            .replace("{tracker}", &tracker.url)
+            .replace("{origin}", &experiment[..12]),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let hostile =
+        published(
+            &node
+                .home
+                .ok(&["publish", "--json", file.to_str().unwrap_or_default()]),
+        )[0]
+        .1
+        .clone();
+    let mut problems = Vec::new();
+    let check = |driver: &Driver, step: &str, problems: &mut Vec<String>| {
+        std::thread::sleep(Duration::from_millis(300));
+        if let Some(text) = driver.alert() {
+            problems.push(format!("{step}: an alert opened: {text:?}"));
+            driver.call("POST", "/alert/dismiss", None);
+        }
+        let state = driver.script(
+            "const pwned = String(window.__pwned); delete window.__pwned; \
+             return { pwned, origin: location.origin, \
+                      injected: document.querySelectorAll('#app img, #app script, #app iframe, #app object, #app [style]').length };",
+        );
+        if state["pwned"] != "undefined" {
+            problems.push(format!(
+                "{step}: the author's script ran: {}",
+                state["pwned"]
+            ));
+        }
+        if base.trim_end_matches('/') != state["origin"].as_str().unwrap_or_default() {
+            problems.push(format!(
+                "{step}: the page left the node: {}",
+                state["origin"]
+            ));
+        }
+        if state["injected"] != 0 {
+            problems.push(format!(
+                "{step}: {} author elements in the page",
+                state["injected"]
+            ));
+        }
+    };
+
+    // Found by search: its title and summary are text in the results, never markup.
+    driver.go(&format!("{base}#/?q=pi%C3%A9g%C3%A9e"));
+    let hit = driver.wait_for(".result h2 a");
+    let title = driver.text(&hit[0]);
+    assert!(title.contains("<img src=x onerror="), "{title}");
+    check(&driver, "search", &mut problems);
+    // Listed without words: the snippet is the summary, escaped on the server.
+    driver.go(&format!("{base}#/?kind=experiment&theme=food"));
+    assert!(driver.wait_text("#results", "Une fiche piégée <img src=x"));
+    check(&driver, "listing", &mut problems);
+
+    // Its page, its trail, then every link of its body, clicked one by one.
+    let page = format!("{base}#/record/{hostile}");
+    driver.go(&page);
+    assert!(driver.wait_text("#record h1", "Fiche piégée <img"));
+    assert!(!driver.wait_for("#trail-svg circle").is_empty());
+    let titles = driver.script(
+        "return [...document.querySelectorAll('#trail-svg title')].map(t => t.textContent);",
+    );
+    assert!(
+        titles.to_string().contains("<script>window.__pwned"),
+        "the trail names it as text: {titles}"
+    );
+    check(&driver, "record page", &mut problems);
+    let links = driver.script(
+        "return [...document.querySelectorAll('#body a')].map(a => [a.getAttribute('href'), a.rel, a.className]);",
+    );
+    let links: Vec<Value> = links.as_array().cloned().unwrap_or_default();
+    for (i, link) in links.iter().enumerate() {
+        let href = link[0].as_str().unwrap_or_default();
+        if !href.starts_with("http://")
+            && !href.starts_with("https://")
+            && !href.starts_with("mailto:")
+            && !href.starts_with('#')
+        {
+            problems.push(format!("a link to {href:?} in the body"));
+        }
+        if link[1] != "nofollow noopener noreferrer" {
+            problems.push(format!("the link to {href:?} has rel {}", link[1]));
+        }
+        if href == tracker.url {
+            continue; // followed on purpose below
+        }
+        driver.go(&page);
+        let anchors = driver.wait_for("#body a");
+        if let Some(anchor) = anchors.get(i) {
+            driver.click(anchor);
+        }
+        check(&driver, &format!("clicking {href:?}"), &mut problems);
+    }
+    // The tracker's image is a link, not an image: nothing was asked of the tracker.
+    driver.go(&page);
+    assert!(driver.wait_text("#record h1", "Fiche piégée"));
+    std::thread::sleep(Duration::from_millis(500));
+    let asked = tracker.requests();
+    if !asked.is_empty() {
+        problems.push(format!("the tracker was asked {asked:?}"));
+    }
+    let image_link = driver.wait_for("#body a.image-link");
+    if image_link.is_empty() {
+        problems.push("the remote image is not shown as a link".into());
+    } else if driver.text(&image_link[0]) != "track" {
+        problems.push(format!(
+            "the image link reads {:?}",
+            driver.text(&image_link[0])
+        ));
+    }
+    assert_eq!(driver.violations(), Vec::<String>::new(), "CSP violations");
+    assert!(problems.is_empty(), "{problems:#?}");
+
+    // A person who follows the image's link on purpose reaches it, and tells it nothing.
+    driver.click(&image_link[0]);
+    assert!(wait_until(Duration::from_secs(10), || !tracker
+        .requests()
+        .is_empty()));
+    // (Once there, the browser may ask the tracker for its favicon, naming the tracker's page.)
+    let asked = tracker.requests();
+    let pixel = asked
+        .iter()
+        .find(|r| r.starts_with("GET /pixel.png "))
+        .unwrap_or_else(|| panic!("{asked:?}"));
+    assert!(
+        !pixel.to_ascii_lowercase().contains("\nreferer:"),
+        "{pixel}"
+    );
+    assert!(
+        asked.iter().all(|r| !r.contains(node.api().as_str())),
+        "the tracker learnt where its reader was: {asked:?}"
+    );
 }

@@ -10,6 +10,7 @@ pub mod daemon;
 pub mod exchange;
 pub mod home;
 pub mod http;
+pub mod markdown;
 pub mod metrics;
 pub mod network;
 pub mod publish;

@@ -835,11 +835,13 @@ impl IdReader {
     }
 }
 
+/// Text as HTML text (a snippet without marks): it comes from another town's author.
 fn html_escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
+        .replace('\'', "&#39;")
 }
 
 /// Counts facet values of every matching document from the fast fields.

@@ -8,14 +8,17 @@
 //! Both routers are served by `crate::http::serve` (connection deadlines and bounds); the
 //! public one also sheds load and bounds each request (`crate::http::admission`), and exports
 //! are bounded per router, in all and per client address, for as long as they stream.
+//! Both routers end in the same security-headers layer (`headers`): every answer, fallback and
+//! error included, carries the Content-Security-Policy and its companions.
 
 mod export;
+mod headers;
 mod node;
 mod page;
 mod records;
 mod write;
 
-pub use page::markdown_html;
+pub use headers::CONTENT_SECURITY_POLICY;
 pub use records::{PageError, members_json, provenance, record_page, versions};
 pub use write::{PublishFile, PublishRequest, SubmitRequest};
 
@@ -90,6 +93,7 @@ pub fn router(state: ApiState) -> Router {
         )
         .route("/metrics", get(node::metrics))
         .with_state(state)
+        .layer(axum::middleware::from_fn(headers::security_headers))
 }
 
 /// What may be opened to the public (`--public-api`): the corpus browser and the read API;
@@ -113,11 +117,14 @@ pub fn public_router(state: ApiState) -> Router {
             admission::admit,
         ))
         .with_state(state)
+        .layer(axum::middleware::from_fn(headers::security_headers))
 }
 
 fn read_routes(exports: export::ExportLimits) -> Router<ApiState> {
     Router::new()
         .route("/", get(page::page))
+        .route("/assets/app.js", get(page::script))
+        .route("/assets/app.css", get(page::style))
         .route("/api/v1/records", get(records::list))
         .route("/api/v1/records/{id}", get(records::show))
         .route("/api/v1/stats", get(records::stats))

@@ -1,16 +1,38 @@
-//! The corpus browser's page, the OpenAPI document, the vocabulary's labels, and the Markdown
-//! of a record's body as HTML.
+//! The corpus browser (its page, script and style, compiled into the binary), the OpenAPI
+//! document and the vocabulary's labels.
+//!
+//! The script and the style are files of their own under `/assets/`, not inline, so that the
+//! Content-Security-Policy can refuse every inline script and style: the page runs only what
+//! this binary ships.
 
 use axum::Json;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-/// The corpus browser: one page, every asset inline, nothing fetched from elsewhere.
+/// The corpus browser: one page, its script and style from this node, nothing from elsewhere.
 pub(super) async fn page() -> Response {
     (
         [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
         include_str!("../../web/index.html"),
+    )
+        .into_response()
+}
+
+/// `/assets/app.js`: everything the page does.
+pub(super) async fn script() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        include_str!("../../web/app.js"),
+    )
+        .into_response()
+}
+
+/// `/assets/app.css`: how the page looks.
+pub(super) async fn style() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
+        include_str!("../../web/app.css"),
     )
         .into_response()
 }
@@ -38,21 +60,4 @@ pub(super) async fn vocabulary() -> Json<Value> {
         "themes": table(Theme::ALL.iter().map(|t| (t.slug(), t.label_fr())).collect()),
         "outcomes": table(Outcome::ALL.iter().map(|o| (o.slug(), o.label_fr())).collect()),
     }))
-}
-
-/// The body's Markdown as HTML. Raw HTML in the Markdown is shown as text, never run: a
-/// publication comes from another town, not from this page's authors.
-pub fn markdown_html(markdown: &str) -> String {
-    use pulldown_cmark::{Event, Options, Parser, html};
-    let events = Parser::new_ext(
-        markdown,
-        Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH,
-    )
-    .map(|event| match event {
-        Event::Html(raw) | Event::InlineHtml(raw) => Event::Text(raw),
-        other => other,
-    });
-    let mut out = String::new();
-    html::push_html(&mut out, events);
-    out
 }

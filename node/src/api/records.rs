@@ -126,7 +126,7 @@ pub fn record_page(
     }
     page.insert(
         "body_html".into(),
-        json!(super::markdown_html(&publication.body)),
+        json!(crate::markdown::to_html(&publication.body)),
     );
     page.insert("links_out".into(), Value::Array(out));
     page.insert("links_in".into(), Value::Array(incoming));
