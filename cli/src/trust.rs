@@ -114,8 +114,10 @@ pub fn resolve_id(home: &Home, node: Option<&str>, id: &str) -> anyhow::Result<R
 fn until_millis(until: Option<&str>) -> anyhow::Result<Option<u64>> {
     until
         .map(|u| {
-            PartialDate::parse(u.trim())
-                .map(|d| d.end_millis())
+            let date =
+                PartialDate::parse(u.trim()).map_err(|e| Refused(format!("--until: {e}")))?;
+            // A date before 1970 has no time in milliseconds since then.
+            date.end_millis()
                 .map_err(|e| Refused(format!("--until: {e}")).into())
         })
         .transpose()
