@@ -367,8 +367,11 @@ pub fn provenance(store: &Store, record: &Record) -> Value {
     }
 }
 
-/// The versions of a record and whether it was retracted: `latest` (ids of the newest
-/// versions), `history` (every version, oldest first, with retraction marks), `retracted`.
+/// The versions of a record and whether it was retracted: `superseded_by` (the versions that
+/// replace it: those a live version descends from), `history` (every version, oldest first,
+/// with retraction and voiding marks and whether it is current), `retracted`, `voided`. The
+/// ledger's one rule of visibility decides all of them: a retracted or voided version hides
+/// nothing.
 pub fn versions(store: &Store, id: &RecordId) -> Result<Value, StoreError> {
     let ledger = store.ledger();
     let retraction = |id: &RecordId| {
@@ -391,7 +394,9 @@ pub fn versions(store: &Store, id: &RecordId) -> Result<Value, StoreError> {
                 entry["title"] = json!(p.title);
             }
         }
+        // One rule with listings: current unless a live version descends from it.
         entry["current"] = json!(!ledger.is_superseded(&v));
+        entry["voided"] = json!(ledger.is_voided(&v));
         history.push(entry);
     }
     Ok(json!({
@@ -716,7 +721,9 @@ fn store_all_or_nothing(
     records: Vec<Record>,
 ) -> Result<Result<Vec<Value>, Vec<Value>>, String> {
     let ids: Vec<RecordId> = records.iter().map(Record::id).collect();
-    let checked = store.check_batch(&records).map_err(|e| e.to_string())?;
+    let checked = store
+        .check_batch(&records, crate::now_millis())
+        .map_err(|e| e.to_string())?;
     let problems = denials_of(&ids, &checked);
     if !problems.is_empty() {
         return Ok(Err(problems));
