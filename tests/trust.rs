@@ -1,8 +1,8 @@
 //! Trust, with real nodes on loopback: a federation of three towns accepts its members' and
 //! their delegates' records and nobody else's; a revocation stops a delegate's new records and
 //! keeps the earlier ones; a revision or a retraction is accepted only from the record's author
-//! or its town; a retraction reaches a node that was offline when it was made. Every wait has a
-//! deadline.
+//! or its town, and retracting a version brings back the one before it; a retraction reaches a
+//! node that was offline when it was made. Every wait has a deadline.
 
 mod util;
 
@@ -390,6 +390,30 @@ fn revisions_and_retractions_come_only_from_the_author_or_its_town_and_reach_off
         history.contains(&first) && history.contains(&second) && history.contains("superseded"),
         "{history}"
     );
+
+    // Town A retracts the new version: a retracted version hides nothing, so every node lists
+    // the first version again, and search finds it again.
+    fed.towns[0]
+        .home
+        .ok(&["retract", &second, "--reason", "version erronée"]);
+    for node in &fed.towns {
+        assert!(
+            wait_until(Duration::from_secs(10), || {
+                let ids = node.ids();
+                ids.contains(&first) && !ids.contains(&second)
+            }),
+            "{} does not list the first version again",
+            node.town
+        );
+    }
+    let found = ids_of(&c.home.json(&["search", "compost", "--json"]));
+    assert_eq!(
+        found,
+        vec![first.clone()],
+        "search finds the first version again"
+    );
+    let old = c.home.json(&["show", &first, "--json"]);
+    assert_eq!(old["versions"]["superseded_by"], serde_json::json!([]));
 
     // C goes offline; A retracts a record; C learns of it when it comes back.
     assert!(fed.towns[2].stop().success());

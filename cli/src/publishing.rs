@@ -68,7 +68,7 @@ pub(crate) fn publish(
         batch.push(item);
         if batch.len() == PUBLISH_BATCH || signed.peek().is_none() {
             let records: Vec<Record> = batch.iter().map(|(_, r)| r.clone()).collect();
-            store.insert_batch(&records)?;
+            store.insert_batch(&records, now_millis())?;
             // Durable now: only now may the ids be printed.
             for (file, record) in batch.drain(..) {
                 bar.suspend(|| print_published(&mut stdout, &file, &record.id().to_hex(), json))?;

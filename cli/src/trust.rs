@@ -44,7 +44,7 @@ pub fn submit(home: &Home, node: Option<&str>, records: Vec<Record>) -> anyhow::
     }
     let store = home.open_store()?;
     all_accepted(&store, &records)?;
-    store.insert_batch(&records)?;
+    store.insert_batch(&records, now_millis())?;
     Ok(())
 }
 
@@ -52,7 +52,7 @@ pub fn submit(home: &Home, node: Option<&str>, records: Vec<Record>) -> anyhow::
 /// its records: what is stored offline is all or nothing, like what a node takes.
 pub fn all_accepted(store: &cailloux_node::Store, records: &[Record]) -> anyhow::Result<()> {
     let refused: Vec<String> = store
-        .check_batch(records)?
+        .check_batch(records, now_millis())?
         .into_iter()
         .filter_map(|o| match o {
             cailloux_node::store::Outcome::Denied(d) => Some(d.to_string()),
@@ -114,8 +114,10 @@ pub fn resolve_id(home: &Home, node: Option<&str>, id: &str) -> anyhow::Result<R
 fn until_millis(until: Option<&str>) -> anyhow::Result<Option<u64>> {
     until
         .map(|u| {
-            PartialDate::parse(u.trim())
-                .map(|d| d.end_millis())
+            let date =
+                PartialDate::parse(u.trim()).map_err(|e| Refused(format!("--until: {e}")))?;
+            // A date before 1970 has no time in milliseconds since then.
+            date.end_millis()
                 .map_err(|e| Refused(format!("--until: {e}")).into())
         })
         .transpose()

@@ -286,7 +286,7 @@ fn main() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let store = Store::open(&dir.path().join("store"), cailloux_protocol::Mode::Open)?;
     for chunk in records.chunks(2048) {
-        store.insert_batch(chunk)?;
+        store.insert_batch(chunk, cailloux_node::now_millis())?;
     }
 
     // Build: tantivy through SearchIndex, SQLite FTS5 with the same text.

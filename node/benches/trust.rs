@@ -8,7 +8,7 @@
 use cailloux_node::Store;
 use cailloux_node::exchange;
 use cailloux_protocol::record::AuthorKey;
-use cailloux_protocol::trust::{Act, Admission, Known, Ledger, Mode};
+use cailloux_protocol::trust::{Act, Admission, Ledger, Mode};
 use cailloux_protocol::{Record, SigningKey};
 mod common;
 
@@ -47,7 +47,7 @@ fn main() {
             let store =
                 Store::open(&dir.path().join("store"), mode).unwrap_or_else(|e| panic!("{e}"));
             store
-                .insert_batch(&admissions)
+                .insert_batch(&admissions, cailloux_node::now_millis())
                 .unwrap_or_else(|e| panic!("{e}"));
             let t = Instant::now();
             let report = exchange::import(&store, &mut jsonl.as_slice(), &mut |_| {})
@@ -79,7 +79,7 @@ fn main() {
     let t = Instant::now();
     for r in &records {
         ledger
-            .check(r, |_| None::<Known>)
+            .check(r, cailloux_node::now_millis())
             .unwrap_or_else(|e| panic!("{e}"));
     }
     let check_ns = t.elapsed().as_nanos() as f64 / n as f64;

@@ -469,14 +469,18 @@ fn verify_chunk(chunk: Chunk<Unverified>) -> Chunk<Record> {
 }
 
 /// Imports a JSONL export: stores every good line (durably, one flush per chunk), reports every
-/// bad one. Importing the same file twice stores nothing the second time.
+/// bad one. Importing the same file twice stores nothing the second time. A line whose record
+/// is dated more than `trust::MAX_CLOCK_SKEW_MS` ahead of this machine's clock is not stored:
+/// it is reported as a bad line, with the record's date, the clock and the skew, like any
+/// record the ledger holds back; the other lines are stored, and importing the file again once
+/// the clock has caught up stores it.
 pub fn import(
     store: &Store,
     input: &mut (dyn BufRead + Send),
     progress: &mut dyn FnMut(u64),
 ) -> Result<Report, ExchangeError> {
     import_into(input, progress, |good| {
-        Ok(store.insert_batch(good)?.outcomes)
+        Ok(store.insert_batch(good, crate::now_millis())?.outcomes)
     })
 }
 
@@ -559,7 +563,7 @@ mod tests {
         }
         let records: Vec<Record> = (0..40).map(record).collect();
         store
-            .insert_batch(&records)
+            .insert_batch(&records, crate::now_millis())
             .unwrap_or_else(|e| panic!("{e}"));
         let towns = Filter {
             town: Some("ville-1".into()),
@@ -588,5 +592,40 @@ mod tests {
         }
         .unwrap_or_else(|e| panic!("{e}"));
         out
+    }
+
+    #[test]
+    fn a_line_dated_ahead_of_the_clock_is_named_and_the_others_are_stored() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let store =
+            Store::open(&dir.path().join("store"), Mode::Open).unwrap_or_else(|e| panic!("{e}"));
+        let record = |at: u64, title: &str| {
+            let text = format!(
+                "---\nkind: practice\ntitle: \"{title}\"\nsummary: Essai.\nthemes: [food]\ntown: Vallon\n---\nCorps.\n"
+            );
+            let p = cailloux_protocol::parse_publication(&text, None)
+                .unwrap_or_else(|v| panic!("{v:?}"))
+                .publication;
+            Record::sign(&SigningKey::from_bytes(&[2; 32]), at, p).unwrap_or_else(|e| panic!("{e}"))
+        };
+        let now = crate::now_millis();
+        let (today, tomorrow) = (
+            record(now, "Aujourd'hui"),
+            record(now + 86_400_000, "Demain"),
+        );
+        let jsonl = format!("{}\n{}\n", jsonl_line(&today), jsonl_line(&tomorrow));
+        let report =
+            import(&store, &mut jsonl.as_bytes(), &mut |_| {}).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((report.good, report.stored), (1, 1));
+        assert_eq!(report.bad.len(), 1, "{:?}", report.bad);
+        assert_eq!(report.bad[0].line, 2);
+        let reason = &report.bad[0].reason;
+        let date = cailloux_protocol::time::rfc3339_millis(tomorrow.created_at());
+        assert!(
+            reason.contains(&date) && reason.contains("ahead of this node's clock"),
+            "{reason}"
+        );
+        assert!(store.contains(&today.id()).unwrap_or(false));
+        assert!(!store.contains(&tomorrow.id()).unwrap_or(true));
     }
 }

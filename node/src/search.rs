@@ -520,10 +520,16 @@ impl SearchIndex {
     }
 
     /// Indexes records (that the store holds and the index does not) and commits.
-    /// Adds new publications and removes the ones they hide (retracted or superseded), in one
-    /// commit: the index holds the current version of each record, never a retracted one.
-    pub fn add(&self, records: &[Record], hidden: &[RecordId]) -> Result<(), SearchError> {
-        if records.is_empty() && hidden.is_empty() {
+    /// Adds new publications, removes the ones they hide (retracted, superseded, voided) and
+    /// adds back the ones shown again (`revealed`, replacing any copy), in one commit: the index
+    /// holds what default listings show. `hidden` and `revealed` are disjoint.
+    pub fn add(
+        &self,
+        records: &[Record],
+        hidden: &[RecordId],
+        revealed: &[Record],
+    ) -> Result<(), SearchError> {
+        if records.is_empty() && hidden.is_empty() && revealed.is_empty() {
             return Ok(());
         }
         let mut writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
@@ -531,8 +537,12 @@ impl SearchIndex {
             writer.add_document(document)?;
         }
         // Deletions apply to documents added before them, in this commit too.
-        for id in hidden {
+        let back: Vec<RecordId> = revealed.iter().map(Record::id).collect();
+        for id in hidden.iter().chain(&back) {
             writer.delete_term(Term::from_field_text(self.fields.id, &id.to_hex()));
+        }
+        for document in revealed.iter().filter_map(|r| self.document(r)) {
+            writer.add_document(document)?;
         }
         writer.commit()?;
         drop(writer);
@@ -554,7 +564,7 @@ impl SearchIndex {
     ) -> Result<(), SearchError> {
         // What the ledger hides since the index last saw it (a crash between the store's flush
         // and the index's commit) goes first.
-        let hidden: Vec<RecordId> = store.ledger().hidden().copied().collect();
+        let hidden: Vec<RecordId> = store.ledger().hidden();
         if !hidden.is_empty() {
             let searcher = self.reader.searcher();
             let mut stale = Vec::new();
@@ -564,7 +574,7 @@ impl SearchIndex {
                 }
             }
             if !stale.is_empty() {
-                self.add(&[], &stale)?;
+                self.add(&[], &stale, &[])?;
             }
         }
         let stored = store.visible_len() as u64;
@@ -943,6 +953,39 @@ impl SegmentCollector for FacetSegment {
     }
 }
 
+/// What should become of one record in the index after some jobs.
+enum Fate {
+    New(Record),
+    Hidden,
+    Revealed(Record),
+}
+
+/// The net effect of jobs taken in order (one may hide what an earlier one revealed): new
+/// records, records to remove, records to add back; no record in two of them.
+fn net(jobs: &mut [IndexJob]) -> (Vec<Record>, Vec<RecordId>, Vec<Record>) {
+    let mut fate: std::collections::HashMap<RecordId, Fate> = std::collections::HashMap::new();
+    for job in jobs.iter_mut() {
+        for r in std::mem::take(&mut job.records) {
+            fate.insert(r.id(), Fate::New(r));
+        }
+        for id in std::mem::take(&mut job.hidden) {
+            fate.insert(id, Fate::Hidden);
+        }
+        for r in std::mem::take(&mut job.revealed) {
+            fate.insert(r.id(), Fate::Revealed(r));
+        }
+    }
+    let (mut new, mut hidden, mut revealed) = (Vec::new(), Vec::new(), Vec::new());
+    for (id, f) in fate {
+        match f {
+            Fate::New(r) => new.push(r),
+            Fate::Hidden => hidden.push(id),
+            Fate::Revealed(r) => revealed.push(r),
+        }
+    }
+    (new, hidden, revealed)
+}
+
 /// Starts the thread that keeps `index` current: it first catches up with the store, then
 /// indexes what the store writer sends, coalescing whatever has queued into one commit. It
 /// stops when every sender is gone.
@@ -962,15 +1005,8 @@ pub fn start_indexer(
             }
             while let Ok(first) = rx.recv() {
                 let mut jobs = crate::writer::coalesce(&rx, first, |j| j.records.len());
-                let batch: Vec<Record> = jobs
-                    .iter_mut()
-                    .flat_map(|j| std::mem::take(&mut j.records))
-                    .collect();
-                let hidden: Vec<RecordId> = jobs
-                    .iter_mut()
-                    .flat_map(|j| std::mem::take(&mut j.hidden))
-                    .collect();
-                if let Err(e) = index.add(&batch, &hidden) {
+                let (batch, hidden, revealed) = net(&mut jobs);
+                if let Err(e) = index.add(&batch, &hidden, &revealed) {
                     // The records are durable; the index catches up when it is next opened.
                     tracing::error!("cannot index {} record(s): {e}", batch.len());
                 }

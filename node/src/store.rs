@@ -14,7 +14,11 @@
 //! The store is the gate: `insert_batch` asks the trust ledger (`cailloux_protocol::trust`)
 //! about every record, whatever path it came by (publish, import, gossip, catch-up), and writes
 //! only what it accepts. The ledger lives here, beside the records it is built from, and changes
-//! only in the same critical section that writes them.
+//! only in the same critical section that writes them. It holds what it needs of every stored
+//! record (author, time, kind, town, versions), indexed by author, so a late revocation judges
+//! again only the records it can void; what is voided is derived at open (`Ledger::settle`),
+//! never written, so the store shows after a restart what it showed before. The caller passes
+//! its clock to `insert_batch`: records dated too far ahead of it wait (pending).
 //!
 //! Why one catalogue entry per record and not one index entry per filter value: sled costs about
 //! 8 µs per key written, whatever its size; seven index keys per record made importing four
@@ -36,9 +40,10 @@
 
 use cailloux_protocol::LinkRel;
 use cailloux_protocol::record::AuthorKey;
-use cailloux_protocol::trust::{Act, Denied, Known, Ledger, Mode};
+use cailloux_protocol::trust::{Changes, Denied, Held, Ledger, Mode};
 use cailloux_protocol::vocab::fold;
 use cailloux_protocol::{IdPrefix, Kind, Publication, Record, RecordId, Theme};
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 
@@ -94,9 +99,11 @@ pub struct Filter {
 }
 
 impl Filter {
+    /// The ledger's one rule of visibility, with what this filter also asks for.
     fn shows(&self, ledger: &Ledger, id: &RecordId) -> bool {
-        (self.include_retracted || !(ledger.is_retracted(id) || ledger.is_voided(id)))
-            && (self.all_versions || !ledger.is_superseded(id))
+        let v = ledger.visibility(id);
+        (self.include_retracted || !(v.retracted || v.voided))
+            && (self.all_versions || !v.superseded)
     }
 
     fn matches_summary(&self, s: &Summary) -> bool {
@@ -129,9 +136,12 @@ impl Outcome {
 pub struct Written {
     /// One per record, in order.
     pub outcomes: Vec<Outcome>,
-    /// Records that the new ones hide from default listings (retracted, superseded, or voided
-    /// by a revocation).
+    /// Publications that default listings showed, or new ones, that they no longer show
+    /// (retracted, superseded, or voided by a revocation that arrived late).
     pub hidden: Vec<RecordId>,
+    /// Publications held before that default listings show again: the version that hid them
+    /// was retracted or voided, a late grant restored them.
+    pub revealed: Vec<RecordId>,
 }
 
 fn kind_byte(k: Kind) -> u8 {
@@ -253,62 +263,54 @@ impl Store {
         Ok(store)
     }
 
-    /// Rebuilds the ledger from the acts and version links the store holds (they were checked
-    /// when written).
+    /// Rebuilds the ledger from what the store holds: the acts (decoded; they are few), each
+    /// publication from its catalogue summary and version links (no publication is decoded),
+    /// then judges everything again in time order (`Ledger::settle`): what is voided is derived,
+    /// never stored, so a store opened again shows what it showed.
     fn load_ledger(&self, mode: Mode) -> Result<Ledger, StoreError> {
         let mut ledger = Ledger::new(mode);
-        for entry in self.time_keys(b'a') {
-            let (_, id) = entry?;
-            if let Some(record) = self.get(&id)? {
-                ledger.apply(&record);
-            }
-        }
+        let mut versions: HashMap<RecordId, Vec<RecordId>> = HashMap::new();
         for key in self.tree.scan_prefix(b"v").keys() {
             let key = key?;
             let ids = (key.get(1..33), key.get(33..65));
             if let (Some(old), Some(new)) = ids
                 && let (Ok(old), Ok(new)) = (old.try_into(), new.try_into())
             {
-                ledger.supersede(RecordId(old), RecordId(new));
+                versions
+                    .entry(RecordId(new))
+                    .or_default()
+                    .push(RecordId(old));
             }
         }
-        if let Some(since) = ledger.earliest_revocation() {
-            for id in self.voided_since(&ledger, since)? {
-                ledger.void(id);
+        for entry in self.time_keys(b'a') {
+            let (_, id) = entry?;
+            if let Some(record) = self.get(&id)? {
+                ledger.restore(id, Held::of(&record));
             }
         }
-        Ok(ledger)
-    }
-
-    /// Stored publications created at or after `since` whose author no longer stands at their
-    /// creation time: they came in before the revocation that covers them. Federation mode only
-    /// (in open mode nobody's standing depends on anyone else).
-    fn voided_since(&self, ledger: &Ledger, since: u64) -> Result<Vec<RecordId>, StoreError> {
-        if self.mode == Mode::Open {
-            return Ok(Vec::new());
-        }
-        let mut voided = Vec::new();
-        let start = [&b"c"[..], &since.to_be_bytes()].concat();
-        for entry in self.tree.range(start..b"d".to_vec()) {
+        for entry in self.tree.scan_prefix(b"c") {
             let (key, value) = entry?;
-            let (Some(time), Some(id), Some(summary)) = (
-                key.get(1..9)
-                    .and_then(|t| t.try_into().ok())
-                    .map(u64::from_be_bytes),
-                key.get(9..41).and_then(|i| i.try_into().ok()).map(RecordId),
-                Summary::decode(&value),
-            ) else {
-                continue;
+            let (time, id) = parse_time_key(&key)?;
+            let corrupt = || StoreError::Corrupt {
+                id: id.to_hex(),
+                reason: "an unreadable catalogue entry".into(),
             };
-            if !ledger.is_voided(&id)
-                && ledger
-                    .standing_for(&AuthorKey(summary.author), time, Some(&summary.town))
-                    .is_err()
-            {
-                voided.push(id);
-            }
+            let summary = Summary::decode(&value).ok_or_else(corrupt)?;
+            let kind = Kind::ALL
+                .get(usize::from(summary.kind))
+                .copied()
+                .ok_or_else(corrupt)?;
+            let held = Held::publication(
+                AuthorKey(summary.author),
+                time,
+                kind,
+                &summary.town,
+                versions.remove(&id).unwrap_or_default(),
+            );
+            ledger.restore(id, held);
         }
-        Ok(voided)
+        ledger.settle();
+        Ok(ledger)
     }
 
     /// Open, or the federation this store accepts records for (fixed when it is opened).
@@ -321,17 +323,12 @@ impl Store {
         self.ledger.read().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// What the ledger needs to know of a stored record.
-    fn known(&self, id: &RecordId) -> Option<Known> {
-        let record = self.get(id).ok()??;
-        Some(Known::of(&record))
-    }
-
     /// Stores the records that the ledger accepts, with their catalogue entries, atomically,
     /// then flushes. Returns what became of each record. Durable on return. Records are checked
     /// in order, each seeing the ones accepted before it in the same batch (a delegation, then
-    /// the delegate's records).
-    pub fn insert_batch(&self, batch: &[Record]) -> Result<Written, StoreError> {
+    /// the delegate's records). `now` is this node's clock (ms since the Unix epoch): a record
+    /// dated more than `trust::MAX_CLOCK_SKEW_MS` ahead of it is pending.
+    pub fn insert_batch(&self, batch: &[Record], now: u64) -> Result<Written, StoreError> {
         if batch.is_empty() {
             return Ok(Written::default());
         }
@@ -341,7 +338,7 @@ impl Store {
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let mut ledger = self.ledger.write().unwrap_or_else(|p| p.into_inner());
         let mut writes = sled::Batch::default();
-        let written = self.judge(&mut ledger, batch, |record| {
+        let written = Self::judge(&mut ledger, batch, now, |record| {
             writes.insert(&record_key(&record.id())[..], record.bytes());
             match record.publication() {
                 Some(p) => {
@@ -352,7 +349,7 @@ impl Store {
                 }
                 None => writes.insert(&act_key(record)[..], &[][..]),
             }
-        })?;
+        });
         // Readers need not wait for the flush; writers do (they hold `write`).
         drop(ledger);
         let durable = self
@@ -370,50 +367,65 @@ impl Store {
     }
 
     /// What `insert_batch` would do with `batch`, without writing anything: lets a publisher
-    /// refuse a whole batch when one record of it would be refused.
-    pub fn check_batch(&self, batch: &[Record]) -> Result<Vec<Outcome>, StoreError> {
-        let mut ledger = self.ledger().clone();
-        Ok(self.judge(&mut ledger, batch, |_| {})?.outcomes)
+    /// refuse a whole batch when one record of it would be refused. The ledger tries the batch
+    /// and undoes it (`Ledger::trial`), so a check costs what the batch touches, not a copy of
+    /// the ledger.
+    pub fn check_batch(&self, batch: &[Record], now: u64) -> Result<Vec<Outcome>, StoreError> {
+        let mut ledger = self.ledger.write().unwrap_or_else(|p| p.into_inner());
+        Ok(ledger
+            .trial(|ledger| Self::judge(ledger, batch, now, |_| {}))
+            .outcomes)
     }
 
     /// Asks the ledger about each record in order, applying each accepted one to it (so that
-    /// later records of the batch see it) and handing it to `accept`.
+    /// later records of the batch see it) and handing it to `accept`. The ledger holds every
+    /// stored record, so it also answers "already here?".
     fn judge(
-        &self,
         ledger: &mut Ledger,
         batch: &[Record],
+        now: u64,
         mut accept: impl FnMut(&Record),
-    ) -> Result<Written, StoreError> {
-        let mut written = Written {
-            outcomes: Vec::with_capacity(batch.len()),
-            hidden: Vec::new(),
-        };
-        let mut in_batch: std::collections::HashMap<RecordId, Known> =
-            std::collections::HashMap::new();
+    ) -> Written {
+        let mut outcomes = Vec::with_capacity(batch.len());
+        let mut changes = Changes::default();
+        let mut fresh = HashSet::new();
         for record in batch {
-            if in_batch.contains_key(&record.id())
-                || self.tree.contains_key(record_key(&record.id()))?
-            {
-                written.outcomes.push(Outcome::Duplicate);
+            if ledger.holds(&record.id()) {
+                outcomes.push(Outcome::Duplicate);
                 continue;
             }
-            let known = |id: &RecordId| in_batch.get(id).cloned().or_else(|| self.known(id));
-            if let Err(denied) = ledger.check(record, known) {
-                written.outcomes.push(Outcome::Denied(denied));
+            if let Err(denied) = ledger.check(record, now) {
+                outcomes.push(Outcome::Denied(denied));
                 continue;
             }
             accept(record);
-            written.hidden.extend(ledger.apply(record));
-            if let Some(Act::Revoke(_)) = record.act() {
-                for id in self.voided_since(ledger, record.created_at())? {
-                    ledger.void(id);
-                    written.hidden.push(id);
-                }
+            changes.then(ledger.apply(record));
+            if record.publication().is_some() {
+                fresh.insert(record.id());
             }
-            in_batch.insert(record.id(), Known::of(record));
-            written.outcomes.push(Outcome::New);
+            outcomes.push(Outcome::New);
         }
-        Ok(written)
+        // New records go to listeners anyway: what is revealed is what was there before; what
+        // is hidden includes the new records that the rest of the batch hid at once.
+        let revealed = changes
+            .revealed
+            .into_iter()
+            .filter(|id| !fresh.contains(id))
+            .collect();
+        let mut hidden = changes.hidden;
+        hidden.extend(
+            batch
+                .iter()
+                .map(Record::id)
+                .filter(|id| fresh.contains(id) && !ledger.shows(id)),
+        );
+        hidden.sort();
+        hidden.dedup();
+        Written {
+            outcomes,
+            hidden,
+            revealed,
+        }
     }
 
     pub fn contains(&self, id: &RecordId) -> Result<bool, StoreError> {
@@ -563,21 +575,10 @@ impl Store {
         &self,
         space: u8,
     ) -> impl Iterator<Item = Result<(u64, RecordId), StoreError>> + '_ {
-        self.tree.scan_prefix([space]).keys().map(|key| {
-            let key = key?;
-            let time = key
-                .get(1..9)
-                .and_then(|t| t.try_into().ok())
-                .map(u64::from_be_bytes);
-            let id = key.get(9..41).and_then(|i| i.try_into().ok()).map(RecordId);
-            match (time, id) {
-                (Some(time), Some(id)) => Ok((time, id)),
-                _ => Err(StoreError::Corrupt {
-                    id: "?".into(),
-                    reason: "a malformed catalogue key".into(),
-                }),
-            }
-        })
+        self.tree
+            .scan_prefix([space])
+            .keys()
+            .map(|key| parse_time_key(&key?))
     }
 
     /// Flushes everything written to disk.
@@ -591,14 +592,29 @@ impl Store {
         self.tree.scan_prefix(b"c").keys().count()
     }
 
-    /// How many publications default listings show (neither retracted nor superseded).
+    /// How many publications default listings show (neither retracted, voided nor superseded).
     pub fn visible_len(&self) -> usize {
-        let hidden: std::collections::HashSet<RecordId> = self.ledger().hidden().copied().collect();
-        self.len().saturating_sub(hidden.len())
+        self.ledger().shown_len()
     }
 
     pub fn is_empty(&self) -> bool {
         self.tree.scan_prefix(b"c").next().is_none()
+    }
+}
+
+/// (created_at, id) from a `c` or `a` key.
+fn parse_time_key(key: &[u8]) -> Result<(u64, RecordId), StoreError> {
+    let time = key
+        .get(1..9)
+        .and_then(|t| t.try_into().ok())
+        .map(u64::from_be_bytes);
+    let id = key.get(9..41).and_then(|i| i.try_into().ok()).map(RecordId);
+    match (time, id) {
+        (Some(time), Some(id)) => Ok((time, id)),
+        _ => Err(StoreError::Corrupt {
+            id: "?".into(),
+            reason: "a malformed catalogue key".into(),
+        }),
     }
 }
 
@@ -612,6 +628,7 @@ fn decode_stored(id: &RecordId, bytes: Vec<u8>) -> Result<Record, StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use cailloux_protocol::trust::Act;
     use cailloux_protocol::{Outcome as Result_, Publication, SigningKey};
 
     fn record(i: u64, kind: Kind, themes: Vec<Theme>, town: &str) -> Record {
@@ -688,11 +705,11 @@ mod tests {
         {
             let store = Store::open(&dir.path().join("s"), mode).unwrap_or_else(|e| panic!("{e}"));
             let w = store
-                .insert_batch(&[admission, delegation, before.clone(), after.clone()])
+                .insert_batch(&[admission, delegation, before.clone(), after.clone()], NOW)
                 .unwrap_or_else(|e| panic!("{e}"));
             assert!(w.outcomes.iter().all(Outcome::is_new), "{:?}", w.outcomes);
             let w = store
-                .insert_batch(&[revocation])
+                .insert_batch(&[revocation], NOW)
                 .unwrap_or_else(|e| panic!("{e}"));
             assert_eq!(w.hidden, vec![after.id()]);
             let listed: Vec<RecordId> = store
@@ -702,7 +719,7 @@ mod tests {
                 .collect();
             assert_eq!(listed, vec![before.id()]);
         }
-        let store = Store::open(&dir.path().join("s"), mode).unwrap_or_else(|e| panic!("{e}"));
+        let store = world::reopen(&dir.path().join("s"), mode);
         assert!(store.ledger().is_voided(&after.id()));
         assert!(!store.ledger().is_voided(&before.id()));
         let audit = Filter {
@@ -731,10 +748,13 @@ mod tests {
             w.map(|w| w.outcomes.iter().map(Outcome::is_new).collect())
                 .unwrap_or_default()
         };
-        assert_eq!(new(store.insert_batch(&records)), vec![true, true, true]);
+        assert_eq!(
+            new(store.insert_batch(&records, NOW)),
+            vec![true, true, true]
+        );
         // Twice, and twice within one batch: nothing new.
         assert_eq!(
-            new(store.insert_batch(&[records[0].clone(), records[0].clone()])),
+            new(store.insert_batch(&[records[0].clone(), records[0].clone()], NOW)),
             vec![false, false]
         );
         assert_eq!(store.len(), 3);
@@ -789,5 +809,334 @@ mod tests {
         let prefix =
             IdPrefix::parse(&records[2].id().to_hex()[..9]).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(store.resolve(&prefix).ok(), Some(records[2].id()));
+    }
+
+    /// The clock these tests' stores run by: every record is dated well before it.
+    const NOW: u64 = 1_000_000_000;
+
+    /// A small federation for the ledger's cases: the federation key 1, towns 2 and 3, a
+    /// practitioner 4.
+    mod world {
+        use super::*;
+        use cailloux_protocol::trust::{Admission, Delegation, Retraction, Revocation};
+        use cailloux_protocol::{Link, Outcome as Result_};
+
+        pub fn key(n: u8) -> SigningKey {
+            SigningKey::from_bytes(&[n; 32])
+        }
+
+        pub fn public(n: u8) -> AuthorKey {
+            AuthorKey(key(n).verifying_key().to_bytes())
+        }
+
+        pub fn mode() -> Mode {
+            Mode::Federation(public(1))
+        }
+
+        pub fn act(by: u8, at: u64, act: Act) -> Record {
+            Record::sign_act(&key(by), at, act).unwrap_or_else(|e| panic!("{e}"))
+        }
+
+        pub fn admit(town: u8, name: &str, at: u64) -> Record {
+            act(
+                1,
+                at,
+                Act::Admit(Admission {
+                    key: public(town),
+                    town: name.into(),
+                    country: "FR".into(),
+                    code: None,
+                    until: None,
+                }),
+            )
+        }
+
+        pub fn delegate(by: u8, person: u8, at: u64) -> Record {
+            act(
+                by,
+                at,
+                Act::Delegate(Delegation {
+                    key: public(person),
+                    name: format!("Personne {person}"),
+                    role: None,
+                    kinds: Vec::new(),
+                    until: None,
+                }),
+            )
+        }
+
+        pub fn revoke(by: u8, revoked: u8, at: u64) -> Record {
+            act(
+                by,
+                at,
+                Act::Revoke(Revocation {
+                    key: public(revoked),
+                    reason: "départ".into(),
+                }),
+            )
+        }
+
+        pub fn retract(by: u8, target: &Record, at: u64) -> Record {
+            act(
+                by,
+                at,
+                Act::Retract(Retraction {
+                    id: target.id(),
+                    reason: "erreur".into(),
+                }),
+            )
+        }
+
+        /// A practice filed under `town`, superseding `old` if given.
+        pub fn publish(by: u8, at: u64, town: &str, old: Option<&Record>) -> Record {
+            let p = Publication {
+                kind: Kind::Practice,
+                title: format!("Essai {at}"),
+                summary: "Résumé.".into(),
+                language: "fr".into(),
+                town: town.into(),
+                themes: vec![Theme::Food],
+                tags: Vec::new(),
+                sdgs: Vec::new(),
+                period: None,
+                participation: None,
+                licence: "etalab-2.0".into(),
+                links: old
+                    .map(|o| Link {
+                        rel: LinkRel::Supersedes,
+                        id: o.id(),
+                    })
+                    .into_iter()
+                    .collect(),
+                outcome: None::<Result_>,
+                need: None,
+                method: None,
+                indicators: Vec::new(),
+                body: String::new(),
+            };
+            Record::sign(&key(by), at, p).unwrap_or_else(|e| panic!("{e}"))
+        }
+
+        /// Opens a store (again). Sled lets go of its lock from a background thread shortly
+        /// after the last handle is dropped: a reopening waits for it a little.
+        pub fn open(dir: &tempfile::TempDir, name: &str) -> Store {
+            reopen(&dir.path().join(name), mode())
+        }
+
+        pub fn reopen(path: &Path, mode: Mode) -> Store {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+            loop {
+                match Store::open(path, mode) {
+                    Ok(store) => return store,
+                    Err(StoreError::Locked { .. }) if std::time::Instant::now() < deadline => {
+                        std::thread::sleep(std::time::Duration::from_millis(20));
+                    }
+                    Err(e) => panic!("{e}"),
+                }
+            }
+        }
+
+        pub fn insert(store: &Store, records: &[Record]) -> Vec<Outcome> {
+            store
+                .insert_batch(records, NOW)
+                .unwrap_or_else(|e| panic!("{e}"))
+                .outcomes
+        }
+
+        /// What a default listing shows, sorted.
+        pub fn listed(store: &Store) -> Vec<RecordId> {
+            let mut ids: Vec<RecordId> = store
+                .list(&Filter::default())
+                .map(|r| r.map(|r| r.id()).unwrap_or_else(|e| panic!("{e}")))
+                .collect();
+            ids.sort();
+            ids
+        }
+
+        /// Each batch in turn, in every store; then the listing of each, and of each reopened.
+        pub fn in_orders(orders: &[&[&[Record]]]) -> Vec<Vec<RecordId>> {
+            let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+            let mut out = Vec::new();
+            for (n, batches) in orders.iter().enumerate() {
+                let name = format!("s{n}");
+                {
+                    let store = open(&dir, &name);
+                    for batch in batches.iter() {
+                        insert(&store, batch);
+                    }
+                    out.push(listed(&store));
+                }
+                out.push(listed(&open(&dir, &name)));
+            }
+            out
+        }
+    }
+
+    #[test]
+    fn a_retraction_signed_after_its_signers_revocation_loses_its_effect_when_it_arrives() {
+        use world::*;
+        let (admission, delegation) = (admit(2, "Vallon", 10), delegate(2, 4, 20));
+        let record = publish(4, 30, "Vallon", None);
+        // The federation revokes town 2 at 100; town 2's retraction is dated 200.
+        let (revocation, retraction) = (revoke(1, 2, 100), retract(2, &record, 200));
+        let first = [admission, delegation, record.clone()];
+        let listings = in_orders(&[
+            &[
+                &first,
+                std::slice::from_ref(&retraction),
+                std::slice::from_ref(&revocation),
+            ],
+            &[
+                &first,
+                std::slice::from_ref(&revocation),
+                std::slice::from_ref(&retraction),
+            ],
+        ]);
+        for listing in listings {
+            assert_eq!(listing, vec![record.id()]);
+        }
+    }
+
+    #[test]
+    fn a_revision_of_a_record_that_is_later_voided_is_voided_too() {
+        use world::*;
+        let (admission, delegation) = (admit(2, "Vallon", 10), delegate(2, 4, 20));
+        let kept = publish(2, 50, "Vallon", None);
+        // Town 2 revokes its delegate at 100; the delegate's record of 150 arrived first, and
+        // the town revised it.
+        let revocation = revoke(2, 4, 100);
+        let late = publish(4, 150, "Vallon", None);
+        let revision = publish(2, 160, "Vallon", Some(&late));
+        let first = [admission, delegation, kept.clone()];
+        let listings = in_orders(&[
+            &[
+                &first,
+                &[late.clone(), revision.clone()],
+                std::slice::from_ref(&revocation),
+            ],
+            &[&first, std::slice::from_ref(&revocation), &[late, revision]],
+        ]);
+        for listing in listings {
+            assert_eq!(listing, vec![kept.id()]);
+        }
+    }
+
+    #[test]
+    fn a_voided_version_hides_nothing() {
+        use world::*;
+        let (admission, delegation) = (admit(2, "Vallon", 10), delegate(2, 4, 20));
+        let original = publish(4, 50, "Vallon", None);
+        let revocation = revoke(2, 4, 100);
+        // The delegate's new version, dated after its revocation, arrives before it.
+        let version = publish(4, 150, "Vallon", Some(&original));
+        let first = [admission, delegation, original.clone()];
+        let listings = in_orders(&[
+            &[
+                &first,
+                std::slice::from_ref(&version),
+                std::slice::from_ref(&revocation),
+            ],
+            &[
+                &first,
+                std::slice::from_ref(&revocation),
+                std::slice::from_ref(&version),
+            ],
+        ]);
+        for listing in listings {
+            assert_eq!(listing, vec![original.id()]);
+        }
+    }
+
+    #[test]
+    fn a_late_grant_restores_what_a_revocation_had_voided() {
+        use world::*;
+        // Town key 2 for Vallon is revoked at 100 and replaced by key 3, which delegates the
+        // practitioner again at 120: the practitioner's record of 125 stands through key 3.
+        let old_town = [admit(2, "Vallon", 10), delegate(2, 4, 20)];
+        let revocation = revoke(1, 2, 100);
+        let new_town = [admit(3, "Vallon", 110), delegate(3, 4, 120)];
+        let record = publish(4, 125, "Vallon", None);
+        let listings = in_orders(&[
+            &[
+                &old_town,
+                std::slice::from_ref(&revocation),
+                &new_town,
+                std::slice::from_ref(&record),
+            ],
+            &[
+                &old_town,
+                std::slice::from_ref(&record),
+                std::slice::from_ref(&revocation),
+                &new_town,
+            ],
+        ]);
+        for listing in listings {
+            assert_eq!(listing, vec![record.id()]);
+        }
+    }
+
+    #[test]
+    fn a_revocation_that_narrows_who_answers_for_a_record_voids_the_revision_it_no_longer_allows() {
+        use world::*;
+        // Practitioner 4 is vouched for by key 2 and by key 3, both for Vallon: either town key
+        // may revise its record. Key 2 revokes it at 40, before the record: key 2's revision
+        // of it no longer stands, though the record does (through key 3).
+        let roster = [
+            admit(2, "Vallon", 10),
+            admit(3, "Vallon", 11),
+            delegate(2, 4, 20),
+            delegate(3, 4, 21),
+        ];
+        let record = publish(4, 50, "Vallon", None);
+        let revision = publish(2, 60, "Vallon", Some(&record));
+        let revocation = revoke(2, 4, 40);
+        let listings = in_orders(&[
+            &[
+                &roster,
+                std::slice::from_ref(&revocation),
+                &[record.clone(), revision.clone()],
+            ],
+            &[
+                &roster,
+                &[record.clone(), revision],
+                std::slice::from_ref(&revocation),
+            ],
+        ]);
+        for listing in listings {
+            assert_eq!(listing, vec![record.id()]);
+        }
+    }
+
+    #[test]
+    fn a_revocation_examines_only_the_records_it_can_void() {
+        use world::*;
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let store = open(&dir, "s");
+        insert(&store, &[admit(2, "Vallon", 10), delegate(2, 4, 20)]);
+        let many: Vec<Record> = (0..2000)
+            .map(|i| publish(2, 1_000 + i, "Vallon", None))
+            .collect();
+        insert(&store, &many);
+        let mine: Vec<Record> = (0..3)
+            .map(|i| publish(4, 5_000 + i, "Vallon", None))
+            .collect();
+        insert(&store, &mine);
+        // The federation revokes a key that wrote nothing: no record is looked at.
+        let before = store.ledger().examined();
+        let outcomes = insert(&store, &[revoke(1, 9, 500)]);
+        assert!(outcomes[0].is_new(), "{outcomes:?}");
+        assert_eq!(store.ledger().examined() - before, 0);
+        // The town revokes its practitioner: only the practitioner's three records are.
+        let before = store.ledger().examined();
+        insert(&store, &[revoke(2, 4, 600)]);
+        assert_eq!(store.ledger().examined() - before, 3);
+        assert_eq!(store.visible_len(), 2000);
+        // The federation revokes the town after its last record: the records of the
+        // practitioner it vouched for, dated after that, are looked at (their chain goes
+        // through the town); none of the town's own.
+        let before = store.ledger().examined();
+        insert(&store, &[revoke(1, 2, 5_001)]);
+        assert_eq!(store.ledger().examined() - before, 2);
+        assert_eq!(store.visible_len(), 2000);
     }
 }

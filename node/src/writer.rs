@@ -1,7 +1,9 @@
 //! The store's single writer: a thread of its own that takes batches of verified records from
 //! every path (publish, import, gossip, catch-up), writes whatever has queued up as one atomic
 //! sled batch with one flush (group commit), adds the new records to the reconciliation index,
-//! and answers each caller once its records are durable.
+//! and answers each caller once its records are durable. It hands the search indexer the new
+//! records, the ones they hide and the ones they bring back (a retracted or voided version hides
+//! nothing, so the version before it is searchable again).
 //!
 //! After each flush it broadcasts what was new (`Stored`), with where it came from: the network
 //! task announces the records published or imported here, and benchmarks time arrivals. A slow
@@ -22,13 +24,15 @@ use tokio::sync::{broadcast, oneshot};
 type Written = Result<Vec<Outcome>, Arc<StoreError>>;
 type Reply = oneshot::Sender<Written>;
 
-/// New records for the search indexer, the records they hide (retracted or superseded), and,
-/// for a local write, the caller to answer once they are searchable (with what became of each
-/// record of its job).
+/// New records for the search indexer, the records they hide (retracted, superseded, voided),
+/// the records they bring back (a retracted or voided version hides nothing), and, for a local
+/// write, the caller to answer once they are searchable (with what became of each record of
+/// its job).
 #[derive(Debug)]
 pub struct IndexJob {
     pub records: Vec<Record>,
     pub hidden: Vec<cailloux_protocol::RecordId>,
+    pub revealed: Vec<Record>,
     pub reply: Option<(Reply, Vec<Outcome>)>,
 }
 
@@ -184,7 +188,7 @@ fn run(
             .iter()
             .flat_map(|j| j.records.iter().cloned())
             .collect();
-        match store.insert_batch(&all) {
+        match store.insert_batch(&all, crate::now_millis()) {
             Ok(written) => {
                 index.insert(
                     all.iter()
@@ -192,7 +196,14 @@ fn run(
                         .filter(|(_, o)| o.is_new())
                         .map(|(r, _)| (r.created_at(), r.id())),
                 );
-                let mut hidden = Some(written.hidden);
+                // What the batch brings back is read from the store for the indexer (a record
+                // missing here is caught up when the index is next opened).
+                let revealed: Vec<Record> = written
+                    .revealed
+                    .iter()
+                    .filter_map(|id| store.get(id).ok().flatten())
+                    .collect();
+                let mut changed = Some((written.hidden, revealed));
                 let mut outcomes = written.outcomes.into_iter();
                 for job in jobs {
                     let mine: Vec<Outcome> = outcomes.by_ref().take(job.records.len()).collect();
@@ -217,9 +228,9 @@ fn run(
                         .filter(|(_, o)| o.is_new())
                         .map(|(r, _)| r)
                         .collect();
-                    // The batch's hidden records go with its first job (order does not matter
-                    // to the index).
-                    let hidden = hidden.take().unwrap_or_default();
+                    // The batch's hidden and revealed records go with its first job (they are
+                    // the batch's net effect, after its new records).
+                    let (hidden, revealed) = changed.take().unwrap_or_default();
                     let wait = job.origin == Origin::Local;
                     match indexer {
                         Some(indexer) => {
@@ -234,6 +245,7 @@ fn run(
                             let _ = indexer.send(IndexJob {
                                 records,
                                 hidden,
+                                revealed,
                                 reply,
                             });
                         }
@@ -251,5 +263,77 @@ fn run(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::search::{SearchIndex, SearchQuery, start_indexer};
+    use cailloux_protocol::trust::{Act, Mode, Retraction};
+    use cailloux_protocol::{Link, LinkRel, RecordId, SigningKey};
+
+    fn practice(at: u64, title: &str, old: Option<&Record>) -> Record {
+        let text = format!(
+            "---\nkind: practice\ntitle: \"{title}\"\nsummary: Compost partagé.\nthemes: [food]\ntown: Vallon\n---\nCompost.\n"
+        );
+        let mut p = cailloux_protocol::parse_publication(&text, None)
+            .unwrap_or_else(|v| panic!("{v:?}"))
+            .publication;
+        p.links.extend(old.map(|o| Link {
+            rel: LinkRel::Supersedes,
+            id: o.id(),
+        }));
+        Record::sign(&SigningKey::from_bytes(&[2; 32]), at, p).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn retracting_a_version_brings_the_one_before_it_back_into_search() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let store =
+            Store::open(&dir.path().join("store"), Mode::Open).unwrap_or_else(|e| panic!("{e}"));
+        let (search, _) =
+            SearchIndex::open(&dir.path().join("index")).unwrap_or_else(|e| panic!("{e}"));
+        let search = Arc::new(search);
+        let sync = Arc::new(SyncIndex::load(&store).unwrap_or_else(|e| panic!("{e}")));
+        let (indexer, indexing) = start_indexer(search.clone(), store.clone());
+        let (writer, writing) = Writer::start(store.clone(), sync, Some(indexer));
+        let found = || -> Vec<RecordId> {
+            let q = SearchQuery {
+                text: "compost".into(),
+                limit: 10,
+                ..SearchQuery::default()
+            };
+            let results = search.search(&q, &store).unwrap_or_else(|e| panic!("{e}"));
+            results.hits.iter().map(|h| h.id).collect()
+        };
+        let first = practice(10, "Compost", None);
+        let second = practice(20, "Compost, deuxième version", Some(&first));
+        let retraction = Record::sign_act(
+            &SigningKey::from_bytes(&[2; 32]),
+            30,
+            Act::Retract(Retraction {
+                id: second.id(),
+                reason: "erreur".into(),
+            }),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        for record in [first.clone(), second.clone()] {
+            let outcomes = writer
+                .insert_blocking(vec![record], Origin::Local)
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert!(outcomes[0].is_new(), "{outcomes:?}");
+        }
+        assert_eq!(found(), vec![second.id()]);
+        writer
+            .insert_blocking(vec![retraction], Origin::Local)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            found(),
+            vec![first.id()],
+            "the first version is searchable again"
+        );
+        drop(writer);
+        let _ = (writing.join(), indexing.join());
     }
 }

@@ -27,6 +27,12 @@ use std::fmt;
 pub const FORMAT_VERSION: u32 = 1;
 /// The largest encoded record, enforced when signing and when decoding.
 pub const MAX_RECORD_BYTES: usize = 256 * 1024;
+/// The last millisecond a record may be dated: 9999-12-31T23:59:59.999Z. Creation times are
+/// stated by the signer; past this one they are not dates any more, and the largest (2^64 - 1)
+/// would reach the reconciliation index, which reads it as infinity (such a record would never
+/// be caught up). Nodes also refuse, for now, records dated ahead of their clock
+/// (`trust::MAX_CLOCK_SKEW_MS`); this rule is the one that needs no clock.
+pub const MAX_CREATED_AT: u64 = 253_402_300_799_999;
 /// Prepended to the body before signing, so a record signature can never be replayed as the
 /// signature of any other message the same key signs (libp2p handshakes, future record types).
 pub const SIGNING_CONTEXT: &[u8] = b"cailloux/record/v1\0";
@@ -66,16 +72,30 @@ pub struct Body {
 }
 
 impl Body {
-    /// The rules of the content: exactly one of a publication and an act, and that one valid.
+    /// The rules of a record: a creation time no later than `MAX_CREATED_AT`, exactly one of
+    /// a publication and an act, and that one valid.
     pub fn violations(&self) -> Vec<Violation> {
+        let mut v = Vec::new();
+        if self.created_at > MAX_CREATED_AT {
+            v.push(Violation::new(
+                "created_at",
+                format!(
+                    "{} ms is {}, after 9999-12-31T23:59:59.999Z, the last time a record may \
+                     carry",
+                    self.created_at,
+                    crate::time::rfc3339_millis(self.created_at)
+                ),
+            ));
+        }
         match (&self.publication, &self.act) {
-            (Some(p), None) => p.violations(),
-            (None, Some(a)) => a.violations(&self.author),
-            _ => vec![Violation::new(
+            (Some(p), None) => v.extend(p.violations()),
+            (None, Some(a)) => v.extend(a.violations(&self.author)),
+            _ => v.push(Violation::new(
                 "record",
                 "must carry exactly one of a publication and an act",
-            )],
+            )),
         }
+        v
     }
 }
 
@@ -131,7 +151,7 @@ pub enum DecodeError {
     UnsupportedVersion(u32),
     #[error("the author key is not a valid ed25519 public key")]
     BadAuthorKey,
-    #[error("the publication breaks the format: {}", join(.0))]
+    #[error("the record breaks the format: {}", join(.0))]
     Invalid(Vec<Violation>),
 }
 

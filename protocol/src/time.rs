@@ -112,15 +112,28 @@ fn days_from_civil(y: i64, m: u8, d: u8) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
+/// A date before the Unix epoch, where times (milliseconds since 1970-01-01) cannot go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{date} is before 1970-01-01; times are counted from 1970-01-01 (UTC), give a date from then on"
+)]
+pub struct BeforeEpoch {
+    pub date: PartialDate,
+}
+
 impl PartialDate {
     /// The last millisecond of the period the date names (UTC): `2027` ends on 31 December
-    /// 2027, `2027-06` on 30 June. For "valid until" dates.
-    pub fn end_millis(&self) -> u64 {
+    /// 2027, `2027-06` on 30 June. For "valid until" dates. Refused for a period that ends
+    /// before 1970 (it would wrap around a `u64` into the year 584556019).
+    pub fn end_millis(&self) -> Result<u64, BeforeEpoch> {
         let y = i64::from(self.year);
         let m = self.month.unwrap_or(12);
         let d = self.day.unwrap_or_else(|| days_in_month(y, m));
         let days = days_from_civil(y, m, d) + 1;
-        (days.max(0) as u64) * 86_400_000 - 1
+        match u64::try_from(days) {
+            Ok(days) if days > 0 => Ok(days * 86_400_000 - 1),
+            _ => Err(BeforeEpoch { date: *self }),
+        }
     }
 }
 
@@ -151,13 +164,33 @@ mod tests {
     fn a_date_ends_on_its_last_millisecond() {
         let end = |s: &str| {
             PartialDate::parse(s)
-                .map(|d| rfc3339_millis(d.end_millis()))
+                .map(|d| d.end_millis().map(rfc3339_millis))
+                .unwrap_or_else(|e| panic!("{e}"))
                 .unwrap_or_else(|e| panic!("{e}"))
         };
         assert_eq!(end("2027"), "2027-12-31T23:59:59.999Z");
         assert_eq!(end("2024-02"), "2024-02-29T23:59:59.999Z");
         assert_eq!(end("2026-11-26"), "2026-11-26T23:59:59.999Z");
         assert_eq!(end("1970-01-01"), "1970-01-01T23:59:59.999Z");
+        assert_eq!(end("9999"), "9999-12-31T23:59:59.999Z");
+    }
+
+    #[test]
+    fn a_date_before_1970_has_no_end_in_milliseconds() {
+        for s in ["1969-12-31", "1969-12", "1969", "1000-01-01"] {
+            let date = PartialDate::parse(s).unwrap_or_else(|e| panic!("{e}"));
+            let err = date.end_millis().err().map(|e| e.to_string());
+            assert_eq!(
+                err.as_deref(),
+                Some(
+                    format!(
+                        "{s} is before 1970-01-01; times are counted from 1970-01-01 (UTC), give a \
+                         date from then on"
+                    )
+                    .as_str()
+                ),
+            );
+        }
     }
 
     #[test]

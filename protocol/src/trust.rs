@@ -11,13 +11,42 @@
 //!
 //! The same ledger also decides versions and retractions: a revision (`supersedes`) or a
 //! retraction is accepted only from the record's author or, in a federation, from the town key
-//! that vouched for it under the town it is filed in. In open mode a delegation is only its
-//! issuer's claim (the delegate never consented), so there only the author may.
+//! that vouched for it under the town it is filed in; a delegate revises only records of the
+//! kinds it may publish, and a version is always newer than the record it replaces. In open
+//! mode a delegation is only its issuer's claim (the delegate never consented), so there only
+//! the author may.
 //!
 //! `Ledger::check` is the one gate: the node's store asks it about every record before writing,
 //! whichever path the record came by. A record whose check needs a record this node does not
 //! hold yet (the target of a retraction, say) is `Pending`, not refused: catch-up brings the
-//! missing record and the next round brings this one again.
+//! missing record and the next round brings this one again. So is a record dated more than
+//! `MAX_CLOCK_SKEW_MS` ahead of the node's clock, which the caller passes in: this crate reads
+//! no clock.
+//!
+//! **Order independence.** Records reach nodes in any order, and what a node shows must not
+//! depend on it. Standing at a time depends only on acts dated at or before it, so the ledger
+//! keeps what it would hold had every record been replayed in creation-time order: whenever a
+//! record arrives that changes someone's standing (a revocation that arrives late, a
+//! delegation that arrives late), the records it affects are judged again, with the same
+//! `judge` that `check` uses, and marked voided or valid accordingly. A voided record has no
+//! effect: a voided act grants, revokes and retracts nothing, and what depends on a voided
+//! record (a version of it, a retraction of it) is voided too, as it would have stayed pending
+//! had the record been refused. Records are judged again in (creation time, class, id) order,
+//! the class putting a millisecond's revocations first, then admissions, delegations,
+//! publications and retractions, so that each is judged after what it depends on. A revocation
+//! covers what is dated at or after it, except another revocation of the same millisecond: a
+//! revocation is judged by the roster as it stood just before it, so that no two acts ever
+//! depend on each other.
+//!
+//! **What a revocation costs.** Every record is indexed by its author, and every delegation by
+//! its issuer, so a revocation of key K judges again only the records by K, and by the keys
+//! whose chain goes through K, dated at or after it; a revocation from someone with no say over
+//! K (another town) judges nothing.
+//!
+//! **Visibility** is derived, never latched: a publication is shown by default when it is not
+//! retracted (by a valid retraction), not voided, and no *live* (valid, not retracted) version
+//! descends from it through `supersedes`. `Ledger::visibility` is that one rule; listings,
+//! counts, the search index and the versions of a record all ask it.
 
 use crate::id::RecordId;
 use crate::publication::{Violation, text_rule};
@@ -25,13 +54,24 @@ use crate::record::{AuthorKey, Record};
 use crate::time::rfc3339_millis;
 use crate::vocab::{Kind, LinkRel, fold};
 use serde::{Deserialize, Serialize};
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 
 pub const MAX_NAME_CHARS: usize = 120;
 pub const MAX_COUNTRY_CHARS: usize = 60;
 pub const MAX_CODE_CHARS: usize = 32;
 pub const MAX_REASON_CHARS: usize = 1000;
 
+/// How far ahead of a node's clock a record may be dated: 10 minutes.
+///
+/// Creation times are stated by the signer, and listings show the newest first, so a record
+/// dated next year would stay on top of every listing for a year. A machine whose clock is set
+/// by NTP is within a second of the truth; one that is not (a practitioner's laptop) drifts by
+/// seconds, or minutes after months. Ten minutes lets such a clock through while keeping any
+/// record from sitting above honest ones for longer than that. A record dated further ahead is
+/// `Pending`, not refused: an honest clock a little fast heals by itself, since catch-up offers
+/// the record again and the node takes it once its own clock is within the skew.
+pub const MAX_CLOCK_SKEW_MS: u64 = 10 * 60 * 1000;
 /// What a record can say besides a publication.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -157,24 +197,92 @@ pub enum Mode {
     Federation(AuthorKey),
 }
 
-/// What the ledger needs to know of a record that a revision or a retraction names.
-#[derive(Clone, Debug)]
-pub struct Known {
+/// What the ledger keeps of each record it holds: enough to judge it again when the acts it
+/// depends on change, without reading the record back. (A store rebuilds it at start from the
+/// acts and from its catalogue's summaries.)
+#[derive(Clone, Debug, PartialEq)]
+pub struct Held {
     pub author: AuthorKey,
     pub created_at: u64,
-    /// The town a publication is filed under; `None` for an act.
-    pub town: Option<String>,
+    pub what: What,
 }
 
-impl Known {
-    pub fn of(record: &Record) -> Known {
-        Known {
+/// What a held record is.
+#[derive(Clone, Debug, PartialEq)]
+pub enum What {
+    Publication {
+        kind: Kind,
+        /// The town it is filed under, folded (lower case, no accents).
+        town: Arc<str>,
+        /// The versions it replaces.
+        supersedes: Box<[RecordId]>,
+    },
+    Act(Act),
+    /// Neither a publication nor an act (only a damaged store holds one): never valid.
+    Empty,
+}
+
+impl Held {
+    pub fn of(record: &Record) -> Held {
+        let what = match (record.publication(), record.act()) {
+            (Some(p), _) => What::Publication {
+                kind: p.kind,
+                town: Arc::from(fold(&p.town)),
+                supersedes: p
+                    .links
+                    .iter()
+                    .filter(|l| l.rel == LinkRel::Supersedes)
+                    .map(|l| l.id)
+                    .collect(),
+            },
+            (None, Some(act)) => What::Act(act.clone()),
+            (None, None) => What::Empty,
+        };
+        Held {
             author: record.author(),
             created_at: record.created_at(),
-            town: record.publication().map(|p| p.town.clone()),
+            what,
+        }
+    }
+
+    /// A publication as a store's catalogue summarises it (`town` already folded).
+    pub fn publication(
+        author: AuthorKey,
+        created_at: u64,
+        kind: Kind,
+        town: &str,
+        supersedes: Vec<RecordId>,
+    ) -> Held {
+        Held {
+            author,
+            created_at,
+            what: What::Publication {
+                kind,
+                town: Arc::from(town),
+                supersedes: supersedes.into_boxed_slice(),
+            },
+        }
+    }
+
+    fn is_publication(&self) -> bool {
+        matches!(self.what, What::Publication { .. })
+    }
+
+    /// Within a millisecond, what a record may depend on comes first: revocations (which see
+    /// only earlier ones), admissions, delegations, publications, then retractions.
+    fn class(&self) -> u8 {
+        match &self.what {
+            What::Act(Act::Revoke(_)) => 0,
+            What::Act(Act::Found(_) | Act::Admit(_)) => 1,
+            What::Act(Act::Delegate(_)) => 2,
+            What::Publication { .. } | What::Empty => 3,
+            What::Act(Act::Retract(_)) => 4,
         }
     }
 }
+
+/// The order records are judged in: (creation time, class, id).
+type Key = (u64, u8, RecordId);
 
 /// Why a record is not accepted.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -183,11 +291,12 @@ pub enum Denied {
     #[error("{message}")]
     Refused {
         /// A short label for metrics: `not_member`, `wrong_town`, `kind_not_allowed`,
-        /// `not_author`, `not_allowed`.
+        /// `not_author`, `not_newer`, `voided`, `not_allowed`.
         reason: &'static str,
         message: String,
     },
-    /// It depends on a record this node does not hold yet.
+    /// It depends on a record this node does not hold yet, or it is dated ahead of this node's
+    /// clock: catch-up brings it again later.
     #[error("{0}")]
     Pending(String),
 }
@@ -209,6 +318,18 @@ pub struct Standing {
     pub federation: bool,
 }
 
+impl Standing {
+    fn in_town(&self, folded: &str) -> bool {
+        self.town.as_deref().is_none_or(|t| fold(t) == folded)
+    }
+
+    fn may_publish(&self, kind: Kind) -> bool {
+        self.delegate
+            .as_ref()
+            .is_none_or(|d| d.kinds.is_empty() || d.kinds.contains(&kind))
+    }
+}
+
 /// An act as the ledger keeps it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Entry<T> {
@@ -218,38 +339,180 @@ pub struct Entry<T> {
     pub act: T,
 }
 
-/// The acts a node holds, indexed for checking records, and the versions and retractions that
-/// decide what listings show. Built from the store at start, updated by the store's writer.
+/// Why a publication is left out of default listings; all false when it is shown.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Visibility {
+    /// A valid retraction names it.
+    pub retracted: bool,
+    /// Its author did not stand at its creation time, or it depends on a record that is voided.
+    pub voided: bool,
+    /// A live (valid, not retracted) version descends from it.
+    pub superseded: bool,
+}
+
+impl Visibility {
+    /// Whether default listings show it.
+    pub fn shown(self) -> bool {
+        !(self.retracted || self.voided || self.superseded)
+    }
+}
+
+/// Publications that records just applied hid from default listings, and the ones they
+/// brought back (a retracted or voided version hides nothing). A record new to the ledger
+/// counts as not shown before it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Changes {
+    pub hidden: Vec<RecordId>,
+    pub revealed: Vec<RecordId>,
+}
+
+impl Changes {
+    /// These changes followed by `later`: hidden then revealed again is no change.
+    pub fn then(&mut self, later: Changes) {
+        for id in later.hidden {
+            match self.revealed.iter().position(|r| *r == id) {
+                Some(i) => {
+                    self.revealed.swap_remove(i);
+                }
+                None => self.hidden.push(id),
+            }
+        }
+        for id in later.revealed {
+            match self.hidden.iter().position(|h| *h == id) {
+                Some(i) => {
+                    self.hidden.swap_remove(i);
+                }
+                None => self.revealed.push(id),
+            }
+        }
+    }
+}
+
+/// A change to undo when a trial ends.
+#[derive(Clone, Debug)]
+enum Undo {
+    /// The record was added.
+    Held(RecordId),
+    /// Whether the record was voided before.
+    Voided(RecordId, bool),
+}
+
+/// When a judgement looks at the roster: a record sees the revocations dated up to its own
+/// time; a revocation only those dated before it (so two revocations of one millisecond never
+/// depend on each other).
+#[derive(Clone, Copy, Debug)]
+struct Moment {
+    at: u64,
+    strict: bool,
+}
+
+impl Moment {
+    fn of(held: &Held) -> Moment {
+        Moment {
+            at: held.created_at,
+            strict: matches!(held.what, What::Act(Act::Revoke(_))),
+        }
+    }
+
+    fn at(at: u64) -> Moment {
+        Moment { at, strict: false }
+    }
+
+    fn sees_revocation(self, at: u64) -> bool {
+        if self.strict {
+            at < self.at
+        } else {
+            at <= self.at
+        }
+    }
+}
+
+/// Whose records a change of a key's standing affects.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Reach {
+    /// The key's own records.
+    Key,
+    /// The key's records and those of the practitioners it vouched for (a town's admission).
+    WithDelegates,
+}
+
+/// The records a node holds, indexed for judging records and for deciding what listings show:
+/// the acts (admissions, delegations, revocations, retractions), every record by its author,
+/// versions, and which records are voided. Built from the store at start, updated by the
+/// store's writer.
 #[derive(Clone, Debug)]
 pub struct Ledger {
     mode: Mode,
-    founding: Option<Entry<Founding>>,
-    admissions: HashMap<AuthorKey, Vec<Entry<Admission>>>,
-    delegations: HashMap<AuthorKey, Vec<Entry<Delegation>>>,
-    revocations: HashMap<AuthorKey, Vec<Entry<Revocation>>>,
-    retractions: HashMap<RecordId, Entry<Retraction>>,
-    superseded_by: HashMap<RecordId, Vec<RecordId>>,
-    supersedes: HashMap<RecordId, RecordId>,
-    /// Records accepted before this node learnt of a revocation that covers them.
+    held: HashMap<RecordId, Held>,
+    /// Every held record by its author, (created_at, id): what a change of the author's
+    /// standing may affect.
+    by_author: HashMap<AuthorKey, BTreeSet<(u64, RecordId)>>,
+    /// The voided ones among them: what a late grant may restore.
+    voided_by_author: HashMap<AuthorKey, BTreeSet<(u64, RecordId)>>,
     voided: HashSet<RecordId>,
+    foundings: Vec<Entry<Founding>>,
+    /// By the key admitted.
+    admissions: HashMap<AuthorKey, Vec<Entry<Admission>>>,
+    /// By the key delegated.
+    delegations: HashMap<AuthorKey, Vec<Entry<Delegation>>>,
+    /// By issuer: (key delegated, delegation id).
+    issued: HashMap<AuthorKey, Vec<(AuthorKey, RecordId)>>,
+    /// By the key revoked.
+    revocations: HashMap<AuthorKey, Vec<Entry<Revocation>>>,
+    /// By the record retracted.
+    retractions: HashMap<RecordId, Vec<Entry<Retraction>>>,
+    /// Old version -> the versions that name it in `supersedes`.
+    successors: HashMap<RecordId, Vec<RecordId>>,
+    publications: usize,
+    /// Folded town names, shared by the publications filed under them.
+    towns: HashSet<Arc<str>>,
+    /// How many times a held record was judged again.
+    examined: u64,
+    /// What to undo at the end of a `trial`.
+    journal: Option<Vec<Undo>>,
 }
 
 fn short(key: &AuthorKey) -> String {
     key.to_hex()[..12].to_owned()
 }
 
+/// "2 h 5 min", "12 min", "40 s": how far ahead a record is dated.
+fn span(ms: u64) -> String {
+    let minutes = ms / 60_000;
+    match minutes {
+        0 => format!("{} s", ms / 1000),
+        1..120 => format!("{minutes} min"),
+        _ => format!("{} h {} min", minutes / 60, minutes % 60),
+    }
+}
+
+fn kinds_list(d: &Delegation) -> String {
+    d.kinds
+        .iter()
+        .map(|k| k.slug())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 impl Ledger {
     pub fn new(mode: Mode) -> Ledger {
         Ledger {
             mode,
-            founding: None,
+            held: HashMap::new(),
+            by_author: HashMap::new(),
+            voided_by_author: HashMap::new(),
+            voided: HashSet::new(),
+            foundings: Vec::new(),
             admissions: HashMap::new(),
             delegations: HashMap::new(),
+            issued: HashMap::new(),
             revocations: HashMap::new(),
             retractions: HashMap::new(),
-            superseded_by: HashMap::new(),
-            supersedes: HashMap::new(),
-            voided: HashSet::new(),
+            successors: HashMap::new(),
+            publications: 0,
+            towns: HashSet::new(),
+            examined: 0,
+            journal: None,
         }
     }
 
@@ -264,41 +527,67 @@ impl Ledger {
         }
     }
 
-    /// The founding act this ledger holds (the federation's, in a federation).
+    /// Whether the ledger holds this record (valid or voided).
+    pub fn holds(&self, id: &RecordId) -> bool {
+        self.held.contains_key(id)
+    }
+
+    /// What the ledger keeps of a held record.
+    pub fn get(&self, id: &RecordId) -> Option<&Held> {
+        self.held.get(id)
+    }
+
+    /// How many times a held record was judged again since this ledger was made (when records
+    /// it depends on arrived or changed): what revocations and late grants cost.
+    pub fn examined(&self) -> u64 {
+        self.examined
+    }
+
+    fn valid(&self, id: &RecordId) -> bool {
+        !self.voided.contains(id)
+    }
+
+    /// The founding act this ledger holds (the federation's, in a federation): the earliest.
     pub fn founding(&self) -> Option<&Entry<Founding>> {
-        self.founding.as_ref()
+        self.foundings
+            .iter()
+            .filter(|f| self.valid(&f.id) && self.federation().is_none_or(|k| k == f.issuer))
+            .min_by_key(|f| (f.at, f.id))
     }
 
     /// The federation's name, once its founding act is here.
     pub fn federation_name(&self) -> Option<&str> {
-        self.founding.as_ref().map(|f| f.act.name.as_str())
+        self.founding().map(|f| f.act.name.as_str())
     }
 
-    /// The revocation of `key` by one of `issuers` in force at `at`, if any.
+    /// The earliest valid revocation of `key` by one of `issuers` that `moment` sees.
     fn revoked(
         &self,
         key: &AuthorKey,
         issuers: &[AuthorKey],
-        at: u64,
+        moment: Moment,
     ) -> Option<&Entry<Revocation>> {
         self.revocations
             .get(key)?
             .iter()
-            .filter(|r| r.at <= at && issuers.contains(&r.issuer))
-            .min_by_key(|r| r.at)
+            .filter(|r| {
+                moment.sees_revocation(r.at) && issuers.contains(&r.issuer) && self.valid(&r.id)
+            })
+            .min_by_key(|r| (r.at, r.id))
     }
 
-    /// The federation's admission of `key` valid at `at`, or why there is none.
-    fn admitted(&self, key: &AuthorKey, at: u64) -> Result<&Entry<Admission>, String> {
+    /// The federation's admissions of `key` valid at `moment` (oldest first), or why there is
+    /// none.
+    fn admitted(&self, key: &AuthorKey, moment: Moment) -> Result<Vec<&Entry<Admission>>, String> {
         let Some(federation) = self.federation() else {
             return Err("this node is in open mode".into());
         };
-        let grants: Vec<&Entry<Admission>> = self
+        let mut grants: Vec<&Entry<Admission>> = self
             .admissions
             .get(key)
             .into_iter()
             .flatten()
-            .filter(|a| a.issuer == federation)
+            .filter(|a| a.issuer == federation && self.valid(&a.id))
             .collect();
         if grants.is_empty() {
             return Err(format!(
@@ -307,7 +596,7 @@ impl Ledger {
                 short(&federation)
             ));
         }
-        if let Some(r) = self.revoked(key, &[federation, *key], at) {
+        if let Some(r) = self.revoked(key, &[federation, *key], moment) {
             return Err(format!(
                 "the certificate of key {} was revoked on {} ({})",
                 short(key),
@@ -315,78 +604,74 @@ impl Ledger {
                 r.act.reason
             ));
         }
-        grants
-            .iter()
-            .copied()
-            .find(|a| a.at <= at && a.act.until.is_none_or(|u| at <= u))
-            .ok_or_else(|| {
-                let a = grants[0];
-                format!(
-                    "the certificate of key {} for {} is valid from {} to {}, not at {}",
-                    short(key),
-                    a.act.town,
-                    rfc3339_millis(a.at),
-                    a.act.until.map_or("no end".into(), rfc3339_millis),
-                    rfc3339_millis(at)
-                )
-            })
+        grants.sort_by_key(|a| (a.at, a.id));
+        let at = moment.at;
+        let first = grants[0];
+        let valid: Vec<&Entry<Admission>> = grants
+            .into_iter()
+            .filter(|a| a.at <= at && a.act.until.is_none_or(|u| at <= u))
+            .collect();
+        if valid.is_empty() {
+            return Err(format!(
+                "the certificate of key {} for {} is valid from {} to {}, not at {}",
+                short(key),
+                first.act.town,
+                rfc3339_millis(first.at),
+                first.act.until.map_or("no end".into(), rfc3339_millis),
+                rfc3339_millis(at)
+            ));
+        }
+        Ok(valid)
     }
 
-    /// Where `author` stands at time `at`; in a federation, refused when it does not chain to
-    /// the federation key.
-    pub fn standing(&self, author: &AuthorKey, at: u64) -> Result<Standing, Denied> {
-        self.standing_for(author, at, None)
-    }
-
-    /// `standing`, preferring a chain to `town` (folded) when the key has several (a person
-    /// vouched for by two towns): a record filed under a town is judged by that town's chain.
-    pub fn standing_for(
-        &self,
-        author: &AuthorKey,
-        at: u64,
-        town: Option<&str>,
-    ) -> Result<Standing, Denied> {
+    /// Every chain from `author` to the federation key at `moment` (its own admissions first,
+    /// then the delegations it holds, oldest first), and why the others fail.
+    fn chains(&self, author: &AuthorKey, moment: Moment) -> (Vec<Standing>, Vec<String>) {
         let Some(federation) = self.federation() else {
             // Open mode: nothing is certified, and a delegation is only its issuer's claim (it
             // needs no consent from the key it names), so a key answers for itself alone.
-            return Ok(Standing {
+            let own = Standing {
                 town_key: *author,
                 town: None,
                 delegate: None,
                 federation: false,
-            });
+            };
+            return (vec![own], Vec::new());
         };
         if *author == federation {
-            return Ok(Standing {
+            let standing = Standing {
                 town_key: federation,
                 town: None,
                 delegate: None,
                 federation: true,
-            });
+            };
+            return (vec![standing], Vec::new());
         }
-        let wanted = town.map(fold);
+        let at = moment.at;
         let mut chains = Vec::new();
         let mut why = Vec::new();
-        match self.admitted(author, at) {
-            Ok(a) => {
-                let standing = Standing {
-                    town_key: *author,
-                    town: Some(a.act.town.clone()),
-                    delegate: None,
-                    federation: false,
-                };
-                // The common case, a town's own record: no need to look further.
-                if wanted.as_ref().is_none_or(|w| fold(&a.act.town) == *w) {
-                    return Ok(standing);
-                }
-                chains.push(standing);
-            }
+        match self.admitted(author, moment) {
+            Ok(grants) => chains.extend(grants.into_iter().map(|a| Standing {
+                town_key: *author,
+                town: Some(a.act.town.clone()),
+                delegate: None,
+                federation: false,
+            })),
             Err(e) => why.push(e),
         }
-        let grants: Vec<&Entry<Delegation>> =
-            self.delegations.get(author).into_iter().flatten().collect();
+        let mut grants: Vec<&Entry<Delegation>> = self
+            .delegations
+            .get(author)
+            .into_iter()
+            .flatten()
+            .filter(|d| self.valid(&d.id))
+            .collect();
+        grants.sort_by_key(|d| (d.at, d.id));
+        if grants.is_empty() {
+            why.push("it has no delegation from a certified town".into());
+        }
         for d in grants {
-            if let Some(r) = self.revoked(author, &[d.issuer, federation, *author], at) {
+            if let Some(r) = self.revoked(author, &[d.issuer, federation, *author], moment) {
                 why.push(format!(
                     "its delegation from {} was revoked on {} ({})",
                     short(&d.issuer),
@@ -405,154 +690,290 @@ impl Ledger {
                 ));
                 continue;
             }
-            match self.admitted(&d.issuer, at) {
-                Ok(a) => chains.push(Standing {
+            match self.admitted(&d.issuer, moment) {
+                Ok(towns) => chains.extend(towns.into_iter().map(|a| Standing {
                     town_key: d.issuer,
                     town: Some(a.act.town.clone()),
                     delegate: Some(d.act.clone()),
                     federation: false,
-                }),
+                })),
                 Err(e) => why.push(format!("the town that vouched for it is not valid: {e}")),
             }
         }
+        (chains, why)
+    }
+
+    fn not_member(&self, author: &AuthorKey, at: u64, why: &[String]) -> Denied {
+        refused(
+            "not_member",
+            format!(
+                "the author {} is not a member of the federation {} at {}: {}",
+                short(author),
+                self.federation().map_or_else(String::new, |f| short(&f)),
+                rfc3339_millis(at),
+                why.join("; ")
+            ),
+        )
+    }
+
+    /// Where `author` stands at time `at`; in a federation, refused when it does not chain to
+    /// the federation key.
+    pub fn standing(&self, author: &AuthorKey, at: u64) -> Result<Standing, Denied> {
+        self.standing_for(author, at, None)
+    }
+
+    /// `standing`, preferring a chain to `town` (folded) when the key has several (a person
+    /// vouched for by two towns): a record filed under a town is judged by that town's chain.
+    pub fn standing_for(
+        &self,
+        author: &AuthorKey,
+        at: u64,
+        town: Option<&str>,
+    ) -> Result<Standing, Denied> {
+        let (mut chains, why) = self.chains(author, Moment::at(at));
         if chains.is_empty() {
-            if self.delegations.get(author).is_none_or(Vec::is_empty) {
-                why.push("it has no delegation from a certified town".into());
-            }
-            return Err(refused(
-                "not_member",
-                format!(
-                    "the author {} is not a member of the federation {} at {}: {}",
-                    short(author),
-                    short(&federation),
-                    rfc3339_millis(at),
-                    why.join("; ")
-                ),
-            ));
+            return Err(self.not_member(author, at, &why));
         }
+        let wanted = town.map(fold);
         let pick = chains
             .iter()
-            .position(|c| {
-                wanted
-                    .as_ref()
-                    .is_none_or(|w| c.town.as_deref().map(fold).as_ref() == Some(w))
-            })
+            .position(|c| wanted.as_deref().is_none_or(|w| c.in_town(w)))
             .unwrap_or(0);
         Ok(chains.swap_remove(pick))
     }
 
-    /// Whether `record` may be stored, given what this node holds (`known` looks records up).
-    pub fn check(
-        &self,
-        record: &Record,
-        known: impl Fn(&RecordId) -> Option<Known>,
-    ) -> Result<(), Denied> {
-        let author = record.author();
+    /// Whether `record` may be stored, given what this node holds and its clock (`now`, ms
+    /// since the Unix epoch): `judge`, after refusing (as pending) a record dated more than
+    /// `MAX_CLOCK_SKEW_MS` ahead.
+    pub fn check(&self, record: &Record, now: u64) -> Result<(), Denied> {
         let at = record.created_at();
-        let town = record.publication().map(|p| p.town.as_str());
-        let standing = self.standing_for(&author, at, town)?;
-        let federated = self.federation().is_some();
-        if let Some(p) = record.publication() {
-            if standing.federation {
-                return Err(refused(
-                    "not_allowed",
-                    "the federation key signs certificates and revocations, not publications"
-                        .into(),
-                ));
-            }
-            if let Some(town) = &standing.town
-                && fold(town) != fold(&p.town)
-            {
-                return Err(refused(
-                    "wrong_town",
-                    format!(
-                        "the record is filed under `{}` but its author is certified for `{town}`",
-                        p.town
-                    ),
-                ));
-            }
-            if let Some(d) = &standing.delegate
-                && !d.kinds.is_empty()
-                && !d.kinds.contains(&p.kind)
-            {
-                return Err(refused(
-                    "kind_not_allowed",
-                    format!(
-                        "{} may publish {} only, not {}",
-                        d.name,
-                        d.kinds
-                            .iter()
-                            .map(|k| k.slug())
-                            .collect::<Vec<_>>()
-                            .join(", "),
-                        p.kind
-                    ),
-                ));
-            }
-            for link in p.links.iter().filter(|l| l.rel == LinkRel::Supersedes) {
-                self.same_hand(&author, Some(&standing), &link.id, &known, "revise")?;
-            }
-            return Ok(());
+        if at > now.saturating_add(MAX_CLOCK_SKEW_MS) {
+            return Err(Denied::Pending(format!(
+                "record {} is dated {}, {} ahead of this node's clock ({}); a node takes records \
+                 dated at most {} minutes ahead of its clock, so it will take this one when its \
+                 clock gets there (or check the signer's clock)",
+                record.id().short(),
+                rfc3339_millis(at),
+                span(at - now),
+                rfc3339_millis(now),
+                MAX_CLOCK_SKEW_MS / 60_000
+            )));
         }
-        let Some(act) = record.act() else {
-            return Err(refused("not_allowed", "a record with no content".into()));
-        };
-        let delegate = standing.delegate.is_some();
-        match act {
-            Act::Found(_) | Act::Admit(_) if federated && !standing.federation => Err(refused(
-                "not_allowed",
-                format!("only the federation key may {}", act.name()),
-            )),
-            Act::Delegate(_) if federated && (standing.federation || delegate) => Err(refused(
-                "not_allowed",
-                "only a town's key may delegate (not the federation key, not a delegate)".into(),
-            )),
-            Act::Revoke(_) if delegate => Err(refused(
-                "not_allowed",
-                "a delegate may not revoke keys; its town or the federation may".into(),
-            )),
-            Act::Retract(r) => self.same_hand(&author, None, &r.id, &known, "retract"),
-            _ => Ok(()),
+        self.judge(
+            &Held::of(record),
+            record.publication().map(|p| p.town.as_str()),
+        )
+    }
+
+    /// The one rule: whether a record stands, given the other records this ledger holds and
+    /// the validity of each. `check` asks it of a record offered, re-judgement of a record held.
+    /// `town` is the record's town as written, for messages.
+    fn judge(&self, held: &Held, town: Option<&str>) -> Result<(), Denied> {
+        match &held.what {
+            What::Publication {
+                kind,
+                town: folded,
+                supersedes,
+            } => self.judge_publication(held, *kind, town.unwrap_or(folded), folded, supersedes),
+            What::Act(act) => self.judge_act(held, act),
+            What::Empty => Err(refused("not_allowed", "a record with no content".into())),
         }
     }
 
-    /// A revision or a retraction of `target` by `author`: only from its author or, in a
-    /// federation, from the town key that vouched for it under its town; a revision also from
-    /// another key of that town (`standing`: the revision's own chain).
-    fn same_hand(
+    fn judge_publication(
         &self,
-        author: &AuthorKey,
-        standing: Option<&Standing>,
-        target: &RecordId,
-        known: &impl Fn(&RecordId) -> Option<Known>,
-        verb: &str,
+        held: &Held,
+        kind: Kind,
+        written: &str,
+        town: &str,
+        supersedes: &[RecordId],
     ) -> Result<(), Denied> {
-        let Some(old) = known(target) else {
+        let author = &held.author;
+        if self.federation() == Some(*author) {
+            return Err(refused(
+                "not_allowed",
+                "the federation key signs certificates and revocations, not publications".into(),
+            ));
+        }
+        let (chains, why) = self.chains(author, Moment::of(held));
+        if chains.is_empty() {
+            return Err(self.not_member(author, held.created_at, &why));
+        }
+        let in_town: Vec<&Standing> = chains.iter().filter(|c| c.in_town(town)).collect();
+        let Some(first) = in_town.first() else {
+            return Err(refused(
+                "wrong_town",
+                format!(
+                    "the record is filed under `{written}` but its author is certified for `{}`",
+                    chains[0].town.as_deref().unwrap_or_default()
+                ),
+            ));
+        };
+        let allowed: Vec<&Standing> = in_town
+            .iter()
+            .copied()
+            .filter(|c| c.may_publish(kind))
+            .collect();
+        if allowed.is_empty() {
+            let name = first.delegate.as_ref().map_or("", |d| d.name.as_str());
+            let kinds = first.delegate.as_ref().map(kinds_list).unwrap_or_default();
+            return Err(refused(
+                "kind_not_allowed",
+                format!("{name} may publish {kinds} only, not {kind}"),
+            ));
+        }
+        let mut olds = Vec::with_capacity(supersedes.len());
+        for target in supersedes {
+            let old = self.target(target, "revise")?;
+            if old.created_at >= held.created_at {
+                return Err(refused(
+                    "not_newer",
+                    format!(
+                        "a version must be newer than the record it replaces: record {} was \
+                         created at {}, this version at {}",
+                        target.short(),
+                        rfc3339_millis(old.created_at),
+                        rfc3339_millis(held.created_at)
+                    ),
+                ));
+            }
+            olds.push((target, old));
+        }
+        let mut first_error = None;
+        for chain in allowed {
+            let verdict = olds
+                .iter()
+                .try_for_each(|(target, old)| self.may_revise(author, chain, target, old));
+            match verdict {
+                Ok(()) => return Ok(()),
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// What a revision or a retraction names: a valid publication this node holds.
+    fn target(&self, target: &RecordId, verb: &str) -> Result<&Held, Denied> {
+        let Some(old) = self.held.get(target) else {
             return Err(Denied::Pending(format!(
                 "cannot {verb} record {}: this node does not hold it yet",
                 target.short()
             )));
         };
-        let Some(old_town) = old.town.as_deref() else {
+        if !old.is_publication() {
             return Err(refused(
                 "not_allowed",
                 format!("record {} is not a publication", target.short()),
             ));
+        }
+        if !self.valid(target) {
+            return Err(refused(
+                "voided",
+                format!(
+                    "cannot {verb} record {}: it is voided (its author did not stand at its \
+                     creation time, or it depends on a record that is voided)",
+                    target.short()
+                ),
+            ));
+        }
+        Ok(old)
+    }
+
+    /// A revision of `old` by `author` through `chain`: a delegate only revises the kinds it
+    /// may publish, and only the author or its town revises.
+    fn may_revise(
+        &self,
+        author: &AuthorKey,
+        chain: &Standing,
+        target: &RecordId,
+        old: &Held,
+    ) -> Result<(), Denied> {
+        if let (What::Publication { kind, .. }, Some(d)) = (&old.what, &chain.delegate)
+            && !d.kinds.is_empty()
+            && !d.kinds.contains(kind)
+        {
+            return Err(refused(
+                "kind_not_allowed",
+                format!(
+                    "{} may revise {} only, and record {} is {kind}",
+                    d.name,
+                    kinds_list(d),
+                    target.short()
+                ),
+            ));
+        }
+        self.same_hand(author, Some(chain), target, old, "revise")
+    }
+
+    fn judge_act(&self, held: &Held, act: &Act) -> Result<(), Denied> {
+        let author = &held.author;
+        let Some(federation) = self.federation() else {
+            return match act {
+                Act::Retract(r) => self.judge_retraction(author, r),
+                _ => Ok(()),
+            };
         };
+        let (chains, why) = self.chains(author, Moment::of(held));
+        if chains.is_empty() {
+            return Err(self.not_member(author, held.created_at, &why));
+        }
+        let is_federation = *author == federation;
+        let is_town = chains.iter().any(|c| !c.federation && c.delegate.is_none());
+        match act {
+            Act::Found(_) | Act::Admit(_) if !is_federation => Err(refused(
+                "not_allowed",
+                format!("only the federation key may {}", act.name()),
+            )),
+            Act::Delegate(_) if !is_town => Err(refused(
+                "not_allowed",
+                "only a town's key may delegate (not the federation key, not a delegate)".into(),
+            )),
+            Act::Revoke(_) if !(is_federation || is_town) => Err(refused(
+                "not_allowed",
+                "a delegate may not revoke keys; its town or the federation may".into(),
+            )),
+            Act::Retract(r) => self.judge_retraction(author, r),
+            _ => Ok(()),
+        }
+    }
+
+    fn judge_retraction(&self, author: &AuthorKey, r: &Retraction) -> Result<(), Denied> {
+        let old = self.target(&r.id, "retract")?;
+        self.same_hand(author, None, &r.id, old, "retract")
+    }
+
+    /// A revision or a retraction of `target` by `author`: only from its author or, in a
+    /// federation, from a town key that vouched for it under its town; a revision also from
+    /// another key of that town (`chain`: the revision's own chain).
+    fn same_hand(
+        &self,
+        author: &AuthorKey,
+        chain: Option<&Standing>,
+        target: &RecordId,
+        old: &Held,
+        verb: &str,
+    ) -> Result<(), Denied> {
         if old.author == *author {
             return Ok(());
         }
-        if self.federation().is_some() {
-            let answers_for_old = self
-                .standing_for(&old.author, old.created_at, Some(old_town))
-                .map_or(old.author, |s| s.town_key);
-            if answers_for_old == *author
-                || standing.is_some_and(|s| !s.federation && s.town_key == answers_for_old)
-            {
+        if let What::Publication { town, .. } = &old.what
+            && self.federation().is_some()
+        {
+            let (chains, _) = self.chains(&old.author, Moment::at(old.created_at));
+            let answers = chains
+                .iter()
+                .filter(|c| !c.federation && c.in_town(town))
+                .any(|c| {
+                    c.town_key == *author
+                        || chain.is_some_and(|s| !s.federation && s.town_key == c.town_key)
+                });
+            if answers {
                 return Ok(());
             }
         }
-        let who = match standing {
+        let who = match chain {
             Some(_) => "its author or its town",
             None => "its author or the town that vouched for it",
         };
@@ -571,110 +992,485 @@ impl Ledger {
         ))
     }
 
-    /// Takes an accepted record into account. Returns the ids that it hides from listings
-    /// (the record it retracts, the version it supersedes).
-    pub fn apply(&mut self, record: &Record) -> Vec<RecordId> {
+    /// Takes an accepted record into account (call `check` first), then judges again the
+    /// records it may change (a late revocation voids what it covers, a late grant restores
+    /// what it allows, and so on down what depends on them). Returns the publications it hid
+    /// from default listings and the ones it brought back.
+    pub fn apply(&mut self, record: &Record) -> Changes {
         let id = record.id();
-        let issuer = record.author();
-        let at = record.created_at();
-        if let Some(p) = record.publication() {
-            let mut hidden = Vec::new();
-            for link in p.links.iter().filter(|l| l.rel == LinkRel::Supersedes) {
-                self.supersede(link.id, id);
-                hidden.push(link.id);
-            }
-            return hidden;
+        if self.held.contains_key(&id) {
+            return Changes::default();
         }
-        let Some(act) = record.act() else {
-            return Vec::new();
+        let held = Held::of(record);
+        let mut touched = HashMap::new();
+        match &held.what {
+            What::Publication { supersedes, .. } => {
+                touched.insert(id, false);
+                for old in supersedes.iter() {
+                    self.touch(old, &mut touched);
+                }
+            }
+            What::Act(Act::Retract(r)) => self.touch(&r.id, &mut touched),
+            _ => {}
+        }
+        self.hold(id, held.clone());
+        let mut queue = BTreeSet::new();
+        self.push_dependents(&id, &held, true, &mut queue);
+        self.settle_from(Vec::new(), queue, &mut touched);
+        self.changes(touched)
+    }
+
+    /// Adds a record that this node stored earlier, without judging it: for rebuilding a
+    /// ledger from a store. Call `settle` once every record is in.
+    pub fn restore(&mut self, id: RecordId, held: Held) {
+        if !self.held.contains_key(&id) {
+            self.hold(id, held);
+        }
+    }
+
+    /// Judges every held record again, in (creation time, class, id) order, and what depends
+    /// on those that change: after `restore`, the ledger is what it would be had the records
+    /// arrived one by one in any order.
+    pub fn settle(&mut self) {
+        let mut all: Vec<Key> = self
+            .held
+            .iter()
+            .map(|(id, h)| (h.created_at, h.class(), *id))
+            .collect();
+        all.sort_unstable();
+        let mut touched = HashMap::new();
+        self.settle_from(all, BTreeSet::new(), &mut touched);
+    }
+
+    /// Judges again `first` (sorted) and `queue`, smallest key first, and what depends on each
+    /// record whose validity changes, until nothing changes. The dependencies form no cycle (a
+    /// record depends on records before it in key order, a retraction on its target), so this
+    /// ends, at the one state that every order of arrival leads to, with each record changing
+    /// at most once or twice. As a safeguard against a loop (which would need a cycle), a
+    /// record that changes more than `MAX_FLIPS` times is left voided, where it has no effect.
+    fn settle_from(
+        &mut self,
+        first: Vec<Key>,
+        mut queue: BTreeSet<Key>,
+        touched: &mut HashMap<RecordId, bool>,
+    ) {
+        const MAX_FLIPS: u8 = 4;
+        let mut flips: HashMap<RecordId, u8> = HashMap::new();
+        let mut first = first.into_iter().peekable();
+        loop {
+            let from_queue = match (queue.first(), first.peek()) {
+                (Some(q), Some(f)) => q <= f,
+                (Some(_), None) => true,
+                (None, Some(_)) => false,
+                (None, None) => break,
+            };
+            let next = if from_queue {
+                queue.pop_first()
+            } else {
+                first.next()
+            };
+            let Some((_, _, id)) = next else { break };
+            let Some(held) = self.held.get(&id).cloned() else {
+                continue;
+            };
+            self.examined += 1;
+            let flipped = flips.get(&id).copied().unwrap_or(0);
+            let valid = flipped < MAX_FLIPS && self.judge(&held, None).is_ok();
+            if valid != self.valid(&id) {
+                flips.insert(id, flipped.saturating_add(1));
+                match &held.what {
+                    What::Publication { .. } => self.touch(&id, touched),
+                    What::Act(Act::Retract(r)) => self.touch(&r.id, touched),
+                    _ => {}
+                }
+                self.set_voided(id, &held, !valid);
+                self.push_dependents(&id, &held, valid, &mut queue);
+            } else if held.is_publication() {
+                // Its author's chains at its time may have changed without changing whether it
+                // stands; who may revise or retract it depends on them.
+                self.push_versions(&id, &mut queue);
+            }
+        }
+    }
+
+    /// Records, before a change, whether `id` and every version it replaces were shown.
+    fn touch(&self, id: &RecordId, touched: &mut HashMap<RecordId, bool>) {
+        let mut stack = vec![*id];
+        while let Some(next) = stack.pop() {
+            if touched.contains_key(&next) {
+                continue;
+            }
+            touched.insert(next, self.shows(&next));
+            if let Some(What::Publication { supersedes, .. }) =
+                self.held.get(&next).map(|h| &h.what)
+            {
+                stack.extend(supersedes.iter());
+            }
+        }
+    }
+
+    fn changes(&self, touched: HashMap<RecordId, bool>) -> Changes {
+        let mut changes = Changes::default();
+        for (id, before) in touched {
+            match (before, self.shows(&id)) {
+                (true, false) => changes.hidden.push(id),
+                (false, true) => changes.revealed.push(id),
+                _ => {}
+            }
+        }
+        changes.hidden.sort();
+        changes.revealed.sort();
+        changes
+    }
+
+    fn key_of(&self, id: &RecordId) -> Option<Key> {
+        self.held.get(id).map(|h| (h.created_at, h.class(), *id))
+    }
+
+    /// Queues the versions and retractions of a publication.
+    fn push_versions(&self, id: &RecordId, queue: &mut BTreeSet<Key>) {
+        let versions = self.successors.get(id).into_iter().flatten().copied();
+        let retractions = self.retractions.get(id).into_iter().flatten().map(|r| r.id);
+        queue.extend(versions.chain(retractions).filter_map(|r| self.key_of(&r)));
+    }
+
+    /// Queues what may change now that `id` became valid (`valid`: or was just added) or
+    /// voided.
+    fn push_dependents(&self, id: &RecordId, held: &Held, valid: bool, queue: &mut BTreeSet<Key>) {
+        let at = held.created_at;
+        match &held.what {
+            What::Publication { .. } | What::Empty => self.push_versions(id, queue),
+            // A grant gained restores at most what was voided; a grant lost may void anything.
+            What::Act(Act::Admit(a)) => {
+                self.push_key(&a.key, at, Reach::WithDelegates, valid, queue);
+            }
+            What::Act(Act::Delegate(d)) => self.push_key(&d.key, at, Reach::Key, valid, queue),
+            What::Act(Act::Revoke(r)) => {
+                // Only the federation, the key itself or a town that vouched for it has a say
+                // over a key: anyone else's revocation changes nothing and costs nothing.
+                let issuer = held.author;
+                let over_admission = self.federation() == Some(issuer) || issuer == r.key;
+                let over_delegation = || {
+                    self.delegations
+                        .get(&r.key)
+                        .is_some_and(|ds| ds.iter().any(|d| d.issuer == issuer))
+                };
+                let reach = if self.federation().is_none() {
+                    None
+                } else if over_admission {
+                    Some(Reach::WithDelegates)
+                } else if over_delegation() {
+                    Some(Reach::Key)
+                } else {
+                    None
+                };
+                if let Some(reach) = reach {
+                    self.push_key(&r.key, at, reach, !valid, queue);
+                }
+            }
+            What::Act(Act::Found(_) | Act::Retract(_)) => {}
+        }
+    }
+
+    /// Queues the records by `key` dated at or after `from` (only the voided ones when
+    /// `only_voided`), and with `Reach::WithDelegates` those of the practitioners it vouched
+    /// for, whose chain goes through it.
+    fn push_key(
+        &self,
+        key: &AuthorKey,
+        from: u64,
+        reach: Reach,
+        only_voided: bool,
+        queue: &mut BTreeSet<Key>,
+    ) {
+        let index = if only_voided {
+            &self.voided_by_author
+        } else {
+            &self.by_author
         };
-        match act.clone() {
-            Act::Found(act) => {
-                let first = self.founding.as_ref().is_none_or(|f| f.at > at);
-                if self.federation().is_none_or(|f| f == issuer) && first {
-                    self.founding = Some(Entry {
-                        id,
-                        issuer,
-                        at,
-                        act,
-                    });
+        let mut push = |key: &AuthorKey, from: u64| {
+            if let Some(set) = index.get(key) {
+                for (_, id) in set.range((from, RecordId([0; 32]))..) {
+                    queue.extend(self.key_of(id));
                 }
             }
-            Act::Admit(act) => push(&mut self.admissions, act.key, id, issuer, at, act),
-            Act::Delegate(act) => push(&mut self.delegations, act.key, id, issuer, at, act),
-            Act::Revoke(act) => push(&mut self.revocations, act.key, id, issuer, at, act),
-            Act::Retract(act) => {
-                let target = act.id;
-                let earliest = self.retractions.get(&target).is_none_or(|r| r.at > at);
-                if earliest {
-                    self.retractions.insert(
-                        target,
-                        Entry {
-                            id,
-                            issuer,
-                            at,
-                            act,
-                        },
-                    );
+        };
+        push(key, from);
+        if reach == Reach::WithDelegates {
+            for (delegate, delegation) in self.issued.get(key).into_iter().flatten() {
+                if let Some(d) = self.held.get(delegation)
+                    && self.valid(delegation)
+                {
+                    push(delegate, from.max(d.created_at));
                 }
-                return vec![target];
             }
         }
-        Vec::new()
     }
 
-    /// Records that `new` supersedes `old` (also called when loading the store).
-    pub fn supersede(&mut self, old: RecordId, new: RecordId) {
-        let newer = self.superseded_by.entry(old).or_default();
-        if !newer.contains(&new) {
-            newer.push(new);
+    fn journal(&mut self, undo: Undo) {
+        if let Some(journal) = &mut self.journal {
+            journal.push(undo);
         }
-        self.supersedes.insert(new, old);
     }
 
+    fn set_voided(&mut self, id: RecordId, held: &Held, voided: bool) {
+        let was = self.voided.contains(&id);
+        if was == voided {
+            return;
+        }
+        self.journal(Undo::Voided(id, was));
+        let entry = (held.created_at, id);
+        if voided {
+            self.voided.insert(id);
+            self.voided_by_author
+                .entry(held.author)
+                .or_default()
+                .insert(entry);
+        } else {
+            self.voided.remove(&id);
+            if let Some(set) = self.voided_by_author.get_mut(&held.author) {
+                set.remove(&entry);
+                if set.is_empty() {
+                    self.voided_by_author.remove(&held.author);
+                }
+            }
+        }
+    }
+
+    /// Adds a record to every index (valid, until judged otherwise).
+    fn hold(&mut self, id: RecordId, mut held: Held) {
+        let issuer = held.author;
+        let at = held.created_at;
+        self.by_author.entry(issuer).or_default().insert((at, id));
+        fn entry<T>(id: RecordId, issuer: AuthorKey, at: u64, act: T) -> Entry<T> {
+            Entry {
+                id,
+                issuer,
+                at,
+                act,
+            }
+        }
+        match &mut held.what {
+            What::Publication {
+                town, supersedes, ..
+            } => {
+                match self.towns.get(&**town) {
+                    Some(shared) => *town = shared.clone(),
+                    None => {
+                        self.towns.insert(town.clone());
+                    }
+                }
+                for old in supersedes.iter() {
+                    let versions = self.successors.entry(*old).or_default();
+                    if !versions.contains(&id) {
+                        versions.push(id);
+                    }
+                }
+                self.publications += 1;
+            }
+            What::Act(act) => match act.clone() {
+                Act::Found(f) => self.foundings.push(entry(id, issuer, at, f)),
+                Act::Admit(a) => {
+                    let key = a.key;
+                    self.admissions
+                        .entry(key)
+                        .or_default()
+                        .push(entry(id, issuer, at, a));
+                }
+                Act::Delegate(d) => {
+                    let key = d.key;
+                    self.issued.entry(issuer).or_default().push((key, id));
+                    self.delegations
+                        .entry(key)
+                        .or_default()
+                        .push(entry(id, issuer, at, d));
+                }
+                Act::Revoke(r) => {
+                    let key = r.key;
+                    self.revocations
+                        .entry(key)
+                        .or_default()
+                        .push(entry(id, issuer, at, r));
+                }
+                Act::Retract(r) => {
+                    let target = r.id;
+                    self.retractions
+                        .entry(target)
+                        .or_default()
+                        .push(entry(id, issuer, at, r));
+                }
+            },
+            What::Empty => {}
+        }
+        self.held.insert(id, held);
+        self.journal(Undo::Held(id));
+    }
+
+    /// Takes a record out of every index again (undoing `hold`).
+    fn unhold(&mut self, id: &RecordId) {
+        let Some(held) = self.held.remove(id) else {
+            return;
+        };
+        self.set_voided(*id, &held, false);
+        fn drop_from<K: std::hash::Hash + Eq, T>(
+            map: &mut HashMap<K, Vec<T>>,
+            key: &K,
+            gone: impl Fn(&T) -> bool,
+        ) {
+            if let Some(list) = map.get_mut(key) {
+                list.retain(|e| !gone(e));
+                if list.is_empty() {
+                    map.remove(key);
+                }
+            }
+        }
+        if let Some(set) = self.by_author.get_mut(&held.author) {
+            set.remove(&(held.created_at, *id));
+            if set.is_empty() {
+                self.by_author.remove(&held.author);
+            }
+        }
+        match &held.what {
+            What::Publication { supersedes, .. } => {
+                for old in supersedes.iter() {
+                    drop_from(&mut self.successors, old, |v| v == id);
+                }
+                self.publications = self.publications.saturating_sub(1);
+            }
+            What::Act(Act::Found(_)) => self.foundings.retain(|f| f.id != *id),
+            What::Act(Act::Admit(a)) => drop_from(&mut self.admissions, &a.key, |e| e.id == *id),
+            What::Act(Act::Delegate(d)) => {
+                drop_from(&mut self.delegations, &d.key, |e| e.id == *id);
+                drop_from(&mut self.issued, &held.author, |(_, e)| e == id);
+            }
+            What::Act(Act::Revoke(r)) => drop_from(&mut self.revocations, &r.key, |e| e.id == *id),
+            What::Act(Act::Retract(r)) => drop_from(&mut self.retractions, &r.id, |e| e.id == *id),
+            What::Empty => {}
+        }
+    }
+
+    /// Runs `f` on this ledger and then undoes whatever it applied: what a batch would do,
+    /// without copying the ledger (the cost is that of the batch, not of the ledger).
+    pub fn trial<R>(&mut self, f: impl FnOnce(&mut Ledger) -> R) -> R {
+        let outer = self.journal.replace(Vec::new());
+        let result = f(self);
+        let journal = self.journal.take().unwrap_or_default();
+        for undo in journal.into_iter().rev() {
+            match undo {
+                Undo::Held(id) => self.unhold(&id),
+                Undo::Voided(id, was) => {
+                    if let Some(held) = self.held.get(&id).cloned() {
+                        self.set_voided(id, &held, was);
+                    }
+                }
+            }
+        }
+        self.journal = outer;
+        result
+    }
+
+    /// The valid retraction of `id`, the earliest if several.
     pub fn retraction(&self, id: &RecordId) -> Option<&Entry<Retraction>> {
-        self.retractions.get(id)
-    }
-
-    /// The versions that replace `id` (usually one).
-    pub fn superseded_by(&self, id: &RecordId) -> &[RecordId] {
-        self.superseded_by.get(id).map_or(&[], Vec::as_slice)
-    }
-
-    /// The version `id` replaces.
-    pub fn supersedes(&self, id: &RecordId) -> Option<RecordId> {
-        self.supersedes.get(id).copied()
+        self.retractions
+            .get(id)?
+            .iter()
+            .filter(|r| self.valid(&r.id))
+            .min_by_key(|r| (r.at, r.id))
     }
 
     pub fn is_retracted(&self, id: &RecordId) -> bool {
-        self.retractions.contains_key(id)
+        self.retraction(id).is_some()
     }
 
-    /// Marks a stored record as voided: created after a revocation of its author's key (or of
-    /// its town's) that reached this node after the record did. Listed like a retraction.
-    pub fn void(&mut self, id: RecordId) {
-        self.voided.insert(id);
-    }
-
+    /// Held but voided: its author did not stand at its creation time (a revocation reached
+    /// this node after it did), or it depends on a voided record. Kept for audit, listed like a
+    /// retraction.
     pub fn is_voided(&self, id: &RecordId) -> bool {
         self.voided.contains(id)
     }
 
-    /// The earliest revocation, if any: stored records created since may need voiding.
-    pub fn earliest_revocation(&self) -> Option<u64> {
-        self.revocations.values().flatten().map(|r| r.at).min()
+    /// A valid publication that no valid retraction names.
+    fn is_live(&self, id: &RecordId) -> bool {
+        self.held.get(id).is_some_and(Held::is_publication)
+            && self.valid(id)
+            && !self.is_retracted(id)
     }
 
+    /// Whether a live version descends from `id` through `supersedes`.
     pub fn is_superseded(&self, id: &RecordId) -> bool {
-        self.superseded_by.contains_key(id)
+        let mut stack: Vec<RecordId> = self.successors(id).to_vec();
+        let mut seen = HashSet::new();
+        while let Some(next) = stack.pop() {
+            if !seen.insert(next) || !self.valid(&next) {
+                continue;
+            }
+            if self.is_live(&next) {
+                return true;
+            }
+            stack.extend_from_slice(self.successors(&next));
+        }
+        false
     }
 
-    /// Every record that default listings leave out: retracted, or replaced by a newer version.
-    pub fn hidden(&self) -> impl Iterator<Item = &RecordId> {
-        self.retractions
-            .keys()
-            .chain(self.superseded_by.keys())
-            .chain(self.voided.iter())
+    /// Why `id` is left out of default listings, if it is: the one rule of visibility.
+    pub fn visibility(&self, id: &RecordId) -> Visibility {
+        Visibility {
+            retracted: self.is_retracted(id),
+            voided: self.is_voided(id),
+            superseded: self.is_superseded(id),
+        }
+    }
+
+    /// Whether default listings show `id`: a held publication whose visibility is clear.
+    pub fn shows(&self, id: &RecordId) -> bool {
+        self.held.get(id).is_some_and(Held::is_publication) && self.visibility(id).shown()
+    }
+
+    /// The versions that replace `id`: those it names in `supersedes` through which a live
+    /// version descends (usually one).
+    pub fn superseded_by(&self, id: &RecordId) -> Vec<RecordId> {
+        self.successors(id)
+            .iter()
+            .filter(|v| self.valid(v) && (self.is_live(v) || self.is_superseded(v)))
+            .copied()
+            .collect()
+    }
+
+    /// Every held version that names `id` in `supersedes`, live or not.
+    pub fn successors(&self, id: &RecordId) -> &[RecordId] {
+        self.successors.get(id).map_or(&[], Vec::as_slice)
+    }
+
+    /// The version `id` replaces (the first, if it names several).
+    pub fn supersedes(&self, id: &RecordId) -> Option<RecordId> {
+        match &self.held.get(id)?.what {
+            What::Publication { supersedes, .. } => supersedes.first().copied(),
+            _ => None,
+        }
+    }
+
+    /// Every publication that default listings leave out: retracted, voided, or replaced by a
+    /// live version.
+    pub fn hidden(&self) -> Vec<RecordId> {
+        let candidates: HashSet<&RecordId> = self
+            .voided
+            .iter()
+            .chain(self.retractions.keys())
+            .chain(self.successors.keys())
+            .collect();
+        let mut hidden: Vec<RecordId> = candidates
+            .into_iter()
+            .filter(|id| self.held.get(id).is_some_and(Held::is_publication))
+            .filter(|id| !self.visibility(id).shown())
+            .copied()
+            .collect();
+        hidden.sort();
+        hidden
+    }
+
+    /// How many publications default listings show.
+    pub fn shown_len(&self) -> usize {
+        self.publications.saturating_sub(self.hidden().len())
     }
 
     /// Every version of the record `id` belongs to, oldest first.
@@ -695,13 +1491,15 @@ impl Ledger {
                 continue;
             }
             out.push(next);
-            queue.extend(self.superseded_by(&next).iter().rev());
+            queue.extend(self.successors(&next).iter().rev());
         }
         out
     }
 
-    /// The roster as this node sees it, at time `now`.
-    /// In open mode nothing is certified: the roster names no town.
+    /// The roster as this node sees it, at time `now`: each town with the practitioners it
+    /// vouched for (found through the index of delegations by issuer, so the cost is that of
+    /// the towns and delegations, not their product). In open mode nothing is certified: the
+    /// roster names no town.
     pub fn roster(&self, now: u64) -> Roster {
         let Some(federation) = self.federation() else {
             return Roster {
@@ -710,17 +1508,25 @@ impl Ledger {
                 towns: Vec::new(),
             };
         };
+        let ever = Moment::at(u64::MAX);
         let mut towns: Vec<RosterTown> = Vec::new();
         for (key, grants) in &self.admissions {
-            for a in grants.iter().filter(|a| a.issuer == federation) {
+            for a in grants
+                .iter()
+                .filter(|a| a.issuer == federation && self.valid(&a.id))
+            {
                 let revoked = self
-                    .revoked(key, &[a.issuer, *key], u64::MAX)
+                    .revoked(key, &[a.issuer, *key], ever)
                     .map(|r| (r.at, r.act.reason.clone()));
                 let delegates = self
-                    .delegations
-                    .iter()
-                    .flat_map(|(dkey, ds)| ds.iter().map(move |d| (dkey, d)))
-                    .filter(|(_, d)| d.issuer == *key)
+                    .issued
+                    .get(key)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|(dkey, id)| {
+                        let d = self.delegations.get(dkey)?.iter().find(|d| d.id == *id)?;
+                        self.valid(id).then_some((dkey, d))
+                    })
                     .map(|(dkey, d)| RosterDelegate {
                         key: *dkey,
                         record: d.id,
@@ -730,7 +1536,7 @@ impl Ledger {
                         from: d.at,
                         until: d.act.until,
                         revoked: self
-                            .revoked(dkey, &[*key, a.issuer, *dkey], u64::MAX)
+                            .revoked(dkey, &[*key, a.issuer, *dkey], ever)
                             .map(|r| (r.at, r.act.reason.clone())),
                         valid_now: self
                             .standing_for(dkey, now, Some(&a.act.town))
@@ -753,35 +1559,25 @@ impl Ledger {
                 });
             }
         }
-        towns.sort_by(|a, b| fold(&a.town).cmp(&fold(&b.town)).then(a.from.cmp(&b.from)));
+        towns.sort_by(|a, b| {
+            fold(&a.town)
+                .cmp(&fold(&b.town))
+                .then(a.from.cmp(&b.from))
+                .then(a.record.cmp(&b.record))
+        });
         for t in &mut towns {
-            t.delegates
-                .sort_by(|a, b| fold(&a.name).cmp(&fold(&b.name)).then(a.from.cmp(&b.from)));
+            t.delegates.sort_by(|a, b| {
+                fold(&a.name)
+                    .cmp(&fold(&b.name))
+                    .then(a.from.cmp(&b.from))
+                    .then(a.record.cmp(&b.record))
+            });
         }
         Roster {
             federation: Some(federation),
             name: self.federation_name().map(str::to_owned),
             towns,
         }
-    }
-}
-
-fn push<T>(
-    map: &mut HashMap<AuthorKey, Vec<Entry<T>>>,
-    key: AuthorKey,
-    id: RecordId,
-    issuer: AuthorKey,
-    at: u64,
-    act: T,
-) {
-    let entries = map.entry(key).or_default();
-    if !entries.iter().any(|e| e.id == id) {
-        entries.push(Entry {
-            id,
-            issuer,
-            at,
-            act,
-        });
     }
 }
 

@@ -215,7 +215,7 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(96))]
 
     #[test]
-    fn decode_of_encode_is_identity(p in publication(), seed in any::<[u8; 32]>(), at in any::<u64>()) {
+    fn decode_of_encode_is_identity(p in publication(), seed in any::<[u8; 32]>(), at in 0..=record::MAX_CREATED_AT) {
         let record = Record::sign(&SigningKey::from_bytes(&seed), at, p.clone());
         let record = record.unwrap_or_else(|e| panic!("{e}"));
         let back = Unverified::decode(record.bytes().to_vec()).unwrap_or_else(|e| panic!("{e}"));
@@ -315,4 +315,87 @@ fn golden_act_vectors() {
         assert_eq!(r.id().to_hex(), id);
         assert!(r.act().is_some() && r.publication().is_none());
     }
+}
+
+/// The last millisecond a record may be dated: 9999-12-31T23:59:59.999Z.
+const LAST_MILLISECOND: u64 = 253_402_300_799_999;
+
+/// A signed record with any creation time, built by hand (`Record::sign` refuses dates after
+/// year 9999): what a hostile peer could send.
+fn signed_by_hand(at: u64) -> Vec<u8> {
+    use ed25519_dalek::Signer;
+    let body = record::Body {
+        v: FORMAT_VERSION,
+        author: AuthorKey(key(7).verifying_key().to_bytes()),
+        created_at: at,
+        publication: Some(golden_publication()),
+        act: None,
+    };
+    let mut body_bytes = Vec::new();
+    ciborium::into_writer(&body, &mut body_bytes).unwrap_or_else(|e| panic!("{e}"));
+    let signature = key(7).sign(&[SIGNING_CONTEXT, &body_bytes].concat());
+    let length = u16::try_from(body_bytes.len()).unwrap_or_else(|e| panic!("{e}"));
+    [
+        &[0x82, 0x59][..],
+        &length.to_be_bytes(),
+        &body_bytes,
+        &[0x58, 0x40],
+        &signature.to_bytes(),
+    ]
+    .concat()
+}
+
+/// Creation times after year 9999 are not valid: `u64::MAX` ms would reach the reconciliation
+/// index, which reads it as infinity. The vectors pin the bytes: the last valid millisecond,
+/// the one after it, and `u64::MAX`.
+#[test]
+fn a_record_dated_after_year_9999_is_not_a_record() {
+    assert_eq!(record::MAX_CREATED_AT, LAST_MILLISECOND);
+    let times = [LAST_MILLISECOND, LAST_MILLISECOND + 1, u64::MAX];
+    let lines: Vec<String> = times
+        .iter()
+        .map(|at| format!("{at} {}", id::encode_hex(&signed_by_hand(*at))))
+        .collect();
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors/far_future.hex");
+    if std::env::var_os("CAILLOUX_BLESS").is_some() {
+        std::fs::write(&path, lines.join("\n") + "\n").unwrap_or_else(|e| panic!("{e}"));
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(lines, expected.lines().collect::<Vec<_>>());
+    for line in expected.lines() {
+        let (at, hex) = line.split_once(' ').unwrap_or_default();
+        let at: u64 = at.parse().unwrap_or_else(|e| panic!("{e}"));
+        let decoded = Unverified::decode(id::decode_hex(hex).unwrap_or_default());
+        if at == LAST_MILLISECOND {
+            let record = decoded
+                .unwrap_or_else(|e| panic!("{e}"))
+                .verify()
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(
+                time::rfc3339_millis(record.created_at()),
+                "9999-12-31T23:59:59.999Z"
+            );
+            continue;
+        }
+        match decoded {
+            Err(DecodeError::Invalid(v)) => {
+                assert_eq!(v.len(), 1, "{v:?}");
+                assert_eq!(v[0].field, "created_at");
+                assert!(
+                    v[0].message.contains("9999-12-31T23:59:59.999Z"),
+                    "{}",
+                    v[0]
+                );
+            }
+            other => panic!("a record dated {at} decoded as {other:?}"),
+        }
+    }
+    // Signing refuses it too.
+    let refused = Record::sign(&key(7), LAST_MILLISECOND + 1, golden_publication());
+    assert!(
+        matches!(&refused, Err(SignError::Invalid(v)) if v[0].field == "created_at"),
+        "{refused:?}"
+    );
+    assert!(Record::sign(&key(7), LAST_MILLISECOND, golden_publication()).is_ok());
 }

@@ -3,10 +3,9 @@
 
 use cailloux_protocol::record::AuthorKey;
 use cailloux_protocol::trust::{
-    Act, Admission, Delegation, Denied, Known, Ledger, Mode, Retraction, Revocation,
+    Act, Admission, Delegation, Denied, Held, Ledger, Mode, Retraction, Revocation,
 };
 use cailloux_protocol::{Kind, Link, LinkRel, Publication, Record, RecordId, SigningKey};
-use std::collections::HashMap;
 
 fn key(n: u8) -> SigningKey {
     SigningKey::from_bytes(&[n; 32])
@@ -18,8 +17,12 @@ fn public(k: &SigningKey) -> AuthorKey {
 
 fn publication(town: &str, kind: Kind, links: Vec<Link>) -> Publication {
     let front = match kind {
-        Kind::Experiment => "kind: experiment\noutcome: partial",
-        _ => "kind: practice",
+        Kind::Experiment => "kind: experiment\noutcome: partial".to_owned(),
+        Kind::Evaluation => format!(
+            "kind: evaluation\nmethod: self\nindicators: [{{ name: tonnes, unit: t, value: 3 }}]\nlinks: [{{ rel: evaluates, id: \"{}\" }}]",
+            RecordId([3; 32]).to_hex()
+        ),
+        _ => "kind: practice".to_owned(),
     };
     let text = format!(
         "---\n{front}\ntitle: Essai\nsummary: Essai.\nthemes: [food]\ntown: {town}\n---\nCorps.\n"
@@ -27,29 +30,29 @@ fn publication(town: &str, kind: Kind, links: Vec<Link>) -> Publication {
     let mut p = cailloux_protocol::parse_publication(&text, None)
         .unwrap_or_else(|v| panic!("{v:?}"))
         .publication;
-    p.links = links;
+    p.links.retain(|l| l.rel == LinkRel::Evaluates);
+    p.links.extend(links);
     p
 }
 
-/// A ledger and the records it holds, checked and applied in order like the store does.
+/// The clock of the node these tests run: every record is dated well before it.
+const NOW: u64 = 1_000_000;
+
+/// A ledger, checked and applied in order like the store does.
 struct World {
     ledger: Ledger,
-    held: HashMap<RecordId, Known>,
 }
 
 impl World {
     fn new(mode: Mode) -> World {
         World {
             ledger: Ledger::new(mode),
-            held: HashMap::new(),
         }
     }
 
     fn offer(&mut self, record: &Record) -> Result<(), Denied> {
-        let held = &self.held;
-        self.ledger.check(record, |id| held.get(id).cloned())?;
+        self.ledger.check(record, NOW)?;
         self.ledger.apply(record);
-        self.held.insert(record.id(), Known::of(record));
         Ok(())
     }
 
@@ -311,14 +314,14 @@ fn revisions_and_retractions_come_from_the_author_or_its_town_in_either_mode() {
             w.ledger.history(&original.id()),
             vec![original.id(), revision.id()]
         );
-        // The revision's author retracts it.
+        // The revision's author retracts it: a retracted version hides nothing, so the
+        // original is shown again.
         assert_eq!(
             reason(w.act(reviser, 60, retract(revision.id()))),
             "accepted"
         );
         assert!(w.ledger.is_retracted(&revision.id()));
-        let hidden: Vec<RecordId> = w.ledger.hidden().copied().collect();
-        assert!(hidden.contains(&original.id()) && hidden.contains(&revision.id()));
+        assert_eq!(w.ledger.hidden(), vec![revision.id()]);
     }
 }
 
@@ -340,4 +343,237 @@ fn acts_round_trip_and_break_no_rule_silently() {
         message.contains("key: is the signing key itself"),
         "{message}"
     );
+}
+
+fn supersedes(old: &Record) -> Vec<Link> {
+    vec![Link {
+        rel: LinkRel::Supersedes,
+        id: old.id(),
+    }]
+}
+
+fn retract(old: &Record) -> Act {
+    Act::Retract(Retraction {
+        id: old.id(),
+        reason: "erreur".into(),
+    })
+}
+
+#[test]
+fn a_delegate_may_revise_only_records_of_the_kinds_it_may_publish() {
+    let (fed, town, person) = (key(1), key(2), key(4));
+    let mut w = World::new(Mode::Federation(public(&fed)));
+    w.act(&fed, 10, admit(&town, "Vallon", None))
+        .unwrap_or_else(|e| panic!("{e}"));
+    w.act(&town, 20, delegate(&person, vec![Kind::Evaluation]))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let experiment = w
+        .publish(&town, 30, "Vallon", Kind::Experiment, vec![])
+        .unwrap_or_else(|e| panic!("{e}"));
+    // An evaluation it may publish; replacing the town's experiment with it, it may not.
+    let revision = w.publish(
+        &person,
+        40,
+        "Vallon",
+        Kind::Evaluation,
+        supersedes(&experiment),
+    );
+    let message = match &revision {
+        Err(Denied::Refused { message, .. }) => message.clone(),
+        _ => String::new(),
+    };
+    assert_eq!(reason(revision), "kind_not_allowed");
+    assert!(
+        message.contains("experiment") && message.contains(&experiment.id().short()),
+        "{message}"
+    );
+    assert!(!w.ledger.is_superseded(&experiment.id()));
+    // Its own kind it may revise.
+    let evaluation = w
+        .publish(&person, 50, "Vallon", Kind::Evaluation, vec![])
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        reason(w.publish(
+            &person,
+            60,
+            "Vallon",
+            Kind::Evaluation,
+            supersedes(&evaluation)
+        )),
+        "accepted"
+    );
+}
+
+#[test]
+fn a_version_must_be_newer_than_the_record_it_replaces() {
+    let (fed, town) = (key(1), key(2));
+    let mut w = World::new(Mode::Federation(public(&fed)));
+    let p = Kind::Practice;
+    w.act(&fed, 10, admit(&town, "Vallon", None))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let original = w
+        .publish(&town, 100, "Vallon", p, vec![])
+        .unwrap_or_else(|e| panic!("{e}"));
+    for at in [50, 100] {
+        let older = w.publish(&town, at, "Vallon", p, supersedes(&original));
+        let message = match &older {
+            Err(Denied::Refused { message, .. }) => message.clone(),
+            _ => String::new(),
+        };
+        assert_eq!(reason(older), "not_newer", "dated {at}");
+        assert!(message.contains("newer"), "{message}");
+    }
+    assert!(!w.ledger.is_superseded(&original.id()));
+    assert_eq!(
+        reason(w.publish(&town, 101, "Vallon", p, supersedes(&original))),
+        "accepted"
+    );
+}
+
+#[test]
+fn a_retracted_version_hides_nothing() {
+    let (fed, town) = (key(1), key(2));
+    let mut w = World::new(Mode::Federation(public(&fed)));
+    let p = Kind::Practice;
+    w.act(&fed, 10, admit(&town, "Vallon", None))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let first = w
+        .publish(&town, 20, "Vallon", p, vec![])
+        .unwrap_or_else(|e| panic!("{e}"));
+    let second = w
+        .publish(&town, 30, "Vallon", p, supersedes(&first))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let third = w
+        .publish(&town, 40, "Vallon", p, supersedes(&second))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let hidden = |w: &World| -> Vec<RecordId> {
+        let mut h = w.ledger.hidden();
+        h.sort();
+        h
+    };
+    let mut both = vec![first.id(), second.id()];
+    both.sort();
+    assert_eq!(hidden(&w), both);
+    // Retracting the newest version brings back the one before it, not the first.
+    w.act(&town, 50, retract(&third))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(!w.ledger.is_superseded(&second.id()));
+    assert!(w.ledger.is_superseded(&first.id()));
+    let mut now = vec![first.id(), third.id()];
+    now.sort();
+    assert_eq!(hidden(&w), now);
+    // Retracting that one too brings back the first.
+    w.act(&town, 60, retract(&second))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(!w.ledger.is_superseded(&first.id()));
+    assert!(w.ledger.superseded_by(&first.id()).is_empty());
+    assert!(!hidden(&w).contains(&first.id()));
+}
+
+/// The same records, restored into a new ledger and judged again from scratch, as a store does
+/// when it opens: the ledger that every order of arrival should lead to.
+fn rebuilt(records: &[&Record], mode: Mode) -> Ledger {
+    let mut ledger = Ledger::new(mode);
+    for r in records {
+        ledger.restore(r.id(), Held::of(r));
+    }
+    ledger.settle();
+    ledger
+}
+
+#[test]
+fn a_town_that_revokes_itself_is_revoked_from_then_on_whatever_arrives_first() {
+    let (fed, town, person) = (key(1), key(2), key(4));
+    let mode = Mode::Federation(public(&fed));
+    let mut w = World::new(mode);
+    let p = Kind::Practice;
+    let admission = w
+        .act(&fed, 10, admit(&town, "Vallon", None))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let delegation = w
+        .act(&town, 20, delegate(&person, vec![]))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let before = w
+        .publish(&person, 30, "Vallon", p, vec![])
+        .unwrap_or_else(|e| panic!("{e}"));
+    let after = w
+        .publish(&person, 60, "Vallon", p, vec![])
+        .unwrap_or_else(|e| panic!("{e}"));
+    // The town's key revokes itself at 40, after both records arrived: a revocation is judged
+    // by the roster just before it, so it stands, and voids what its town vouched for since.
+    let revocation = w
+        .act(&town, 40, revoke(&town))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(w.ledger.is_voided(&after.id()));
+    assert!(!w.ledger.is_voided(&before.id()) && !w.ledger.is_voided(&revocation.id()));
+    assert_eq!(w.ledger.hidden(), vec![after.id()]);
+    let all = [&admission, &delegation, &before, &after, &revocation];
+    assert_eq!(rebuilt(&all, mode).hidden(), vec![after.id()]);
+    // A second revocation of the same millisecond does not undo the first.
+    let again = Record::sign_act(
+        &town,
+        40,
+        Act::Revoke(Revocation {
+            key: public(&town),
+            reason: "encore".into(),
+        }),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    w.offer(&again).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(w.ledger.hidden(), vec![after.id()]);
+}
+
+#[test]
+fn a_record_dated_too_far_ahead_of_the_clock_waits() {
+    let town = key(2);
+    let ledger = Ledger::new(Mode::Open);
+    let now = 1_764_000_000_000;
+    let skew = cailloux_protocol::trust::MAX_CLOCK_SKEW_MS;
+    let at = |t: u64| {
+        Record::sign(&town, t, publication("Vallon", Kind::Practice, vec![]))
+            .unwrap_or_else(|e| panic!("{e}"))
+    };
+    assert_eq!(ledger.check(&at(now + skew), now), Ok(()));
+    let ahead = at(now + 2 * 3_600_000);
+    match ledger.check(&ahead, now) {
+        Err(Denied::Pending(message)) => {
+            assert!(
+                message.contains("2025-11-24T18:00:00.000Z")
+                    && message.contains("2 h 0 min ahead")
+                    && message.contains("2025-11-24T16:00:00.000Z")
+                    && message.contains("10 minutes"),
+                "{message}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    // The same record, once the clock has caught up.
+    assert_eq!(ledger.check(&ahead, now + 2 * 3_600_000 - skew), Ok(()));
+}
+
+#[test]
+fn a_trial_leaves_the_ledger_as_it_was() {
+    let (fed, town, person) = (key(1), key(2), key(4));
+    let mode = Mode::Federation(public(&fed));
+    let mut w = World::new(mode);
+    let p = Kind::Practice;
+    w.act(&fed, 10, admit(&town, "Vallon", None))
+        .unwrap_or_else(|e| panic!("{e}"));
+    w.act(&town, 20, delegate(&person, vec![]))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let record = w
+        .publish(&person, 60, "Vallon", p, vec![])
+        .unwrap_or_else(|e| panic!("{e}"));
+    let revocation = Record::sign_act(&town, 50, revoke(&person)).unwrap_or_else(|e| panic!("{e}"));
+    let hidden = w.ledger.trial(|ledger| {
+        ledger
+            .check(&revocation, NOW)
+            .unwrap_or_else(|e| panic!("{e}"));
+        ledger.apply(&revocation)
+    });
+    assert_eq!(hidden.hidden, vec![record.id()]);
+    assert!(!w.ledger.holds(&revocation.id()));
+    assert!(!w.ledger.is_voided(&record.id()));
+    assert!(w.ledger.hidden().is_empty());
+    assert!(w.ledger.standing(&public(&person), 70).is_ok());
 }

@@ -154,8 +154,11 @@ pub fn provenance(store: &Store, record: &Record) -> Value {
     }
 }
 
-/// The versions of a record and whether it was retracted: `latest` (ids of the newest
-/// versions), `history` (every version, oldest first, with retraction marks), `retracted`.
+/// The versions of a record and whether it was retracted: `superseded_by` (the versions that
+/// replace it: those a live version descends from), `history` (every version, oldest first,
+/// with retraction and voiding marks and whether it is current), `retracted`, `voided`. The
+/// ledger's one rule of visibility decides all of them: a retracted or voided version hides
+/// nothing.
 pub fn versions(store: &Store, id: &RecordId) -> Result<Value, StoreError> {
     let ledger = store.ledger();
     let retraction = |id: &RecordId| {
@@ -178,7 +181,9 @@ pub fn versions(store: &Store, id: &RecordId) -> Result<Value, StoreError> {
                 entry["title"] = json!(p.title);
             }
         }
+        // One rule with listings: current unless a live version descends from it.
         entry["current"] = json!(!ledger.is_superseded(&v));
+        entry["voided"] = json!(ledger.is_voided(&v));
         history.push(entry);
     }
     Ok(json!({

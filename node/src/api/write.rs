@@ -365,7 +365,9 @@ fn store_all_or_nothing(
     records: Vec<Record>,
 ) -> Result<Result<Vec<Value>, Vec<Value>>, String> {
     let ids: Vec<RecordId> = records.iter().map(Record::id).collect();
-    let checked = store.check_batch(&records).map_err(|e| e.to_string())?;
+    let checked = store
+        .check_batch(&records, crate::now_millis())
+        .map_err(|e| e.to_string())?;
     let problems = denials_of(&ids, &checked);
     if !problems.is_empty() {
         return Ok(Err(problems));
