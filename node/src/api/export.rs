@@ -1,38 +1,59 @@
 //! `GET /api/v1/export`: the whole corpus as JSONL or CSV, streamed as it is read from the
 //! store.
 
+use super::params::Params;
 use super::{ApiError, ApiState, bad_request};
 use crate::exchange;
+use crate::search::{check_known, flag, shown};
 use crate::store::Filter;
 use axum::body::{Body, Bytes};
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
+use std::collections::HashMap;
 
-#[derive(Debug, Deserialize)]
-pub(super) struct ExportQuery {
-    format: Option<String>,
-    #[serde(default)]
+/// What `/export` takes: `format` (`jsonl`, the default, or `csv`), and the switches
+/// `include_retracted` and `all_versions` (`true` or `false`).
+#[derive(Debug)]
+struct ExportQuery {
+    csv: bool,
     include_retracted: bool,
-    #[serde(default)]
     all_versions: bool,
+}
+
+const EXPORT_PARAMS: &[&str] = &["format", "include_retracted", "all_versions"];
+
+impl ExportQuery {
+    fn from_params(params: &HashMap<String, String>) -> Result<ExportQuery, ApiError> {
+        let bad = |e: crate::search::ParamError| bad_request(e.to_string());
+        check_known(params, EXPORT_PARAMS).map_err(bad)?;
+        let csv = match params.get("format").map(|f| f.trim()) {
+            None | Some("") | Some("jsonl") => false,
+            Some("csv") => true,
+            Some(other) => {
+                return Err(bad_request(format!(
+                    "format: `{}` is not `jsonl` or `csv`",
+                    shown(other)
+                )));
+            }
+        };
+        Ok(ExportQuery {
+            csv,
+            include_retracted: flag(params, "include_retracted")
+                .map_err(bad)?
+                .unwrap_or(false),
+            all_versions: flag(params, "all_versions").map_err(bad)?.unwrap_or(false),
+        })
+    }
 }
 
 /// Streams the export as it is read from the store: memory stays flat whatever its size.
 pub(super) async fn export(
     State(state): State<ApiState>,
-    Query(q): Query<ExportQuery>,
+    Params(params): Params,
 ) -> Result<Response, ApiError> {
-    let csv = match q.format.as_deref() {
-        None | Some("jsonl") => false,
-        Some("csv") => true,
-        Some(other) => {
-            return Err(bad_request(format!(
-                "format: `{other}` is not `jsonl` or `csv`"
-            )));
-        }
-    };
+    let q = ExportQuery::from_params(&params)?;
+    let csv = q.csv;
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(16);
     let store = state.store.clone();
     let filter = Filter {

@@ -8,6 +8,7 @@
 mod export;
 mod node;
 mod page;
+mod params;
 mod records;
 mod write;
 

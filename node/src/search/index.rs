@@ -1,38 +1,32 @@
 //! The index itself: opening (and recreating when damaged), adding and hiding records,
-//! catching up with the store, and running searches.
+//! catching up with the store, facet counts and links. Searches run in `run`.
 
+use super::builder::Builder;
 use super::facets::FacetCollector;
-use super::results::html_escape;
 use super::schema::{Fields, Lang, record_year, register_analyzers, schema};
-use super::{Facets, Hit, Results, SearchError, SearchQuery};
+use super::{Facets, SearchError, SearchQuery};
 use crate::store::{Filter, Store};
 use cailloux_protocol::vocab::fold;
 use cailloux_protocol::{Record, RecordId};
-use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use tantivy::collector::{Count, TopDocs};
 use tantivy::columnar::StrColumn;
-use tantivy::query::{AllQuery, BooleanQuery, Occur, Query, QueryParser, RangeQuery, TermQuery};
-use tantivy::schema::{Field, IndexRecordOption};
-use tantivy::snippet::SnippetGenerator;
+use tantivy::query::{AllQuery, BooleanQuery, Query, TermQuery};
+use tantivy::schema::IndexRecordOption;
 use tantivy::{
-    DocAddress, Index, IndexReader, IndexWriter, Order, ReloadPolicy, Score, TantivyDocument, Term,
-    doc,
+    DocAddress, Index, IndexReader, IndexWriter, Order, ReloadPolicy, TantivyDocument, Term, doc,
 };
-
-/// Snippets are cut from the summary, else from this many first characters of the body.
-const BODY_SNIPPET_CHARS: usize = 500;
-
-/// Documents in rank order, with their scores.
-type Ranked = Vec<(Score, DocAddress)>;
 
 /// The index and its single writer.
 pub struct SearchIndex {
-    index: Index,
-    reader: IndexReader,
+    pub(super) reader: IndexReader,
     writer: Mutex<IndexWriter>,
-    fields: Fields,
+    pub(super) fields: Fields,
+    pub(super) builder: Builder,
+    /// The key of this index's cursors, drawn when it opens: a cursor is good until the node
+    /// restarts, and no one else can make one.
+    pub(super) secret: [u8; 32],
     dir: PathBuf,
 }
 
@@ -100,18 +94,28 @@ impl SearchIndex {
 
     fn wrap(index: Index, fields: Fields, dir: &Path) -> Result<SearchIndex, SearchError> {
         register_analyzers(&index);
+        let mut secret = [0u8; 32];
+        getrandom::fill(&mut secret).map_err(|e| SearchError::Random(e.to_string()))?;
+        let builder = Builder::new(fields.clone(), index.tokenizers().clone());
         let writer = index.writer_with_num_threads(1, 64_000_000)?;
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
             .try_into()?;
         Ok(SearchIndex {
-            index,
             reader,
             writer: Mutex::new(writer),
             fields,
+            builder,
+            secret,
             dir: dir.to_owned(),
         })
+    }
+
+    /// An empty index in memory, of the same schema and analyzers (for fuzzing and tests).
+    pub fn in_memory() -> Result<SearchIndex, SearchError> {
+        let (schema, fields) = schema();
+        Self::wrap(Index::create_in_ram(schema), fields, Path::new(""))
     }
 
     /// How many records the index holds.
@@ -246,164 +250,6 @@ impl SearchIndex {
         let index = Self::create(dir)?;
         index.catch_up(store, progress)?;
         Ok(index)
-    }
-
-    fn filters(&self, q: &SearchQuery) -> Vec<(Occur, Box<dyn Query>)> {
-        let f = &self.fields;
-        let term = |field: Field, value: &str| -> Box<dyn Query> {
-            Box::new(TermQuery::new(
-                Term::from_field_text(field, value),
-                IndexRecordOption::Basic,
-            ))
-        };
-        let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
-        if let Some(k) = q.kind {
-            clauses.push((Occur::Must, term(f.kind, k.slug())));
-        }
-        if let Some(t) = q.theme {
-            clauses.push((Occur::Must, term(f.themes, t.slug())));
-        }
-        if let Some(t) = &q.town {
-            clauses.push((Occur::Must, term(f.town_key, &fold(t))));
-        }
-        if let Some(o) = q.outcome {
-            clauses.push((Occur::Must, term(f.outcome, o.slug())));
-        }
-        if q.since.is_some() || q.until.is_some() {
-            let bound = |y: Option<u64>, inclusive: fn(Term) -> Bound<Term>| match y {
-                Some(y) => inclusive(Term::from_field_u64(f.year, y)),
-                None => Bound::Unbounded,
-            };
-            clauses.push((
-                Occur::Must,
-                Box::new(RangeQuery::new(
-                    bound(q.since, Bound::Included),
-                    bound(q.until, Bound::Included),
-                )),
-            ));
-        }
-        clauses
-    }
-
-    /// Searches. Best first when there are words; newest first when there are none.
-    /// The records come from `store`, which also gives the text that snippets are cut from.
-    pub fn search(&self, q: &SearchQuery, store: &Store) -> Result<Results, SearchError> {
-        if let (Some(a), Some(b)) = (q.since, q.until)
-            && a > b
-        {
-            return Err(SearchError::BadQuery(format!(
-                "since ({a}) is after until ({b})"
-            )));
-        }
-        let searcher = self.reader.searcher();
-        let words = q.text.trim();
-        let text_query: Option<Box<dyn Query>> = if words.is_empty() {
-            None
-        } else {
-            let fields: Vec<Field> = self
-                .fields
-                .text
-                .iter()
-                .flat_map(|t| [t.title, t.text])
-                .collect();
-            let mut parser = QueryParser::for_index(&self.index, fields);
-            parser.set_conjunction_by_default();
-            for t in &self.fields.text {
-                parser.set_field_boost(t.title, 3.0);
-            }
-            let (query, _errors) = parser.parse_query_lenient(words);
-            Some(query)
-        };
-        let mut clauses = self.filters(q);
-        if let Some(text) = &text_query {
-            clauses.push((Occur::Must, text.box_clone()));
-        }
-        let query: Box<dyn Query> = if clauses.is_empty() {
-            Box::new(AllQuery)
-        } else {
-            Box::new(BooleanQuery::new(clauses))
-        };
-        let limit = q.limit.max(1);
-        // One more than the page, to know whether another page follows.
-        let counted = q.facets.then_some((Count, FacetCollector));
-        let (mut docs, counts): (Ranked, Option<(usize, Facets)>) = if text_query.is_some() {
-            let top = TopDocs::with_limit(limit + 1)
-                .and_offset(q.offset)
-                .order_by_score();
-            searcher.search(&query, &(top, counted))?
-        } else {
-            let top = TopDocs::with_limit(limit + 1)
-                .and_offset(q.offset)
-                .order_by_u64_field("created_at", Order::Desc);
-            let (docs, counts) = searcher.search(&query, &(top, counted))?;
-            (docs.into_iter().map(|(_, d)| (0.0, d)).collect(), counts)
-        };
-        let more = docs.len() > limit;
-        docs.truncate(limit);
-        let (total, facets) = match counts {
-            Some((total, facets)) => (Some(total), Some(facets)),
-            None => (None, None),
-        };
-        let facets = facets.unwrap_or_default();
-        // Snippets come from the summary when the words are there (it is short, so cheap to
-        // analyse), else from the body.
-        let generator = |field: Field| -> Option<SnippetGenerator> {
-            let q = text_query.as_ref()?;
-            let mut g = SnippetGenerator::create(&searcher, q.as_ref(), field).ok()?;
-            g.set_max_num_chars(180);
-            Some(g)
-        };
-        // One generator per language, made when a hit of that language needs it.
-        let mut generators: [Option<Option<SnippetGenerator>>; 3] = [None, None, None];
-        let ids = IdReader::new(&searcher)?;
-        let mut hits = Vec::with_capacity(docs.len());
-        for (score, address) in docs {
-            let id = ids.id(address)?;
-            // A hit the store does not hold is an index out of step; it is skipped, and the
-            // index is brought back in step when next opened.
-            let Some(record) = store.get(&id)? else {
-                continue;
-            };
-            let Some(p) = record.publication() else {
-                continue;
-            };
-            let lang = Lang::ALL
-                .iter()
-                .position(|l| *l == Lang::of(&p.language))
-                .unwrap_or(2);
-            let g = generators[lang].get_or_insert_with(|| generator(self.fields.text[lang].text));
-            // From the summary when the words are there (it is short), else from the body.
-            let marked = |text: &str| {
-                g.as_ref()
-                    .map(|g| g.snippet(text))
-                    .filter(|s| !s.highlighted().is_empty())
-            };
-            // Analysing text costs about a microsecond a word: only the body's beginning is read.
-            let body_head = p
-                .body
-                .char_indices()
-                .nth(BODY_SNIPPET_CHARS)
-                .map_or(p.body.as_str(), |(i, _)| &p.body[..i]);
-            let snippet = match marked(&p.summary).or_else(|| marked(body_head)) {
-                Some(snippet) => snippet
-                    .to_html()
-                    .replace("<b>", "<mark>")
-                    .replace("</b>", "</mark>"),
-                None => html_escape(&p.summary.chars().take(180).collect::<String>()),
-            };
-            hits.push(Hit {
-                id,
-                score,
-                snippet,
-                record,
-            });
-        }
-        Ok(Results {
-            total,
-            hits,
-            more,
-            facets,
-        })
     }
 
     /// Facet counts of the records matching the filters of `q` (its text is ignored).

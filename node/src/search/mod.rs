@@ -11,22 +11,39 @@
 //! `forets nourricieres` finds `forêt nourricière`); other languages get folding without
 //! stemming. Title matches weigh three times body matches.
 //!
+//! Nothing in a search recurses on its input and every input is bounded: `q` is read by a flat
+//! scan (at most 500 characters and 16 words), the query is built as objects of a fixed depth,
+//! pages are found by a keyset cursor (no offset: a deep page costs what the first does) and
+//! every parameter is checked before any work.
+//!
 //! One file per concern: `schema` (fields and analyzers), `params` (what a search asks, from
-//! URL parameters), `index` (the index and running a search), `facets` (the facet counts'
-//! collector), `results` (a page of results and its JSON), `indexer` (the writer thread).
+//! URL parameters), `words` (reading `q`), `builder` (the query from the words), `cursor` (the
+//! page token), `collector` (the keyset collector), `run` (running a search), `facets` (the
+//! facet counts' collector), `results` (a page of results and its JSON), `index` (opening and
+//! filling the index), `indexer` (the writer thread).
 
+mod builder;
+mod collector;
+mod cursor;
 mod facets;
 mod index;
 mod indexer;
 mod params;
 mod results;
+mod run;
 mod schema;
+mod words;
 
+pub use cursor::{CursorError, MAX_CURSOR_CHARS};
 pub use index::SearchIndex;
 pub use indexer::start_indexer;
-pub use params::{MAX_LIMIT, SearchQuery};
+pub use params::{
+    FILTER_PARAMS, MAX_LIMIT, ParamError, SEARCH_PARAMS, SearchQuery, check_known, flag, shown,
+};
 pub use results::{Facets, Hit, Results, results_json};
+pub use run::Ranking;
 pub use schema::record_year;
+pub use words::{MAX_QUERY_CHARS, MAX_TERMS, QueryError, Words};
 
 use crate::store::StoreError;
 use std::path::PathBuf;
@@ -44,8 +61,29 @@ pub enum SearchError {
     },
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("{0}")]
-    BadQuery(String),
+    /// The words (`q`) are refused: too long, or too many.
+    #[error(transparent)]
+    BadQuery(#[from] QueryError),
+    /// The cursor is not one this index gave out for this query.
+    #[error(transparent)]
+    BadCursor(#[from] CursorError),
+    #[error(transparent)]
+    BadParam(#[from] ParamError),
+    #[error("no randomness for the cursors' key: {0}")]
+    Random(String),
     #[error("the search index is damaged: {0}")]
     Damaged(String),
 }
+
+impl SearchError {
+    /// Whether the search's input is at fault (a 400), not the index.
+    pub fn is_bad_input(&self) -> bool {
+        matches!(
+            self,
+            SearchError::BadQuery(_) | SearchError::BadCursor(_) | SearchError::BadParam(_)
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,13 +1,12 @@
 //! A page of results: the hits (records read back from the store, with a score and a snippet),
 //! the facet counts, and the page's JSON as the API and `search --json` show it.
 
-use super::SearchQuery;
 use cailloux_protocol::{Record, RecordId};
 use std::collections::BTreeMap;
 
 /// A page of results as the API and `search --json` show it: the matching records' list fields
 /// with `score` and `snippet`, the total, the facet counts, and the cursor of the next page.
-pub fn results_json(query: &SearchQuery, results: &Results) -> serde_json::Value {
+pub fn results_json(results: &Results) -> serde_json::Value {
     let records: Vec<serde_json::Value> = results
         .hits
         .iter()
@@ -18,11 +17,10 @@ pub fn results_json(query: &SearchQuery, results: &Results) -> serde_json::Value
             serde_json::Value::Object(m)
         })
         .collect();
-    let next = query.offset + results.hits.len();
     serde_json::json!({
         "total": results.total,
         "records": records,
-        "next_cursor": results.more.then(|| next.to_string()),
+        "next_cursor": results.next_cursor,
         "facets": results.facets,
     })
 }
@@ -49,14 +47,18 @@ pub struct Facets {
 
 #[derive(Clone, Debug)]
 pub struct Results {
-    /// How many records match in all.
     /// How many records match in all; counted only with facets (counting visits every match,
     /// which the ranking alone does not need to).
     pub total: Option<usize>,
     pub hits: Vec<Hit>,
     /// Whether more results follow this page.
     pub more: bool,
+    /// The opaque token of the next page (see `search::cursor`), when one follows.
+    pub next_cursor: Option<String>,
     pub facets: Facets,
+    /// The most documents the ranking held at once in one segment: at most a page and one,
+    /// however deep the page.
+    pub held: usize,
 }
 
 pub(super) fn html_escape(s: &str) -> String {

@@ -119,26 +119,29 @@ pub(super) fn schema() -> (Schema, Fields) {
     )
 }
 
+/// A language's analyzer: words cut at anything that is not a letter or a digit, words of 40
+/// bytes or more dropped, lower-cased, accents folded, then stemmed when a stemmer is given.
+fn analyzer(stemmer: Option<Language>) -> TextAnalyzer {
+    let base = TextAnalyzer::builder(SimpleTokenizer::default())
+        .filter(RemoveLongFilter::limit(40))
+        .filter(LowerCaser)
+        .filter(AsciiFoldingFilter);
+    match stemmer {
+        Some(lang) => base.filter(Stemmer::new(lang)).build(),
+        None => base.build(),
+    }
+}
+
+/// The analyzer of languages without a stemmer (it cuts words as all the others do).
+pub(super) fn folding_analyzer() -> TextAnalyzer {
+    analyzer(None)
+}
+
 pub(super) fn register_analyzers(index: &Index) {
-    let analyzer = |stemmer: Option<Language>| {
-        let base = TextAnalyzer::builder(SimpleTokenizer::default())
-            .filter(RemoveLongFilter::limit(40))
-            .filter(LowerCaser)
-            .filter(AsciiFoldingFilter);
-        match stemmer {
-            Some(lang) => base.filter(Stemmer::new(lang)).build(),
-            None => base.build(),
-        }
-    };
-    index
-        .tokenizers()
-        .register(Lang::Fr.analyzer(), analyzer(Some(Language::French)));
-    index
-        .tokenizers()
-        .register(Lang::En.analyzer(), analyzer(Some(Language::English)));
-    index
-        .tokenizers()
-        .register(Lang::Other.analyzer(), analyzer(None));
+    let tokenizers = index.tokenizers();
+    tokenizers.register(Lang::Fr.analyzer(), analyzer(Some(Language::French)));
+    tokenizers.register(Lang::En.analyzer(), analyzer(Some(Language::English)));
+    tokenizers.register(Lang::Other.analyzer(), folding_analyzer());
 }
 
 /// The year a record is filed under: the start of its period, else its creation.
