@@ -155,6 +155,26 @@ fn a_query_is_refused_beyond_its_length_or_its_number_of_terms_with_the_bound_na
     assert!(e.as_deref().is_some_and(|e| e.contains("q:")), "{e:?}");
 }
 
+#[test]
+fn phrases_match_words_in_order_and_exclusions_leave_records_out() {
+    let f = small_corpus();
+    let titles = |q: &str| -> Vec<String> {
+        f.search(q)
+            .unwrap_or_else(|e| panic!("{q}: {e}"))
+            .hits
+            .iter()
+            .filter_map(|h| h.record.publication().map(|p| p.title.clone()))
+            .collect()
+    };
+    assert_eq!(titles("\"pied des immeubles\""), ["Jardins partagés"]);
+    assert!(titles("\"immeubles des pied\"").is_empty());
+    assert!(titles("jardin -immeubles").is_empty());
+    assert_eq!(titles("-jardin"), ["Chaufferie bois"]);
+    assert_eq!(titles("-\"au pied\" -zeppelin"), ["Chaufferie bois"]);
+    // Only punctuation: no word, so the listing of everything, newest first.
+    assert_eq!(titles("()!*"), ["Chaufferie bois", "Jardins partagés"]);
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
 
