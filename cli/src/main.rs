@@ -137,7 +137,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     params.insert(k.into(), v);
                 }
             }
-            let query = SearchQuery::from_params(&params).map_err(Refused)?;
+            let query = SearchQuery::from_params(&params).map_err(|e| Refused(e.to_string()))?;
             search(&home, &query, json)
         }
         Command::Stats { json } => stats(&home, json),

@@ -190,7 +190,7 @@ pub(crate) fn search(home: &Home, query: &SearchQuery, json: bool) -> anyhow::Re
                 let results = index
                     .search(query, &store)
                     .map_err(|e| Refused(e.to_string()))?;
-                results_json(query, &results)
+                results_json(&results)
             }
             None => {
                 serde_json::json!({ "total": 0, "records": [], "next_cursor": null, "facets": {} })

@@ -7,6 +7,11 @@
 //! This file is compiled both here and as a module of the protocol crate's test, under the root
 //! workspace's lints: no `unwrap`, no `unsafe`.
 
+// Not in the protocol crate's replay test (which includes this file and has no node crate):
+// `node/tests/fuzz_regressions.rs` replays this target's corpus.
+#[cfg(not(test))]
+pub mod query_builder;
+
 use cailloux_protocol::wire::{
     Announce, FetchRequest, FetchResponse, SYNC_FRAME_LIMIT, SyncRequest, SyncResponse,
 };

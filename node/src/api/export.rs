@@ -13,18 +13,20 @@
 //! Beyond a bound the answer is 429 (this address holds its share) or 503 (all are taken), with
 //! a JSON error naming the bound and `Retry-After`.
 
+use super::params::Params;
 use super::{ApiError, ApiState, bad_request};
 use crate::exchange::{ExportFormat, ExportSteps};
 use crate::http::ClientAddr;
 use crate::http::admission::refusal;
 use crate::http::permits::{AddressLimit, Full, Permit};
+use crate::search::{check_known, flag, shown};
 use crate::store::{Filter, Store};
 use axum::Extension;
 use axum::body::{Body, Bytes};
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
@@ -61,13 +63,39 @@ pub const LOCAL_EXPORTS: ExportLimits = ExportLimits {
     per_address: 4,
 };
 
-#[derive(Debug, Deserialize)]
-pub(super) struct ExportQuery {
-    format: Option<String>,
-    #[serde(default)]
+/// What `/export` takes: `format` (`jsonl`, the default, or `csv`), and the switches
+/// `include_retracted` and `all_versions` (`true` or `false`).
+#[derive(Debug)]
+struct ExportQuery {
+    format: ExportFormat,
     include_retracted: bool,
-    #[serde(default)]
     all_versions: bool,
+}
+
+const EXPORT_PARAMS: &[&str] = &["format", "include_retracted", "all_versions"];
+
+impl ExportQuery {
+    fn from_params(params: &HashMap<String, String>) -> Result<ExportQuery, ApiError> {
+        let bad = |e: crate::search::ParamError| bad_request(e.to_string());
+        check_known(params, EXPORT_PARAMS).map_err(bad)?;
+        let format = match params.get("format").map(|f| f.trim()) {
+            None | Some("") | Some("jsonl") => ExportFormat::Jsonl,
+            Some("csv") => ExportFormat::Csv,
+            Some(other) => {
+                return Err(bad_request(format!(
+                    "format: `{}` is not `jsonl` or `csv`",
+                    shown(other)
+                )));
+            }
+        };
+        Ok(ExportQuery {
+            format,
+            include_retracted: flag(params, "include_retracted")
+                .map_err(bad)?
+                .unwrap_or(false),
+            all_versions: flag(params, "all_versions").map_err(bad)?.unwrap_or(false),
+        })
+    }
 }
 
 /// Streams the export in steps, holding an export permit until it ends.
@@ -75,17 +103,10 @@ pub(super) async fn export(
     State(state): State<ApiState>,
     Extension(permits): Extension<Arc<AddressLimit>>,
     client: Option<Extension<ClientAddr>>,
-    Query(q): Query<ExportQuery>,
+    Params(params): Params,
 ) -> Result<Response, ApiError> {
-    let format = match q.format.as_deref() {
-        None | Some("jsonl") => ExportFormat::Jsonl,
-        Some("csv") => ExportFormat::Csv,
-        Some(other) => {
-            return Err(bad_request(format!(
-                "format: `{other}` is not `jsonl` or `csv`"
-            )));
-        }
-    };
+    let q = ExportQuery::from_params(&params)?;
+    let format = q.format;
     // Outside `http::serve` (in-process callers) there is no client address: they share one.
     let ip = client.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.0.ip());
     let permit = match permits.try_acquire(ip) {

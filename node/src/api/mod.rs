@@ -15,6 +15,7 @@ mod export;
 mod headers;
 mod node;
 mod page;
+mod params;
 mod records;
 mod write;
 

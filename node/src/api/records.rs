@@ -1,42 +1,50 @@
 //! The read API over the corpus: search and listing, facet counts, one record's page (its
 //! signature, provenance, versions and links both ways), and the federation's roster.
 
+use super::params::{Params, id_prefix};
 use super::{ApiError, ApiState, bad_request, blocking, internal};
 use crate::search::{SearchIndex, SearchQuery};
 use crate::store::{ResolveError, Store, StoreError};
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use cailloux_protocol::trust::Mode;
 use cailloux_protocol::view::full_json;
 use cailloux_protocol::{IdPrefix, Record, RecordId};
 use serde_json::{Value, json};
-use std::collections::HashMap;
 
 /// Searches and lists: `q` (words, optional) and the filters `kind`, `theme`, `town`, `since`,
-/// `until`, `outcome`; `limit` and `cursor` page through the results.
+/// `until`, `outcome`; `limit` and `cursor` (the opaque `next_cursor` of the page before)
+/// page through the results.
 pub(super) async fn list(
     State(state): State<ApiState>,
-    Query(params): Query<HashMap<String, String>>,
+    Params(params): Params,
 ) -> Result<Json<Value>, ApiError> {
-    let query = SearchQuery::from_params(&params).map_err(bad_request)?;
+    let query = SearchQuery::from_params(&params).map_err(|e| bad_request(e.to_string()))?;
     let (search, store) = (state.search.clone(), state.store.clone());
     let page = blocking(move || {
         search
             .search(&query, &store)
-            .map(|results| crate::search::results_json(&query, &results))
+            .map(|results| crate::search::results_json(&results))
     })
     .await?
-    .map_err(internal)?;
+    .map_err(|e| {
+        if e.is_bad_input() {
+            bad_request(e.to_string())
+        } else {
+            internal(e)
+        }
+    })?;
     Ok(Json(page))
 }
 
 /// Counts by kind, theme, town, year and outcome, of everything or of what the filters keep.
 pub(super) async fn stats(
     State(state): State<ApiState>,
-    Query(params): Query<HashMap<String, String>>,
+    Params(params): Params,
 ) -> Result<Json<Value>, ApiError> {
-    let query = SearchQuery::from_params(&params).map_err(bad_request)?;
+    let query = SearchQuery::from_filter_params(&params).map_err(|e| bad_request(e.to_string()))?;
     let search = state.search.clone();
     let (total, facets) = blocking(move || search.stats(&query))
         .await?
@@ -48,9 +56,14 @@ pub(super) async fn stats(
 /// titles, kinds and towns when this node holds them).
 pub(super) async fn show(
     State(state): State<ApiState>,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let prefix = IdPrefix::parse(&id).map_err(bad_request)?;
+    let Ok(Path(id)) = id else {
+        return Err(bad_request(
+            "id: not a record id: ids are hexadecimal (0-9, a-f), 8 to 64 characters",
+        ));
+    };
+    let prefix = id_prefix(&id)?;
     let (store, search) = (state.store.clone(), state.search.clone());
     let found = blocking(move || record_page(&store, &search, &prefix)).await?;
     match found {
