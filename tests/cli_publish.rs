@@ -519,3 +519,49 @@ fn kill_9_during_a_publish_keeps_every_printed_id() {
     }
     assert!(stored.len() >= printed.len());
 }
+
+#[test]
+fn a_revision_is_published_offline_with_supersedes() {
+    // No node runs for this home: the store is opened once, and the old id is resolved in it.
+    let home = TestHome::init("Ville-Test");
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let first = write(dir.path(), "a.md", VALID);
+    let out = home.ok(&["publish", "--json", first.to_str().unwrap_or_default()]);
+    let old = published(&out)[0].1.clone();
+    let second = write(
+        dir.path(),
+        "b.md",
+        &VALID.replace("Un essai valide", "Un essai valide, revu"),
+    );
+    let out = home.ok(&[
+        "publish",
+        "--json",
+        second.to_str().unwrap_or_default(),
+        "--supersedes",
+        &old[..12],
+    ]);
+    let new = published(&out)[0].1.clone();
+    assert_eq!(
+        home.listed_ids(),
+        vec![new.clone()],
+        "only the new version is listed"
+    );
+    let history = home.json(&["show", &new, "--json"]);
+    assert!(
+        history.to_string().contains(&old),
+        "the new version names the one it supersedes: {history}"
+    );
+    // An unknown id is refused by name, and nothing is stored.
+    let third = write(dir.path(), "c.md", &VALID.replace("valide", "encore"));
+    let err = home.fails(
+        &[
+            "publish",
+            third.to_str().unwrap_or_default(),
+            "--supersedes",
+            "0123456789ab",
+        ],
+        1,
+    );
+    assert!(err.contains("0123456789ab"), "{err}");
+    assert_eq!(home.listed_ids(), vec![new]);
+}
