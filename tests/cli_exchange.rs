@@ -205,3 +205,101 @@ fn ascii_json(v: &Value) -> String {
         })
         .collect()
 }
+
+/// The names in `dir`, sorted.
+fn names_in(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| {
+            e.unwrap_or_else(|e| panic!("{e}"))
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+#[cfg(unix)]
+#[test]
+fn export_out_follows_no_link_and_clobbers_no_file_beside_it() {
+    let home = TestHome::init("Ville-Test");
+    home.ok(&["publish", examples().to_str().unwrap_or_default()]);
+    let expected = home.ok(&["export"]);
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let victim = dir.path().join("victim.txt");
+    std::fs::write(&victim, "précieux\n").unwrap_or_else(|e| panic!("{e}"));
+    let out = dir.path().join("corpus.jsonl");
+    // Links planted where a fixed temporary name would be (`corpus.partial`, as written before,
+    // and `corpus.jsonl.partial`) point at the victim.
+    for name in ["corpus.partial", "corpus.jsonl.partial"] {
+        std::os::unix::fs::symlink(&victim, dir.path().join(name))
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    home.ok(&["export", "--out", out.to_str().unwrap_or_default()]);
+    assert!(
+        std::fs::read_to_string(&victim).is_ok_and(|t| t == "précieux\n"),
+        "the link's target was overwritten"
+    );
+    assert!(
+        std::fs::read_to_string(&out).is_ok_and(|t| t == expected),
+        "the export is in {}",
+        out.display()
+    );
+    for name in ["corpus.partial", "corpus.jsonl.partial"] {
+        let link = std::fs::symlink_metadata(dir.path().join(name));
+        assert!(
+            link.is_ok_and(|m| m.file_type().is_symlink()),
+            "{name} is still the link it was"
+        );
+    }
+
+    // An unrelated file of that name is left alone too.
+    let other = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let out = other.path().join("corpus.jsonl");
+    for name in ["corpus.partial", "corpus.jsonl.partial"] {
+        std::fs::write(other.path().join(name), "autre chose\n").unwrap_or_else(|e| panic!("{e}"));
+    }
+    home.ok(&["export", "--out", out.to_str().unwrap_or_default()]);
+    for name in ["corpus.partial", "corpus.jsonl.partial"] {
+        assert_eq!(
+            std::fs::read_to_string(other.path().join(name))
+                .ok()
+                .as_deref(),
+            Some("autre chose\n"),
+            "{name} is untouched"
+        );
+    }
+    assert!(
+        std::fs::read_to_string(&out).is_ok_and(|t| t == expected),
+        "the export is in {}",
+        out.display()
+    );
+    assert_eq!(
+        names_in(other.path()),
+        ["corpus.jsonl", "corpus.jsonl.partial", "corpus.partial"],
+        "no temporary file is left"
+    );
+}
+
+#[test]
+fn a_failed_export_leaves_no_temporary_file() {
+    let home = TestHome::init("Ville-Test");
+    home.ok(&["publish", examples().to_str().unwrap_or_default()]);
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    // The output is a folder: the export is written in full, then cannot replace it.
+    let out = dir.path().join("corpus.jsonl");
+    std::fs::create_dir(&out).unwrap_or_else(|e| panic!("{e}"));
+    let err = home.fails(&["export", "--out", out.to_str().unwrap_or_default()], 3);
+    assert!(
+        err.contains("corpus.jsonl"),
+        "the error names the file: {err}"
+    );
+    assert_eq!(
+        names_in(dir.path()),
+        ["corpus.jsonl"],
+        "nothing left behind"
+    );
+    assert!(names_in(&out).is_empty(), "nothing written into the folder");
+}
