@@ -389,3 +389,203 @@ Corps.
     let jsonl = home.ok(&["export"]);
     assert!(jsonl.contains(r#""title":"=HYPERLINK("#), "{jsonl}");
 }
+
+/// A copy of an export line whose signed record is rebuilt from `edit` of its body (as a CBOR
+/// value); the signature is kept (decoding fails before it is checked).
+fn with_body(
+    line: &str,
+    edit: impl FnOnce(&mut Vec<(ciborium::Value, ciborium::Value)>),
+) -> String {
+    with_record(line, |record| {
+        let (body, signature) = split_record(record);
+        let mut value: ciborium::Value =
+            ciborium::from_reader(body.as_slice()).unwrap_or_else(|e| panic!("{e}"));
+        let ciborium::Value::Map(fields) = &mut value else {
+            panic!("the body is not a map")
+        };
+        edit(fields);
+        let mut body = Vec::new();
+        ciborium::into_writer(&value, &mut body).unwrap_or_else(|e| panic!("{e}"));
+        join_record(body, signature)
+    })
+}
+
+fn with_record(line: &str, change: impl FnOnce(Vec<u8>) -> Vec<u8>) -> String {
+    edit(line, |m| {
+        let bytes = STANDARD
+            .decode(m["record"].as_str().unwrap_or_default())
+            .unwrap_or_else(|e| panic!("{e}"));
+        m.insert("record".into(), STANDARD.encode(change(bytes)).into());
+    })
+}
+
+fn split_record(record: Vec<u8>) -> (Vec<u8>, Vec<u8>) {
+    let value: ciborium::Value =
+        ciborium::from_reader(record.as_slice()).unwrap_or_else(|e| panic!("{e}"));
+    match value {
+        ciborium::Value::Array(mut parts) if parts.len() == 2 => {
+            let signature = parts.pop().and_then(|v| v.into_bytes().ok());
+            let body = parts.pop().and_then(|v| v.into_bytes().ok());
+            (body.unwrap_or_default(), signature.unwrap_or_default())
+        }
+        _ => panic!("not a record"),
+    }
+}
+
+fn join_record(body: Vec<u8>, signature: Vec<u8>) -> Vec<u8> {
+    let mut out = Vec::new();
+    ciborium::into_writer(
+        &ciborium::Value::Array(vec![
+            ciborium::Value::Bytes(body),
+            ciborium::Value::Bytes(signature),
+        ]),
+        &mut out,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    out
+}
+
+fn set(fields: &mut [(ciborium::Value, ciborium::Value)], key: &str, value: ciborium::Value) {
+    for (k, v) in fields.iter_mut() {
+        if k.as_text() == Some(key) {
+            *v = value;
+            return;
+        }
+    }
+    panic!("no field {key}");
+}
+
+fn in_publication(
+    fields: &mut [(ciborium::Value, ciborium::Value)],
+    edit: impl FnOnce(&mut Vec<(ciborium::Value, ciborium::Value)>),
+) {
+    for (k, v) in fields.iter_mut() {
+        if k.as_text() == Some("publication")
+            && let ciborium::Value::Map(p) = v
+        {
+            edit(p);
+            return;
+        }
+    }
+    panic!("no publication");
+}
+
+#[test]
+fn verify_names_the_field_and_what_was_expected_for_each_malformed_record() {
+    use ciborium::Value as Cbor;
+    let home = TestHome::init("Ville-Test");
+    let lines = exported_lines(&home);
+    let base = &lines[0];
+    let cases: Vec<(String, &[&str])> = vec![
+        (
+            with_body(base, |b| set(b, "created_at", Cbor::Text("hier".into()))),
+            &[
+                "`created_at`",
+                "text",
+                "expected an integer (milliseconds since 1970)",
+            ],
+        ),
+        (
+            with_body(base, |b| set(b, "v", Cbor::Text("un".into()))),
+            &["`v`", "text", "expected an integer"],
+        ),
+        (
+            with_body(base, |b| set(b, "author", Cbor::Bytes(vec![7; 16]))),
+            &["`author`", "32 bytes"],
+        ),
+        (
+            with_body(base, |b| {
+                in_publication(b, |p| set(p, "title", Cbor::Integer(5.into())))
+            }),
+            &["`publication.title`", "an integer", "expected text"],
+        ),
+        (
+            with_body(base, |b| {
+                in_publication(b, |p| {
+                    set(p, "themes", Cbor::Array(vec![Cbor::Text("lune".into())]))
+                })
+            }),
+            &["`publication.themes[0]`", "lune", "energy"],
+        ),
+        (
+            with_body(base, |b| {
+                in_publication(b, |p| p.retain(|(k, _)| k.as_text() != Some("kind")))
+            }),
+            &["`publication.kind`", "missing"],
+        ),
+        (
+            with_body(base, |b| {
+                b.push((Cbor::Text("extra".into()), Cbor::Bool(true)))
+            }),
+            &["`extra`", "not a field"],
+        ),
+        (
+            with_record(base, |r| {
+                let (mut body, signature) = split_record(r);
+                body.truncate(body.len() / 2);
+                join_record(body, signature)
+            }),
+            &["body", "ends"],
+        ),
+        (
+            with_record(base, |r| {
+                let (_, signature) = split_record(r);
+                join_record(vec![0xa1, 0x61, b'v', 0x1c], signature)
+            }),
+            &["body", "`v`", "CBOR"],
+        ),
+        (
+            with_record(base, |r| {
+                let (_, signature) = split_record(r);
+                join_record(vec![0x05], signature)
+            }),
+            &["body", "an integer", "map"],
+        ),
+        (
+            with_record(base, |mut r| {
+                r.truncate(r.len() - 10);
+                r
+            }),
+            &["record", "ends too early"],
+        ),
+        (
+            edit(base, |m| {
+                m.insert("record".into(), "pas du base64 !".into());
+            }),
+            &["`record`", "base64"],
+        ),
+    ];
+    let path = home.path().join("malformed.jsonl");
+    let text: Vec<&str> = cases.iter().map(|(l, _)| l.as_str()).collect();
+    std::fs::write(&path, text.join("\n") + "\n").unwrap_or_else(|e| panic!("{e}"));
+    let err = TestHome::empty().fails(&["verify", path.to_str().unwrap_or_default()], 1);
+    for (n, (_, says)) in cases.iter().enumerate() {
+        let prefix = format!("malformed.jsonl:line {}: ", n + 1);
+        let found = err
+            .lines()
+            .find(|l| l.contains(&prefix))
+            .unwrap_or_else(|| panic!("line {} not named in:\n{err}", n + 1));
+        for word in *says {
+            assert!(
+                found.contains(word),
+                "line {}: no `{word}` in: {found}",
+                n + 1
+            );
+        }
+        for debug in [
+            "Semantic(",
+            "Syntax(",
+            "Some(",
+            "None",
+            "Io(",
+            "Error {",
+            "RecursionLimit",
+        ] {
+            assert!(
+                !found.contains(debug),
+                "line {}: a Rust debug message: {found}",
+                n + 1
+            );
+        }
+    }
+}
