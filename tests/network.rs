@@ -285,3 +285,17 @@ fn a_stale_api_address_taken_by_another_program_is_not_mistaken_for_a_node() {
     let err = home.fails(&["status"], 3);
     assert!(err.contains("no node is running"), "{err}");
 }
+
+#[test]
+fn a_node_logging_to_a_file_writes_no_colour_codes() {
+    // The node's standard error goes to a file here, as under systemd or `2>node.log`: log lines
+    // must be plain text, without ANSI escape sequences.
+    let mut a = NodeProcess::start("A", &[]);
+    a.stop();
+    let log = a.log();
+    assert!(log.contains("listening on"), "the node logged: {log}");
+    assert!(
+        !log.contains('\u{1b}'),
+        "an ESC byte in a log written to a file:\n{log:?}"
+    );
+}

@@ -56,22 +56,18 @@ pub(crate) fn export(
     Ok(())
 }
 
-/// Writes to FILE (through FILE.partial, renamed when complete, so a reader never sees half an
-/// export) or to standard output.
+/// Writes to FILE or to standard output. FILE is written through a temporary file created
+/// exclusively, under a random name, in FILE's folder (so the rename stays on one file system):
+/// nothing planted at a predictable name (a symbolic link, another file) is followed or
+/// clobbered. It is synced, then renamed over FILE, so a reader never sees half an export; on any
+/// failure it is removed and FILE is as it was.
 pub(crate) fn write_output(
     out: Option<&Path>,
     write: impl FnOnce(&mut dyn Write) -> anyhow::Result<Option<u64>>,
 ) -> anyhow::Result<()> {
     match out {
         Some(path) => {
-            let tmp = path.with_extension("partial");
-            let file = std::fs::File::create(&tmp)
-                .with_context(|| format!("cannot create {}", tmp.display()))?;
-            let mut w = std::io::BufWriter::new(file);
-            let count = write(&mut w)?;
-            w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-            std::fs::rename(&tmp, path)
-                .with_context(|| format!("cannot write {}", path.display()))?;
+            let count = write_replacing(path, write)?;
             match count {
                 Some(n) => eprintln!("exported {n} record(s) to {}", path.display()),
                 None => eprintln!("exported to {}", path.display()),
@@ -84,6 +80,43 @@ pub(crate) fn write_output(
         }
     }
     Ok(())
+}
+
+fn write_replacing(
+    path: &Path,
+    write: impl FnOnce(&mut dyn Write) -> anyhow::Result<Option<u64>>,
+) -> anyhow::Result<Option<u64>> {
+    let name = path
+        .file_name()
+        .ok_or_else(|| Refused(format!("{}: not a file name", path.display())))?;
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let prefix = format!(".{}.", name.to_string_lossy());
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(&prefix).suffix(".partial");
+    // The mode `File::create` would give (before the umask), not the 0600 of a secret.
+    #[cfg(unix)]
+    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
+    // Removed when dropped, on every path that does not persist it.
+    let mut tmp = builder
+        .tempfile_in(dir)
+        .with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
+    let mut w = std::io::BufWriter::new(tmp.as_file_mut());
+    let count = write(&mut w)?;
+    w.into_inner().map_err(|e| e.into_error())?;
+    tmp.as_file()
+        .sync_all()
+        .with_context(|| format!("cannot write {}", tmp.path().display()))?;
+    tmp.persist(path)
+        .map_err(|e| e.error)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    // The rename is durable once the folder is synced; the export is complete either way.
+    if let Ok(folder) = std::fs::File::open(dir) {
+        let _ = folder.sync_all();
+    }
+    Ok(count)
 }
 
 pub(crate) fn open_input(file: &Path) -> anyhow::Result<(Box<dyn BufRead + Send>, Option<u64>)> {

@@ -26,6 +26,7 @@ use files::{export, import, verify};
 use publishing::publish;
 use reading::{list, reindex, search, show, stats};
 use running::{init, node, peers, status};
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -71,17 +72,25 @@ fn home_dir(flag: Option<PathBuf>) -> anyhow::Result<Home> {
 }
 
 /// Logs go to standard error; RUST_LOG sets the verbosity (default: info for the node, warnings
-/// for the other commands).
+/// for the other commands). Colours only on a terminal, and never with `NO_COLOR` set
+/// (no-color.org): a log file or the journal gets plain text.
 pub(crate) fn init_logging(default: &str, format: LogFormat) {
     let filter =
         tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default.into());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour_allowed())
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),
     }
+}
+
+/// Whether standard error may carry colour codes: a terminal, and no `NO_COLOR` (a non-empty
+/// value turns colour off, as no-color.org says).
+fn colour_allowed() -> bool {
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {

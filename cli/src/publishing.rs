@@ -50,7 +50,7 @@ pub(crate) fn publish(
         }
     };
     if let Some(old) = supersedes {
-        let old = trust::resolve_id(home, None, old)?;
+        let old = trust::resolve_in(&store, old)?;
         plan.supersede(old).map_err(Refused)?;
     }
     let bar = progress_bar(Some(plan.len() as u64), "publishing");

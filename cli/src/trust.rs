@@ -111,6 +111,20 @@ pub fn resolve_id(home: &Home, node: Option<&str>, id: &str) -> anyhow::Result<R
         .ok_or_else(|| anyhow::anyhow!("the node answered without an id"))
 }
 
+/// A record's full id from an id or a prefix, resolved in a store already open (opening it a
+/// second time would find it locked by this very process).
+pub fn resolve_in(store: &cailloux_node::Store, id: &str) -> anyhow::Result<RecordId> {
+    let prefix = IdPrefix::parse(id).map_err(Refused)?;
+    match store.resolve(&prefix) {
+        Ok(id) => Ok(id),
+        Err(cailloux_node::ResolveError::NotFound(_)) => {
+            Err(Refused(format!("no record has an id starting with {id} here")).into())
+        }
+        Err(cailloux_node::ResolveError::Store(e)) => Err(e.into()),
+        Err(e) => Err(Refused(e.to_string()).into()),
+    }
+}
+
 fn until_millis(until: Option<&str>) -> anyhow::Result<Option<u64>> {
     until
         .map(|u| {

@@ -7,6 +7,7 @@
 //! This file is compiled both here and as a module of the protocol crate's test, under the root
 //! workspace's lints: no `unwrap`, no `unsafe`.
 
+use cailloux_protocol::frontmatter::{MAX_FRONT_MATTER_BYTES, MAX_FRONT_MATTER_DEPTH};
 // Not in the protocol crate's replay test (which includes this file and has no node crate):
 // `node/tests/fuzz_regressions.rs` replays this target's corpus.
 #[cfg(not(test))]
@@ -60,11 +61,59 @@ pub fn record_decode(data: &[u8]) {
     assert_eq!(stored, record);
 }
 
-/// `frontmatter`: a publication file as a practitioner may write it (any UTF-8 text).
+/// `frontmatter`: a publication file as a practitioner may write it (any UTF-8 text), and the
+/// same text as the YAML between the `---` lines of a file, so that mutations reach the YAML
+/// parser without having to keep the framing.
 pub fn frontmatter(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
+    publication_file(text);
+    front_matter_only(text);
+}
+
+/// `text` as the front matter of a file: what is read as a document has no anchor or alias
+/// (yaml-rust2 would expand them: a "billion laughs") and is no deeper than the limit.
+fn front_matter_only(text: &str) {
+    let file = format!("---\n{text}\n---\nCorps.\n");
+    let (draft, violations) = parse_partial(&file, Some("Fuzzville"));
+    // The front matter is `text` itself only when nothing in it ends the block early or is
+    // rewritten first (line endings, a byte-order mark).
+    let whole = !text.contains('\r')
+        && !text.starts_with('\u{feff}')
+        && !text
+            .split('\n')
+            .any(|l| matches!(l.trim_end(), "---" | "..."));
+    if draft.is_none() || !whole {
+        assert!(draft.is_some() || !violations.is_empty());
+        return;
+    }
+    // Exactly what the parser was handed: the text and its line's end.
+    let front = format!("{text}\n");
+    assert!(front.len() <= MAX_FRONT_MATTER_BYTES);
+    let mut parser = yaml_rust2::parser::Parser::new_from_str(&front);
+    let mut depth = 0usize;
+    loop {
+        use yaml_rust2::parser::Event;
+        let Ok((event, _)) = parser.next_token() else {
+            panic!("a front matter that is not YAML was read: {text:?}");
+        };
+        match event {
+            Event::StreamEnd => break,
+            Event::Alias(_) => panic!("an alias was read: {text:?}"),
+            Event::Scalar(_, _, anchor, _) => assert_eq!(anchor, 0, "an anchor was read"),
+            Event::SequenceStart(anchor, _) | Event::MappingStart(anchor, _) => {
+                assert_eq!(anchor, 0, "an anchor was read: {text:?}");
+                depth += 1;
+                assert!(depth <= MAX_FRONT_MATTER_DEPTH, "too deep: {text:?}");
+            }
+            Event::SequenceEnd | Event::MappingEnd => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+}
+
+fn publication_file(text: &str) {
     let (draft, violations) = parse_partial(text, None);
     let parsed = parse_publication(text, None);
     assert_eq!(parsed.is_ok(), draft.is_some() && violations.is_empty());

@@ -69,6 +69,7 @@ pub fn jsonl_line(record: &Record) -> Value {
 
 /// The CSV columns, in order. Lists are joined with `;`; links are `rel:id`; indicators are
 /// `name=value unit`. The body is left out (it is Markdown prose; the JSONL export carries it).
+/// Every cell goes through `csv_cell`.
 pub const CSV_COLUMNS: &[&str] = &[
     "id",
     "kind",
@@ -120,38 +121,68 @@ fn csv_row(record: &Record) -> Option<Vec<String>> {
     let p = record.publication()?;
     let join = |items: Vec<String>| items.join(";");
     let opt = |s: Option<String>| s.unwrap_or_default();
-    Some(vec![
-        record.id().to_hex(),
-        p.kind.to_string(),
-        p.title.clone(),
-        p.town.clone(),
-        record.author().to_hex(),
-        rfc3339_millis(record.created_at()),
-        p.language.clone(),
-        join(p.themes.iter().map(ToString::to_string).collect()),
-        join(p.tags.clone()),
-        join(p.sdgs.iter().map(ToString::to_string).collect()),
-        opt(p.period.as_ref().map(|x| x.start.to_string())),
-        opt(p.period.as_ref().and_then(|x| x.end).map(|d| d.to_string())),
-        opt(p.participation.map(|x| x.to_string())),
-        p.licence.clone(),
-        opt(p.outcome.map(|x| x.to_string())),
-        opt(p.need.map(|x| x.to_string())),
-        opt(p.method.map(|x| x.to_string())),
-        join(
-            p.indicators
-                .iter()
-                .map(|i| format!("{}={} {}", i.name, i.value, i.unit))
-                .collect(),
-        ),
-        join(
-            p.links
-                .iter()
-                .map(|l| format!("{}:{}", l.rel, l.id))
-                .collect(),
-        ),
-        p.summary.clone(),
-    ])
+    Some(
+        [
+            record.id().to_hex(),
+            p.kind.to_string(),
+            p.title.clone(),
+            p.town.clone(),
+            record.author().to_hex(),
+            rfc3339_millis(record.created_at()),
+            p.language.clone(),
+            join(p.themes.iter().map(ToString::to_string).collect()),
+            join(p.tags.clone()),
+            join(p.sdgs.iter().map(ToString::to_string).collect()),
+            opt(p.period.as_ref().map(|x| x.start.to_string())),
+            opt(p.period.as_ref().and_then(|x| x.end).map(|d| d.to_string())),
+            opt(p.participation.map(|x| x.to_string())),
+            p.licence.clone(),
+            opt(p.outcome.map(|x| x.to_string())),
+            opt(p.need.map(|x| x.to_string())),
+            opt(p.method.map(|x| x.to_string())),
+            join(
+                p.indicators
+                    .iter()
+                    .map(|i| format!("{}={} {}", i.name, i.value, i.unit))
+                    .collect(),
+            ),
+            join(
+                p.links
+                    .iter()
+                    .map(|l| format!("{}:{}", l.rel, l.id))
+                    .collect(),
+            ),
+            p.summary.clone(),
+        ]
+        .into_iter()
+        .map(csv_cell)
+        .collect(),
+    )
+}
+
+/// A cell as a spreadsheet may open it safely. Text that begins with `=`, `+`, `-`, `@`, a tab
+/// or a carriage return is a formula to Excel, LibreOffice Calc and Google Sheets (CSV
+/// injection: a title `=HYPERLINK(…)` would be a live link, a town `+cmd|…` a command), so it
+/// gets the usual apostrophe in front, which they show as text. A cell that is a plain decimal
+/// number (`-12`, `+3.5`) is left as it is: a spreadsheet reads it as that number, never as a
+/// formula. No column is numeric today (indicators are text), so only a free-text cell that
+/// happens to be a number (a title `-12`) is concerned. The JSONL export is never changed: it is
+/// the signed text.
+pub fn csv_cell(cell: String) -> String {
+    let live = cell.starts_with(['=', '+', '-', '@', '\t', '\r']);
+    if live && !is_plain_number(&cell) {
+        format!("'{cell}")
+    } else {
+        cell
+    }
+}
+
+/// An optional sign, digits, and optionally a point and more digits.
+fn is_plain_number(s: &str) -> bool {
+    let unsigned = s.strip_prefix(['+', '-']).unwrap_or(s);
+    let (whole, fraction) = unsigned.split_once('.').unwrap_or((unsigned, "0"));
+    let digits = |d: &str| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit());
+    digits(whole) && digits(fraction)
 }
 
 /// The formats of an export.
@@ -627,5 +658,28 @@ mod tests {
         );
         assert!(store.contains(&today.id()).unwrap_or(false));
         assert!(!store.contains(&tomorrow.id()).unwrap_or(true));
+    }
+
+    #[test]
+    fn cells_that_start_a_formula_get_an_apostrophe_and_plain_numbers_do_not() {
+        for (cell, expected) in [
+            ("=HYPERLINK(\"x\")", "'=HYPERLINK(\"x\")"),
+            ("+cmd|' /C calc'!A0", "'+cmd|' /C calc'!A0"),
+            ("-2+3", "'-2+3"),
+            ("@SUM(A1)", "'@SUM(A1)"),
+            ("\t=1", "'\t=1"),
+            ("\r=1", "'\r=1"),
+            ("- une liste", "'- une liste"),
+            ("-", "'-"),
+            ("-.5", "'-.5"),
+            ("-12", "-12"),
+            ("+3.5", "+3.5"),
+            ("-0.25", "-0.25"),
+            ("12", "12"),
+            ("Jardins = potagers", "Jardins = potagers"),
+            ("", ""),
+        ] {
+            assert_eq!(csv_cell(cell.to_owned()), expected, "{cell:?}");
+        }
     }
 }

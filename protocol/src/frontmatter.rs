@@ -12,6 +12,16 @@ use crate::vocab::{
 };
 use yaml_rust2::{Yaml, YamlLoader};
 
+/// The largest front matter read, in bytes (between the `---` lines). A publication with every
+/// field at its limit takes about 68 KB in plain ASCII (64 indicators of 750 characters make
+/// most of it); twice 64 KiB leaves room for accents and comments, and bounds what the YAML
+/// parser is handed whatever the file holds.
+pub const MAX_FRONT_MATTER_BYTES: usize = 128 * 1024;
+/// The deepest nesting of lists and sets of fields in a front matter. A publication needs 3
+/// (its fields, `links` or `indicators`, one link or indicator); yaml-rust2 builds the document
+/// recursively, so a deeper one could exhaust the stack.
+pub const MAX_FRONT_MATTER_DEPTH: usize = 16;
+
 /// The front-matter keys of format v1.
 pub const FIELDS: &[&str] = &[
     "kind",
@@ -84,19 +94,8 @@ fn parse_inner(
         .unwrap_or(text)
         .replace("\r\n", "\n");
     let (front, body) = split_front_matter(&text).map_err(|v| vec![v])?;
-    let docs = YamlLoader::load_from_str(front).map_err(|e| {
-        let m = e.marker();
-        // The front matter starts on the file's second line.
-        vec![Violation::new(
-            "front matter",
-            format!(
-                "is not valid YAML at line {}, column {}: {}",
-                m.line() + 1,
-                m.col() + 1,
-                e.info()
-            ),
-        )]
-    })?;
+    check_yaml(front).map_err(|v| vec![v])?;
+    let docs = YamlLoader::load_from_str(front).map_err(|e| vec![not_yaml(&e)])?;
     let Some(Yaml::Hash(map)) = docs.into_iter().next() else {
         return Err(vec![Violation::new(
             "front matter",
@@ -265,6 +264,91 @@ fn split_front_matter(text: &str) -> Result<(&str, &str), Violation> {
         "front matter",
         "is not closed: add a line `---` between the fields and the body",
     ))
+}
+
+/// The first pass over a front matter, before any document is built: its size, then its YAML
+/// events, refusing anchors and aliases (yaml-rust2 expands aliases as it builds the document,
+/// so a few hundred bytes of them make gigabytes: a "billion laughs"; a publication never needs
+/// them) and nesting deeper than `MAX_FRONT_MATTER_DEPTH` (yaml-rust2 builds and drops the
+/// document recursively). The event parser itself keeps an explicit stack, and is linear in
+/// the size of what it reads.
+fn check_yaml(front: &str) -> Result<(), Violation> {
+    use yaml_rust2::parser::{Event, Parser};
+    if front.len() > MAX_FRONT_MATTER_BYTES {
+        return Err(Violation::new(
+            "front matter",
+            format!(
+                "is {} bytes; the limit is {MAX_FRONT_MATTER_BYTES} ({} KiB): move long text to the body",
+                front.len(),
+                MAX_FRONT_MATTER_BYTES / 1024
+            ),
+        ));
+    }
+    let at_line = |mark: &yaml_rust2::scanner::Marker| {
+        // The front matter starts on the file's second line.
+        format!("line {}, column {}", mark.line() + 1, mark.col() + 1)
+    };
+    let mut parser = Parser::new_from_str(front);
+    let mut depth = 0usize;
+    loop {
+        let (event, mark) = parser.next_token().map_err(|e| not_yaml(&e))?;
+        let anchor = match event {
+            Event::StreamEnd => return Ok(()),
+            Event::Alias(_) => {
+                return Err(Violation::new(
+                    "front matter",
+                    format!(
+                        "{}: YAML aliases (`*name`) are not supported in a publication; write the value itself",
+                        at_line(&mark)
+                    ),
+                ));
+            }
+            Event::SequenceStart(anchor, _) | Event::MappingStart(anchor, _) => {
+                depth += 1;
+                if depth > MAX_FRONT_MATTER_DEPTH {
+                    return Err(Violation::new(
+                        "front matter",
+                        format!(
+                            "{}: lists and sets of fields are nested more than \
+                             {MAX_FRONT_MATTER_DEPTH} levels deep; a publication needs 3",
+                            at_line(&mark)
+                        ),
+                    ));
+                }
+                anchor
+            }
+            Event::SequenceEnd | Event::MappingEnd => {
+                depth = depth.saturating_sub(1);
+                0
+            }
+            Event::Scalar(_, _, anchor, _) => anchor,
+            _ => 0,
+        };
+        if anchor != 0 {
+            return Err(Violation::new(
+                "front matter",
+                format!(
+                    "{}: YAML anchors (`&name`) are not supported in a publication; write each value where it belongs",
+                    at_line(&mark)
+                ),
+            ));
+        }
+    }
+}
+
+/// The violation for a front matter that is not YAML, naming where.
+fn not_yaml(e: &yaml_rust2::ScanError) -> Violation {
+    let m = e.marker();
+    // The front matter starts on the file's second line.
+    Violation::new(
+        "front matter",
+        format!(
+            "is not valid YAML at line {}, column {}: {}",
+            m.line() + 1,
+            m.col() + 1,
+            e.info()
+        ),
+    )
 }
 
 struct Parser {
@@ -565,5 +649,163 @@ fn describe(y: &Yaml) -> &'static str {
         Yaml::Boolean(_) => "true/false",
         Yaml::Alias(_) => "an alias (aliases are not supported)",
         _ => "this value",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEAD: &str = "---\nkind: practice\ntitle: Un titre\nsummary: Un résumé.\ntown: Ville\nthemes: [energy]\n";
+
+    /// The front-matter violations of `text`: it must be refused.
+    fn refused(text: &str) -> Vec<Violation> {
+        match parse_publication(text, None) {
+            Ok(_) => panic!("accepted: {text:.200}"),
+            Err(v) => v,
+        }
+    }
+
+    fn one_front_matter_violation(text: &str) -> String {
+        let v = refused(text);
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert_eq!(v[0].field, "front matter", "{v:?}");
+        v[0].message.clone()
+    }
+
+    #[test]
+    fn the_head_alone_is_a_valid_publication() {
+        let text = format!("{HEAD}---\nCorps.\n");
+        assert!(parse_publication(&text, None).is_ok());
+    }
+
+    #[test]
+    fn an_anchor_is_refused_naming_its_line() {
+        let text = "---\nkind: practice\ntitle: &t Un titre\nsummary: *t\ntown: Ville\nthemes: [energy]\n---\nCorps.\n";
+        let m = one_front_matter_violation(text);
+        assert!(m.contains("line 3"), "{m}");
+        assert!(m.contains("anchor"), "{m}");
+    }
+
+    #[test]
+    fn an_alias_is_refused_naming_its_line() {
+        // An anchor on a key, which the document's values never show, then an alias.
+        let text = "---\nkind: practice\n&k title: Un titre\nsummary: Un résumé.\ntown: Ville\nthemes: [energy]\ntags: [*k]\n---\nCorps.\n";
+        let m = one_front_matter_violation(text);
+        assert!(m.contains("line 3") && m.contains("anchor"), "{m}");
+        // An alias of an anchor never set is not YAML (so every alias follows an anchor, which
+        // is refused first).
+        let text = format!("{HEAD}tags: [*nulle]\n---\nCorps.\n");
+        let m = one_front_matter_violation(&text);
+        assert!(m.contains("line 7") && m.contains("unknown anchor"), "{m}");
+    }
+
+    #[test]
+    fn a_billion_laughs_is_refused_before_anything_is_expanded() {
+        let mut text = String::from(
+            "---\nkind: practice\na: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n",
+        );
+        for (name, prev) in [
+            ("b", "a"),
+            ("c", "b"),
+            ("d", "c"),
+            ("e", "d"),
+            ("f", "e"),
+            ("g", "f"),
+            ("h", "g"),
+            ("i", "h"),
+        ] {
+            let item = format!("*{prev}");
+            text.push_str(&format!("{name}: &{name} [{}]\n", vec![item; 9].join(",")));
+        }
+        text.push_str("---\nCorps.\n");
+        assert!(text.len() < 600);
+        let m = one_front_matter_violation(&text);
+        assert!(m.contains("line 3") && m.contains("anchor"), "{m}");
+    }
+
+    #[test]
+    fn a_front_matter_over_the_size_limit_is_refused_before_parsing() {
+        let filler = "# un commentaire qui ne compte pas mais pèse\n";
+        let mut text = HEAD.to_owned();
+        while text.len() <= MAX_FRONT_MATTER_BYTES + 4 {
+            text.push_str(filler);
+        }
+        text.push_str("---\nCorps.\n");
+        let m = one_front_matter_violation(&text);
+        assert!(m.contains("bytes") && m.contains("131072"), "{m}");
+    }
+
+    #[test]
+    fn nesting_deeper_than_the_limit_is_refused_naming_its_line() {
+        // In flow style and in block style.
+        let deep = "[".repeat(MAX_FRONT_MATTER_DEPTH) + &"]".repeat(MAX_FRONT_MATTER_DEPTH);
+        let text = format!("{HEAD}tags: {deep}\n---\nCorps.\n");
+        let m = one_front_matter_violation(&text);
+        assert!(m.contains("line 7") && m.contains("deep"), "{m}");
+        let mut block = format!("{HEAD}tags:\n");
+        for depth in 0..MAX_FRONT_MATTER_DEPTH {
+            block.push_str(&format!("{}- \n", "  ".repeat(depth)));
+        }
+        block.push_str("---\nCorps.\n");
+        let m = one_front_matter_violation(&block);
+        assert!(m.contains("deep"), "{m}");
+        // As deep as the limit allows is fine as YAML (and then judged as a publication).
+        let ok = "[".repeat(MAX_FRONT_MATTER_DEPTH - 2) + &"]".repeat(MAX_FRONT_MATTER_DEPTH - 2);
+        let text = format!("{HEAD}tags: {ok}\n---\nCorps.\n");
+        assert!(refused(&text).iter().all(|v| v.field != "front matter"));
+    }
+
+    #[test]
+    fn a_nesting_that_would_exhaust_the_stack_is_refused() {
+        // 30,000 levels in 60 KB, within the size limit: refused by the first pass, never
+        // handed to the recursive loader.
+        let text = format!("{HEAD}tags:\n{}x\n---\nCorps.\n", "- ".repeat(30_000));
+        assert!(text.len() < MAX_FRONT_MATTER_BYTES);
+        let m = one_front_matter_violation(&text);
+        assert!(m.contains("line 8") && m.contains("deep"), "{m}");
+    }
+
+    #[test]
+    fn a_publication_with_every_field_at_its_limit_fits_in_the_front_matter_limit() {
+        use crate::publication::{MAX_SUMMARY_CHARS, MAX_TAG_CHARS, MAX_TAGS, MAX_TITLE_CHARS};
+        let mut text = format!(
+            "---\nkind: evaluation\ntitle: \"{}\"\nsummary: \"{}\"\ntown: \"{}\"\nthemes: [energy]\nmethod: metered\nsdgs: [{}]\ntags:\n",
+            "t".repeat(MAX_TITLE_CHARS),
+            "s".repeat(MAX_SUMMARY_CHARS),
+            "v".repeat(crate::publication::MAX_TOWN_CHARS),
+            (1..=17)
+                .map(|n| n.to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+        );
+        for i in 0..MAX_TAGS {
+            text.push_str(&format!(
+                "  - \"{i:02}{}\"\n",
+                "g".repeat(MAX_TAG_CHARS - 2)
+            ));
+        }
+        text.push_str("links:\n");
+        for i in 0..crate::publication::MAX_LINKS {
+            text.push_str(&format!("  - {{ rel: evaluates, id: \"{i:064x}\" }}\n"));
+        }
+        text.push_str("indicators:\n");
+        for i in 0..crate::publication::MAX_INDICATORS {
+            text.push_str(&format!(
+                "  - {{ name: \"{i:02}{}\", unit: \"{}\", value: -123456.789, baseline: 123456.789, target: 123456.789, date: 2024-10-31, source: \"{}\" }}\n",
+                "n".repeat(198),
+                "u".repeat(50),
+                "o".repeat(500)
+            ));
+        }
+        text.push_str("---\nCorps.\n");
+        assert!(
+            text.len() > 64 * 1024,
+            "{} bytes: at their limits, the fields need more than 64 KiB",
+            text.len()
+        );
+        if let Err(v) = parse_publication(&text, None) {
+            panic!("{v:?}");
+        }
     }
 }

@@ -6,6 +6,7 @@
 //! times and get values back, which is what lets the CLI, the node and a rogue test peer share
 //! exactly the same rules.
 
+mod body_error;
 pub mod frontmatter;
 pub mod id;
 pub mod publication;

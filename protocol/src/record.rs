@@ -147,6 +147,9 @@ pub enum DecodeError {
     TooLarge { size: usize },
     #[error("malformed record: {0}")]
     Malformed(String),
+    /// The body is not a v1 body: which field, and what was expected there.
+    #[error("malformed record body: {0}")]
+    Body(String),
     #[error("record format version {0} is not supported; this node reads version {FORMAT_VERSION}")]
     UnsupportedVersion(u32),
     #[error("the author key is not a valid ed25519 public key")]
@@ -395,7 +398,13 @@ fn write_bstr_header(out: &mut Vec<u8>, len: usize) {
 
 /// Reads a definite-length byte-string header at `at`; returns (content start, length).
 fn read_bstr_header(bytes: &[u8], at: usize) -> Result<(usize, usize), DecodeError> {
-    let short = || DecodeError::Malformed("the record ends too early".into());
+    let short = || {
+        DecodeError::Malformed(
+            "the record ends too early: a record is a CBOR array of two byte strings, the body \
+             and a 64-byte signature"
+                .into(),
+        )
+    };
     let first = *bytes.get(at).ok_or_else(short)?;
     if first >> 5 != 2 {
         return Err(DecodeError::Malformed(format!(
@@ -492,12 +501,17 @@ fn decode(
         )));
     }
     let mut body_bytes = &bytes[body_start..body_start + body_len];
-    let body: Body = ciborium::from_reader(&mut body_bytes)
-        .map_err(|e| DecodeError::Malformed(format!("the body is not a valid v1 body: {e}")))?;
+    let body: Body = ciborium::from_reader(&mut body_bytes).map_err(|e| {
+        DecodeError::Body(crate::body_error::explain(
+            &bytes[body_start..body_start + body_len],
+            &e,
+        ))
+    })?;
     if !body_bytes.is_empty() {
-        return Err(DecodeError::Malformed(
-            "unexpected bytes after the body".into(),
-        ));
+        return Err(DecodeError::Body(format!(
+            "{} unexpected bytes after its end",
+            body_bytes.len()
+        )));
     }
     if body.v != FORMAT_VERSION {
         return Err(DecodeError::UnsupportedVersion(body.v));

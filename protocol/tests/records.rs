@@ -257,6 +257,26 @@ fn every_byte_of_one_record_is_covered() {
     }
 }
 
+#[test]
+fn no_decoding_error_reads_as_rust_debug_text() {
+    // Every flipped bit of one record that fails to decode says what is wrong in words: the
+    // field and what was expected, never ciborium's debug text.
+    let record =
+        Record::sign(&key(9), GOLDEN_TIME, golden_publication()).unwrap_or_else(|e| panic!("{e}"));
+    for at in 0..record.bytes().len() {
+        for bit in 0..8 {
+            let mut bytes = record.bytes().to_vec();
+            bytes[at] ^= 1 << bit;
+            if let Err(e) = Unverified::decode(bytes) {
+                let text = e.to_string();
+                for debug in ["Semantic(", "Syntax(", "Io(", "Some(", "None", "Recursion"] {
+                    assert!(!text.contains(debug), "bit {bit} of byte {at}: {text}");
+                }
+            }
+        }
+    }
+}
+
 /// The acts' encoding, pinned like the publication's: one record per line, in this order:
 /// found, admit, delegate, revoke, retract.
 #[test]

@@ -31,22 +31,28 @@
 //! - **Limits.** Per peer: `GOSSIP_FETCHES_PER_PEER` announcements being fetched and checked,
 //!   `FETCHES_SERVED_PER_PEER` fetch requests being read (and `FETCH_QUEUE_PER_PEER` waiting),
 //!   one reconciliation message being answered and a token bucket for them (`SYNC_BURST`,
-//!   `SYNC_REFILL`). `connection_limits` caps connections (`MAX_*` constants). What is beyond a
-//!   limit is ignored or refused, never queued without bound; per-peer state is dropped when the
-//!   peer is gone and nothing of it is in flight.
+//!   `SYNC_REFILL`). The bytes of fetch answers read and not yet written are budgeted per peer
+//!   (`RESPONSE_BYTES_PER_PEER`) and in all (`RESPONSE_BYTES_TOTAL`): a request waits in its
+//!   queue until its largest answer fits. A request names each record once in its answer.
+//!   `connection_limits` caps connections (`MAX_*` constants). What is beyond a limit is
+//!   ignored or refused, never queued without bound; per-peer state is dropped when the peer is
+//!   gone and nothing of it is in flight.
 //!
 //! The loop itself is here (`mod.rs`: building the swarm, commands, connection events, and the
 //! dispatch of what comes back from work done off the loop); each concern has its own file:
 //! `gossip` (announcements and their validation), `catchup` (reconciliation sessions and the
-//! fetches that follow), `serve` (answering other peers' fetch requests), `peers` (per-peer
-//! limits and bans) and `scoring` (gossipsub's peer-score parameters).
+//! fetches that follow), `serve` (answering other peers' fetch requests), `budget` (the bytes
+//! those answers may hold), `peers` (per-peer limits and bans) and `scoring` (gossipsub's
+//! peer-score parameters).
 
+mod budget;
 mod catchup;
 mod gossip;
 mod peers;
 mod scoring;
 mod serve;
 
+use budget::{RESPONSE_BYTES_PER_PEER, RESPONSE_BYTES_TOTAL, ResponseBudget};
 use catchup::{Fetch, SyncState};
 use peers::{
     BAN_TICK, MAX_ESTABLISHED, MAX_ESTABLISHED_INCOMING, MAX_ESTABLISHED_PER_PEER,
@@ -63,7 +69,9 @@ use cailloux_protocol::wire::{
     SYNC_PROTOCOL, SyncRequest, SyncResponse,
 };
 use futures::StreamExt;
-use libp2p::request_response::{self, OutboundRequestId, ProtocolSupport, ResponseChannel};
+use libp2p::request_response::{
+    self, InboundRequestId, OutboundRequestId, ProtocolSupport, ResponseChannel,
+};
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent, behaviour::toggle::Toggle};
 use libp2p::{
     Multiaddr, PeerId, StreamProtocol, Swarm, allow_block_list, connection_limits, gossipsub,
@@ -176,7 +184,12 @@ impl Client {
 /// most FETCHES_SERVED_PER_PEER + 1 + GOSSIP_FETCHES_PER_PEER + FETCHES_IN_FLIGHT messages in
 /// it, whatever it sends, and the connection limits bound the peers that can start work.
 enum Internal {
-    Respond(PeerId, ResponseChannel<FetchResponse>, FetchResponse),
+    Respond(
+        PeerId,
+        InboundRequestId,
+        ResponseChannel<FetchResponse>,
+        FetchResponse,
+    ),
     RespondSync(PeerId, ResponseChannel<SyncResponse>, SyncResponse),
     Validated {
         message_id: gossipsub::MessageId,
@@ -221,6 +234,8 @@ pub struct EventLoop {
     load: HashMap<PeerId, PeerLoad>,
     /// Banned peers and when their ban ends.
     banned: HashMap<PeerId, Instant>,
+    /// Bytes of fetch answers read and not yet written, per peer and in all.
+    answers: ResponseBudget<InboundRequestId>,
     sync_interval: Duration,
     listen_addrs: Vec<Multiaddr>,
     rng: u64,
@@ -372,6 +387,7 @@ pub fn new(
         sessions: HashMap::new(),
         load: HashMap::new(),
         banned: HashMap::new(),
+        answers: ResponseBudget::new(RESPONSE_BYTES_PER_PEER, RESPONSE_BYTES_TOTAL),
         sync_interval: config.sync_interval,
         listen_addrs: Vec::new(),
         rng: u64::from_le_bytes(seed_bytes) | 1,
@@ -588,17 +604,8 @@ impl EventLoop {
 
     fn on_internal(&mut self, internal: Internal) {
         match internal {
-            Internal::Respond(peer, channel, response) => {
-                let _ = self
-                    .swarm
-                    .behaviour_mut()
-                    .fetch
-                    .send_response(channel, response);
-                if let Some(load) = self.load.get_mut(&peer) {
-                    load.fetches_served = load.fetches_served.saturating_sub(1);
-                }
-                self.serve_fetches(peer);
-                self.forget_if_idle(peer);
+            Internal::Respond(peer, request_id, channel, response) => {
+                self.respond(peer, request_id, channel, response)
             }
             Internal::RespondSync(peer, channel, response) => {
                 let _ = self

@@ -5,7 +5,7 @@ use super::EventLoop;
 use cailloux_protocol::RecordId;
 use cailloux_protocol::wire::FetchResponse;
 use libp2p::PeerId;
-use libp2p::request_response::ResponseChannel;
+use libp2p::request_response::{InboundRequestId, ResponseChannel};
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
@@ -23,7 +23,8 @@ pub(super) const BAD_RECORD_STRIKES: u32 = 32;
 pub(super) const GOSSIP_FETCHES_PER_PEER: usize = 32;
 /// Fetch requests from one peer being read from the store at once, and waiting for that. An
 /// honest peer has at most GOSSIP_FETCHES_PER_PEER + FETCHES_IN_FLIGHT requests out, which the
-/// queue holds; beyond it the answer is empty. Each answer is up to 4 MiB.
+/// queue holds; beyond it the answer is empty. Each answer is up to 4 MiB, and the bytes of
+/// answers held at once are bounded too (`budget`).
 pub(super) const FETCHES_SERVED_PER_PEER: usize = 8;
 pub(super) const FETCH_QUEUE_PER_PEER: usize = 64;
 /// Reconciliation messages answered per peer: a burst of SYNC_BURST, then one per SYNC_REFILL.
@@ -38,6 +39,13 @@ pub(super) const MAX_ESTABLISHED_INCOMING: u32 = 128;
 pub(super) const MAX_ESTABLISHED_PER_PEER: u32 = 2;
 pub(super) const MAX_ESTABLISHED: u32 = 256;
 
+/// A fetch request waiting to be served: its id, where the answer goes, the distinct ids asked.
+pub(super) type QueuedFetch = (
+    InboundRequestId,
+    ResponseChannel<FetchResponse>,
+    Vec<RecordId>,
+);
+
 /// What one peer costs this node now, against the per-peer limits.
 #[derive(Debug)]
 pub(super) struct PeerLoad {
@@ -45,7 +53,7 @@ pub(super) struct PeerLoad {
     pub(super) gossip_fetches: usize,
     /// Its fetch requests being read from the store, and those waiting.
     pub(super) fetches_served: usize,
-    pub(super) fetch_queue: VecDeque<(ResponseChannel<FetchResponse>, Vec<RecordId>)>,
+    pub(super) fetch_queue: VecDeque<QueuedFetch>,
     /// Whether one of its reconciliation messages is being answered.
     pub(super) sync_served: bool,
     /// Token bucket for reconciliation answers.
