@@ -17,7 +17,9 @@ fn a_record_published_on_a_reaches_c_through_b_within_5_seconds() {
         wait_until(Duration::from_secs(10), || {
             b.status()["gossip_peers"] == 2 && c.status()["gossip_peers"].as_u64() >= Some(1)
         }),
-        "chain did not form"
+        "chain did not form; B's log:\n{}\nC's log:\n{}",
+        b.log(),
+        c.log()
     );
     let files = publication_files(1, "chaîne");
     let started = Instant::now();
@@ -52,7 +54,12 @@ fn a_record_published_on_a_reaches_c_through_b_within_5_seconds() {
 fn a_node_that_was_offline_catches_up_200_records_by_reconciliation() {
     let a = NodeProcess::start("A", &[]);
     let mut c = NodeProcess::start("C", &[a.addr()]);
-    assert!(wait_until(Duration::from_secs(10), || c.status()["peers"] == 1));
+    assert!(
+        wait_until(Duration::from_secs(10), || c.status()["peers"] == 1),
+        "C did not connect to A; C's log:\n{}\nA's log:\n{}",
+        c.log(),
+        a.log()
+    );
     assert!(c.stop().success(), "SIGTERM: clean exit");
     assert!(
         !c.home.path().join("api.addr").exists(),
@@ -107,7 +114,14 @@ fn two_towns_that_published_apart_reconcile_to_the_same_1000_ids() {
         let (x, y) = (a.ids(), b.ids());
         x.len() == 1000 && x == y
     });
-    assert!(same, "A holds {}, B holds {}", a.ids().len(), b.ids().len());
+    assert!(
+        same,
+        "A holds {}, B holds {}; A's log:\n{}\nB's log:\n{}",
+        a.ids().len(),
+        b.ids().len(),
+        a.log(),
+        b.log()
+    );
 }
 
 #[test]

@@ -209,7 +209,7 @@ impl NodeProcess {
         node
     }
 
-    fn restart_on(&mut self, listen: &str, bootstrap: &[String]) {
+    pub fn restart_on(&mut self, listen: &str, bootstrap: &[String]) {
         let mut args: Vec<String> = [
             "node",
             "--town",

@@ -558,9 +558,51 @@ impl EventLoop {
             }
             SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
                 tracing::debug!("cannot connect to {peer_id:?}: {error}");
+                self.redial_from_a_new_port(peer_id, &error);
             }
             SwarmEvent::Behaviour(event) => self.on_behaviour_event(event),
             _ => {}
+        }
+    }
+
+    /// libp2p dials TCP from the listening port (so that peers see one address and NATs can
+    /// be punched). When the kernel refuses that port for this destination ("address in use":
+    /// a connection between the same two ports is still in TIME_WAIT, as after a restart on a
+    /// fixed port, and the kernel will not reuse it), libp2p-tcp does not retry, and the peer
+    /// stays unreachable until TIME_WAIT ends. Dial those addresses again, once, from a new
+    /// port (a dial from a new port cannot meet this error again, so this never loops).
+    fn redial_from_a_new_port(&mut self, peer: Option<PeerId>, error: &libp2p::swarm::DialError) {
+        let libp2p::swarm::DialError::Transport(attempts) = error else {
+            return;
+        };
+        // The io::Error sits under transport wrappers whose `source()` skips it; its Debug
+        // form names the kind whatever the locale.
+        let refused: Vec<Multiaddr> = attempts
+            .iter()
+            .filter(|(_, e)| format!("{e:?}").contains("kind: AddrInUse"))
+            .map(|(addr, _)| addr.clone())
+            .collect();
+        if refused.is_empty() {
+            return;
+        }
+        tracing::debug!(
+            "the listening port is taken for {peer:?} at {refused:?} (TIME_WAIT): dialling from a new port"
+        );
+        let opts = match peer {
+            Some(peer) => libp2p::swarm::dial_opts::DialOpts::peer_id(peer)
+                .addresses(refused)
+                .allocate_new_port()
+                .build(),
+            None => match refused.into_iter().next() {
+                Some(addr) => libp2p::swarm::dial_opts::DialOpts::unknown_peer_id()
+                    .address(addr)
+                    .allocate_new_port()
+                    .build(),
+                None => return,
+            },
+        };
+        if let Err(e) = self.swarm.dial(opts) {
+            tracing::debug!("cannot dial again from a new port: {e}");
         }
     }
 
