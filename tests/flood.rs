@@ -166,57 +166,6 @@ fn peer_of(addr: &Multiaddr) -> PeerId {
         .unwrap_or_else(|| panic!("no peer id in {addr}"))
 }
 
-/// Resident memory of process `pid`, from /proc.
-fn rss_bytes(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .map_or(0, |kib| kib * 1024)
-}
-
-/// Polls A's status as fast as it can until told to stop: latencies, and the peak RSS.
-struct Poller {
-    stop: Arc<AtomicBool>,
-    thread: std::thread::JoinHandle<(Vec<Duration>, u64, usize)>,
-}
-
-impl Poller {
-    fn start(api: String, pid: u32) -> Poller {
-        let stop = Arc::new(AtomicBool::new(false));
-        let thread = std::thread::spawn({
-            let stop = stop.clone();
-            move || {
-                let url = format!("http://{api}/api/v1/status");
-                let agent = ureq::Agent::new_with_defaults();
-                let (mut latencies, mut peak, mut failures) = (Vec::new(), 0, 0);
-                while !stop.load(Ordering::Relaxed) {
-                    let started = Instant::now();
-                    let ok = agent
-                        .get(&url)
-                        .call()
-                        .ok()
-                        .and_then(|mut r| r.body_mut().read_to_string().ok())
-                        .is_some_and(|body| body.contains("peer_id"));
-                    latencies.push(started.elapsed());
-                    failures += usize::from(!ok);
-                    peak = peak.max(rss_bytes(pid));
-                }
-                (latencies, peak, failures)
-            }
-        });
-        Poller { stop, thread }
-    }
-
-    fn finish(self) -> (Vec<Duration>, u64, usize) {
-        self.stop.store(true, Ordering::Relaxed);
-        self.thread
-            .join()
-            .unwrap_or_else(|_| panic!("poller panicked"))
-    }
-}
-
 fn quantile(sorted: &[Duration], q: f64) -> Duration {
     sorted[((sorted.len() - 1) as f64 * q).round() as usize]
 }
@@ -235,8 +184,8 @@ fn a_node_flooded_with_garbage_bans_the_flooder_and_keeps_serving() {
         "chain did not form"
     );
     let pid = a.child.as_ref().map_or(0, std::process::Child::id);
-    let rss_before = rss_bytes(pid);
-    let poller = Poller::start(a.api(), pid);
+    let rss_before = util::http::rss_bytes(pid);
+    let poller = util::http::StatusPoller::start(a.api(), Some(pid), Duration::ZERO);
 
     let runtime = tokio::runtime::Runtime::new().unwrap_or_else(|e| panic!("{e}"));
     let report = Arc::new(Mutex::new(RogueReport::default()));
@@ -431,8 +380,8 @@ fn a_node_under_a_gossip_flood_and_a_hostile_http_mix_keeps_serving() {
     assert_eq!(first.map(|a| a.status), Some(200));
 
     let pid = node.child.as_ref().map_or(0, std::process::Child::id);
-    let rss_before = rss_bytes(pid);
-    let poller = Poller::start(node.api(), pid);
+    let rss_before = util::http::rss_bytes(pid);
+    let poller = util::http::StatusPoller::start(node.api(), Some(pid), Duration::ZERO);
     let runtime = tokio::runtime::Runtime::new().unwrap_or_else(|e| panic!("{e}"));
     let report = Arc::new(Mutex::new(RogueReport::default()));
     let target: Multiaddr = node.addr().parse().unwrap_or_else(|e| panic!("{e}"));

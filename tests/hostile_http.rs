@@ -13,8 +13,6 @@ mod util;
 use cailloux_protocol::SigningKey;
 use serde_json::{Value, json};
 use std::io::Write;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use util::http::*;
 use util::*;
@@ -32,51 +30,6 @@ const EXPORTS_PER_ADDRESS: usize = 2;
 const MARGIN: Duration = Duration::from_secs(5);
 /// SIGTERM to exit, with stalled connections open: the drain deadline and the rest of a stop.
 const STOP_BOUND: Duration = Duration::from_secs(10);
-
-/// Polls the local `status` back to back on a thread until stopped: its latencies and failures.
-struct StatusPoller {
-    stop: Arc<AtomicBool>,
-    thread: std::thread::JoinHandle<(Vec<Duration>, usize)>,
-}
-
-impl StatusPoller {
-    fn start(node: &NodeProcess) -> StatusPoller {
-        let url = format!("http://{}/api/v1/status", node.api());
-        let stop = Arc::new(AtomicBool::new(false));
-        let thread = std::thread::spawn({
-            let stop = stop.clone();
-            move || {
-                let agent = ureq::Agent::new_with_defaults();
-                let (mut latencies, mut failures) = (Vec::new(), 0);
-                while !stop.load(Ordering::Relaxed) {
-                    let started = Instant::now();
-                    let ok = agent
-                        .get(&url)
-                        .call()
-                        .ok()
-                        .and_then(|mut r| r.body_mut().read_to_string().ok())
-                        .is_some_and(|b| b.contains("peer_id"));
-                    latencies.push(started.elapsed());
-                    failures += usize::from(!ok);
-                    std::thread::sleep(Duration::from_millis(5));
-                }
-                (latencies, failures)
-            }
-        });
-        StatusPoller { stop, thread }
-    }
-
-    /// Sorted latencies, and how many polls failed.
-    fn finish(self) -> (Vec<Duration>, usize) {
-        self.stop.store(true, Ordering::Relaxed);
-        let (mut latencies, failures) = self
-            .thread
-            .join()
-            .unwrap_or_else(|_| panic!("poller panicked"));
-        latencies.sort();
-        (latencies, failures)
-    }
-}
 
 #[test]
 fn stalled_connections_are_closed_within_the_header_timeout_while_the_node_keeps_answering() {
@@ -101,7 +54,7 @@ fn stalled_connections_are_closed_within_the_header_timeout_while_the_node_keeps
         })
         .collect();
     // Meanwhile the public and local addresses keep answering.
-    let poller = StatusPoller::start(&node);
+    let poller = StatusPoller::start(node.api(), None, Duration::from_millis(5));
     let stats = format!("http://{public}/api/v1/stats");
     let (mut public_ok, mut public_failed) = (0, 0);
     let deadline = Instant::now() + HEADER_READ_TIMEOUT + 3 * MARGIN;
@@ -112,7 +65,7 @@ fn stalled_connections_are_closed_within_the_header_timeout_while_the_node_keeps
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    let (latencies, status_failed) = poller.finish();
+    let (latencies, _, status_failed) = poller.finish();
     let closes: Vec<Option<Duration>> = watchers
         .into_iter()
         .map(|w| w.join().unwrap_or_else(|_| panic!("watcher panicked")))
@@ -384,7 +337,7 @@ fn replayed_submissions_are_answered_from_the_store_without_verifying_again() {
     );
 
     // Two visitors replay the same body while the local status is polled.
-    let poller = StatusPoller::start(&node);
+    let poller = StatusPoller::start(node.api(), None, Duration::from_millis(5));
     let replayers: Vec<_> = (0..2u8)
         .map(|v| {
             let request = request.clone();
@@ -403,7 +356,7 @@ fn replayed_submissions_are_answered_from_the_store_without_verifying_again() {
         .into_iter()
         .flat_map(|r| r.join().unwrap_or_else(|_| panic!("replayer panicked")))
         .collect();
-    let (latencies, status_failed) = poller.finish();
+    let (latencies, _, status_failed) = poller.finish();
     let mut took: Vec<Duration> = replays.iter().map(|(_, t)| *t).collect();
     took.sort();
     eprintln!(

@@ -219,15 +219,6 @@ fn large_publication_files(n: usize, size: usize, tag: &str) -> tempfile::TempDi
     dir
 }
 
-fn rss_bytes(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .map_or(0, |kib| kib * 1024)
-}
-
 #[test]
 fn a_fetch_that_names_one_record_512_times_gets_one_copy() {
     let b = NodeProcess::start("B", &[]);
@@ -332,14 +323,14 @@ fn askers_of_many_large_records_cost_bounded_memory_and_honest_peers_are_served(
         .collect();
     assert_eq!(ids.len(), LARGE_RECORDS);
     let pid = b.child.as_ref().map_or(0, std::process::Child::id);
-    let rss_before = rss_bytes(pid);
+    let rss_before = util::http::rss_bytes(pid);
     let peak = Arc::new(AtomicU64::new(rss_before));
     let sampling = Arc::new(AtomicBool::new(true));
     let sampler = std::thread::spawn({
         let (peak, sampling) = (peak.clone(), sampling.clone());
         move || {
             while sampling.load(Ordering::Relaxed) {
-                peak.fetch_max(rss_bytes(pid), Ordering::Relaxed);
+                peak.fetch_max(util::http::rss_bytes(pid), Ordering::Relaxed);
                 std::thread::sleep(Duration::from_millis(20));
             }
         }

@@ -83,6 +83,57 @@ pub fn threads(pid: u32) -> u64 {
 
 pub const MIB: u64 = 1024 * 1024;
 
+/// Polls a node's local `status` on a thread until finished, `pause` apart (none: back to
+/// back): the latencies, the polls that failed, and the peak resident memory of `pid` (0: not
+/// watched).
+pub struct StatusPoller {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<(Vec<Duration>, u64, usize)>,
+}
+
+impl StatusPoller {
+    pub fn start(api: String, pid: Option<u32>, pause: Duration) -> StatusPoller {
+        use std::sync::atomic::Ordering;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let thread = std::thread::spawn({
+            let stop = stop.clone();
+            move || {
+                let url = format!("http://{api}/api/v1/status");
+                let agent = ureq::Agent::new_with_defaults();
+                let (mut latencies, mut peak, mut failures) = (Vec::new(), 0, 0);
+                while !stop.load(Ordering::Relaxed) {
+                    let started = Instant::now();
+                    let ok = agent
+                        .get(&url)
+                        .call()
+                        .ok()
+                        .and_then(|mut r| r.body_mut().read_to_string().ok())
+                        .is_some_and(|body| body.contains("peer_id"));
+                    latencies.push(started.elapsed());
+                    failures += usize::from(!ok);
+                    if let Some(pid) = pid {
+                        peak = peak.max(rss_bytes(pid));
+                    }
+                    std::thread::sleep(pause);
+                }
+                (latencies, peak, failures)
+            }
+        });
+        StatusPoller { stop, thread }
+    }
+
+    /// Sorted latencies, the peak RSS, and how many polls failed.
+    pub fn finish(self) -> (Vec<Duration>, u64, usize) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let (mut latencies, peak, failures) = self
+            .thread
+            .join()
+            .unwrap_or_else(|_| panic!("poller panicked"));
+        latencies.sort();
+        (latencies, peak, failures)
+    }
+}
+
 /// The `i`-th loopback address 127.0.0.`i` (Linux answers on all of 127.0.0.0/8).
 pub fn loopback(i: u8) -> Ipv4Addr {
     Ipv4Addr::new(127, 0, 0, i)

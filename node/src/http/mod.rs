@@ -340,6 +340,43 @@ mod tests {
     }
 
     /// Reads until the peer closes; when that happened.
+    /// A connection (from `source`, else from 127.0.0.1) that has been served one answer, so
+    /// that the accept loop has counted it before the next one connects.
+    async fn served(addr: SocketAddr, source: Option<&str>) -> TcpStream {
+        let mut stream = match source {
+            Some(source) => {
+                let socket = tokio::net::TcpSocket::new_v4().unwrap_or_else(|e| panic!("{e}"));
+                socket
+                    .bind(SocketAddr::new(
+                        source.parse().unwrap_or_else(|e| panic!("{e}")),
+                        0,
+                    ))
+                    .unwrap_or_else(|e| panic!("{e}"));
+                socket.connect(addr).await
+            }
+            None => TcpStream::connect(addr).await,
+        }
+        .unwrap_or_else(|e| panic!("{e}"));
+        stream
+            .write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let mut buffer = [0u8; 256];
+        let n = stream.read(&mut buffer).await.unwrap_or(0);
+        assert!(buffer[..n].starts_with(b"HTTP/1.1 200"));
+        stream
+    }
+
+    /// What the server says to a connection it refuses before any request.
+    async fn refusal(addr: SocketAddr) -> String {
+        let mut stream = TcpStream::connect(addr)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let mut refused = String::new();
+        let _ = stream.read_to_string(&mut refused).await;
+        refused
+    }
+
     async fn closed(stream: &mut TcpStream) -> Instant {
         let mut buffer = vec![0u8; 64 * 1024];
         while stream.read(&mut buffer).await.is_ok_and(|n| n > 0) {}
@@ -414,32 +451,10 @@ mod tests {
         let mut held = Vec::new();
         for source in ["127.0.0.2", "127.0.0.3"] {
             for _ in 0..QUICK.connections_per_address {
-                let socket = tokio::net::TcpSocket::new_v4().unwrap_or_else(|e| panic!("{e}"));
-                socket
-                    .bind(SocketAddr::new(
-                        source.parse().unwrap_or_else(|e| panic!("{e}")),
-                        0,
-                    ))
-                    .unwrap_or_else(|e| panic!("{e}"));
-                let mut stream = socket
-                    .connect(server.addr)
-                    .await
-                    .unwrap_or_else(|e| panic!("{e}"));
-                stream
-                    .write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
-                    .await
-                    .unwrap_or_else(|e| panic!("{e}"));
-                let mut buffer = [0u8; 256];
-                let n = stream.read(&mut buffer).await.unwrap_or(0);
-                assert!(buffer[..n].starts_with(b"HTTP/1.1 200"));
-                held.push(stream);
+                held.push(served(server.addr, Some(source)).await);
             }
         }
-        let mut stream = TcpStream::connect(server.addr)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        let mut refused = String::new();
-        let _ = stream.read_to_string(&mut refused).await;
+        let refused = refusal(server.addr).await;
         assert!(refused.starts_with("HTTP/1.1 503"), "{refused}");
         assert!(refused.contains("at most 4 at once"), "{refused}");
         assert!(refused.contains("retry-after: 5"), "{refused}");
@@ -473,25 +488,10 @@ mod tests {
         let server = server(PATIENT).await;
         let mut held = Vec::new();
         for _ in 0..QUICK.connections_per_address {
-            let mut stream = TcpStream::connect(server.addr)
-                .await
-                .unwrap_or_else(|e| panic!("{e}"));
-            // Served once, so the accept loop has counted it before the next connects.
-            stream
-                .write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
-                .await
-                .unwrap_or_else(|e| panic!("{e}"));
-            let mut buffer = [0u8; 256];
-            let n = stream.read(&mut buffer).await.unwrap_or(0);
-            assert!(buffer[..n].starts_with(b"HTTP/1.1 200"));
-            held.push(stream);
+            held.push(served(server.addr, None).await);
         }
         // The refusal comes before any request is sent.
-        let mut stream = TcpStream::connect(server.addr)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        let mut refused = String::new();
-        let _ = stream.read_to_string(&mut refused).await;
+        let refused = refusal(server.addr).await;
         assert!(refused.starts_with("HTTP/1.1 429"), "{refused}");
         assert!(refused.contains("at most 2 at once"), "{refused}");
         drop(held);
