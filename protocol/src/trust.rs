@@ -1501,6 +1501,13 @@ impl Ledger {
     /// the towns and delegations, not their product). In open mode nothing is certified: the
     /// roster names no town.
     pub fn roster(&self, now: u64) -> Roster {
+        self.roster_counting(now, &mut 0)
+    }
+
+    /// `roster`, counting in `visits` the admissions and delegations it looks at: each once
+    /// (delegations are indexed by the key that issued them), so `/members` costs towns plus
+    /// delegations, not towns times delegations.
+    fn roster_counting(&self, now: u64, visits: &mut u64) -> Roster {
         let Some(federation) = self.federation() else {
             return Roster {
                 federation: None,
@@ -1515,6 +1522,7 @@ impl Ledger {
                 .iter()
                 .filter(|a| a.issuer == federation && self.valid(&a.id))
             {
+                *visits += 1;
                 let revoked = self
                     .revoked(key, &[a.issuer, *key], ever)
                     .map(|r| (r.at, r.act.reason.clone()));
@@ -1524,6 +1532,7 @@ impl Ledger {
                     .into_iter()
                     .flatten()
                     .filter_map(|(dkey, id)| {
+                        *visits += 1;
                         let d = self.delegations.get(dkey)?.iter().find(|d| d.id == *id)?;
                         self.valid(id).then_some((dkey, d))
                     })
@@ -1616,4 +1625,67 @@ pub struct RosterDelegate {
     pub until: Option<u64>,
     pub revoked: Option<(u64, String)>,
     pub valid_now: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::SigningKey;
+
+    #[test]
+    fn the_roster_looks_at_each_admission_and_delegation_once() {
+        let key = |n: u32| {
+            let mut seed = [0u8; 32];
+            seed[..4].copy_from_slice(&n.to_le_bytes());
+            seed[4] = 1;
+            SigningKey::from_bytes(&seed)
+        };
+        let public = |k: &SigningKey| AuthorKey(k.verifying_key().to_bytes());
+        let federation = key(0);
+        let mut ledger = Ledger::new(Mode::Federation(public(&federation)));
+        let (towns, per_town) = (30u32, 20u32);
+        let mut at = 1_000;
+        let mut offer = |ledger: &mut Ledger, by: &SigningKey, act: Act| {
+            at += 1;
+            let record = Record::sign_act(by, at, act).unwrap_or_else(|e| panic!("{e}"));
+            ledger
+                .check(&record, 10_000_000)
+                .unwrap_or_else(|e| panic!("{e}"));
+            ledger.apply(&record);
+        };
+        for t in 1..=towns {
+            let town = key(t);
+            let admission = Act::Admit(Admission {
+                key: public(&town),
+                town: format!("Ville {t}"),
+                country: "FR".into(),
+                code: None,
+                until: None,
+            });
+            offer(&mut ledger, &federation, admission);
+            for d in 0..per_town {
+                let person = key(1_000 * t + d);
+                let delegation = Act::Delegate(Delegation {
+                    key: public(&person),
+                    name: format!("Personne {d}"),
+                    role: None,
+                    kinds: Vec::new(),
+                    until: None,
+                });
+                offer(&mut ledger, &town, delegation);
+            }
+        }
+        let mut visits = 0;
+        let roster = ledger.roster_counting(10_000_000, &mut visits);
+        assert_eq!(roster.towns.len(), towns as usize);
+        assert!(
+            roster
+                .towns
+                .iter()
+                .all(|t| t.delegates.len() == per_town as usize)
+        );
+        // Towns plus delegations: 630. Looking through every delegation for every town, as
+        // the roster once did, is towns times delegations: 18,000.
+        assert_eq!(visits, u64::from(towns + towns * per_town));
+    }
 }
