@@ -9,7 +9,8 @@
 //! body clicked: nothing may run, and the tracker must see no request until a person follows
 //! the image's link on purpose (and then no `Referer`).
 //!
-//! Needs Debian's `chromium` and `chromium-driver` (`.ci/run` installs them).
+//! Needs Debian's `chromium` and `chromium-driver` (`./test.sh`, the README's test command,
+//! installs them).
 
 mod util;
 
@@ -30,6 +31,8 @@ struct Driver {
     agent: ureq::Agent,
     /// The Content-Security-Policy violations seen so far, across page loads.
     violations: RefCell<Vec<String>>,
+    /// Chromium's profile, removed once the browser is gone (fields drop after `drop`).
+    _profile: tempfile::TempDir,
 }
 
 /// Installed before any script of every document: records each CSP violation the page causes.
@@ -55,7 +58,7 @@ fn find_program(names: &[&str]) -> String {
             }
         }
     }
-    panic!("{names:?} not found: install Debian's chromium and chromium-driver (`.ci/run` does)")
+    panic!("{names:?} not found: install Debian's chromium and chromium-driver (`./test.sh` does)")
 }
 
 impl Driver {
@@ -94,7 +97,7 @@ impl Driver {
                 "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                          "--disable-background-networking", "--disable-component-update", "--disable-sync",
                          "--disable-dev-shm-usage", "--window-size=1280,1100",
-                         format!("--user-data-dir={}", profile.keep().display())]
+                         format!("--user-data-dir={}", profile.path().display())]
             }
         }}});
         let mut response = agent
@@ -112,6 +115,7 @@ impl Driver {
             session,
             agent,
             violations: RefCell::new(Vec::new()),
+            _profile: profile,
         };
         // Chromedriver's door to the DevTools protocol: a script run before the page's own.
         let installed = driver.call(

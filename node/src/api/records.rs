@@ -11,8 +11,9 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use cailloux_protocol::trust::Mode;
 use cailloux_protocol::view::full_json;
-use cailloux_protocol::{IdPrefix, Record, RecordId};
+use cailloux_protocol::{IdPrefix, LinkRel, Record, RecordId};
 use serde_json::{Value, json};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 /// Searches and lists: `q` (words, optional) and the filters `kind`, `theme`, `town`, `since`,
 /// `until`, `outcome`; `limit` and `cursor` (the opaque `next_cursor` of the page before)
@@ -89,6 +90,11 @@ pub enum PageError {
     Search(#[from] crate::search::SearchError),
 }
 
+/// Records linking to one shown on its page, at most: the rest are left out and
+/// `links_in_more` says so. Each is read once, and named once per kind of link, so the page of
+/// a record that many others name (each up to 64 times) costs a bounded amount.
+pub const MAX_LINKS_IN: usize = 200;
+
 /// `full_json` of a record, plus `signature`, `links_out` and `links_in`.
 pub fn record_page(
     store: &Store,
@@ -110,33 +116,60 @@ pub fn record_page(
         return Ok(Value::Object(page));
     };
     page.insert("versions".into(), versions(store, &id)?);
-    let describe = |rel: &str, other: &RecordId| -> Result<Value, PageError> {
+    // Each linked record is read and decoded once, however many links name it.
+    let mut seen: HashMap<RecordId, Option<Value>> = HashMap::new();
+    let mut describe = |rel: &str, other: &RecordId, known: Option<&Record>| {
         let mut link = json!({ "rel": rel, "id": other.to_hex() });
-        if let Some(r) = store.get(other)?
-            && let Some(p) = r.publication()
-        {
-            link["title"] = json!(p.title);
-            link["kind"] = json!(p.kind);
-            link["town"] = json!(p.town);
-            link["created_at"] = json!(cailloux_protocol::time::rfc3339_millis(r.created_at()));
+        if !seen.contains_key(other) {
+            let read = match known {
+                Some(r) => Some(r.clone()),
+                None => store.get(other)?,
+            };
+            let summary = read.as_ref().and_then(|r| {
+                let p = r.publication()?;
+                Some(json!({
+                    "title": p.title,
+                    "kind": p.kind,
+                    "town": p.town,
+                    "created_at": cailloux_protocol::time::rfc3339_millis(r.created_at()),
+                }))
+            });
+            seen.insert(*other, summary);
         }
-        Ok(link)
+        if let Some(Some(Value::Object(summary))) = seen.get(other)
+            && let Value::Object(fields) = &mut link
+        {
+            fields.extend(summary.clone());
+        }
+        Ok::<Value, PageError>(link)
     };
-    let out: Vec<Value> = publication
-        .links
-        .iter()
-        .map(|l| describe(l.rel.slug(), &l.id))
-        .collect::<Result<_, _>>()?;
+    let mut out = Vec::new();
+    let mut written: HashSet<(LinkRel, RecordId)> = HashSet::new();
+    for l in &publication.links {
+        if written.insert((l.rel, l.id)) {
+            out.push(describe(l.rel.slug(), &l.id, None)?);
+        }
+    }
+    // Links in: at most `MAX_LINKS_IN` records (the oldest first), each (rel, record) once.
+    let sources = search.linking_to(&id, MAX_LINKS_IN + 1)?;
+    let more = sources.len() > MAX_LINKS_IN;
     let mut incoming = Vec::new();
-    for source in search.linking_to(&id)? {
-        if let Some(r) = store.get(&source)?
+    for source in sources.iter().take(MAX_LINKS_IN) {
+        if let Some(r) = store.get(source)?
             && let Some(p) = r.publication()
         {
-            for l in p.links.iter().filter(|l| l.id == id) {
-                incoming.push(describe(l.rel.slug(), &source)?);
+            let rels: BTreeSet<LinkRel> = p
+                .links
+                .iter()
+                .filter(|l| l.id == id)
+                .map(|l| l.rel)
+                .collect();
+            for rel in rels {
+                incoming.push(describe(rel.slug(), source, Some(&r))?);
             }
         }
     }
+    page.insert("links_in_more".into(), json!(more));
     page.insert(
         "body_html".into(),
         json!(crate::markdown::to_html(&publication.body)),
@@ -213,9 +246,13 @@ fn base64_record(record: &Record) -> String {
     base64::engine::general_purpose::STANDARD.encode(record.bytes())
 }
 
-/// The roster as this node sees it.
-pub(super) async fn members(State(state): State<ApiState>) -> Json<Value> {
-    Json(members_json(&state.store, crate::now_millis()))
+/// The roster as this node sees it (read on a blocking thread: it takes the ledger's lock,
+/// which a write may hold for a while).
+pub(super) async fn members(State(state): State<ApiState>) -> Result<Json<Value>, ApiError> {
+    let store = state.store.clone();
+    Ok(Json(
+        blocking(move || members_json(&store, crate::now_millis())).await?,
+    ))
 }
 
 /// The federation, its towns and their delegates, with validity and revocations, as JSON (the

@@ -276,7 +276,7 @@ mod tests {
 
     const QUICK: Limits = Limits {
         header_read: Duration::from_millis(300),
-        idle: Duration::from_millis(600),
+        idle: Duration::from_secs(3),
         connections: 4,
         connections_per_address: 2,
         drain: Duration::from_millis(300),

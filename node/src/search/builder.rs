@@ -79,7 +79,12 @@ impl Builder {
                 }
                 let text = self.fields.text[i];
                 for (field, boost) in [(text.title, TITLE_BOOST), (text.text, 1.0)] {
-                    let Some(query) = words_query(field, &tokens) else {
+                    let query = if part.exclude {
+                        all_words_query(field, &tokens)
+                    } else {
+                        words_query(field, &tokens)
+                    };
+                    let Some(query) = query else {
                         continue;
                     };
                     if !part.exclude {
@@ -157,5 +162,27 @@ fn words_query(field: Field, tokens: &[(usize, String)]) -> Option<Box<dyn Query
         _ => Some(Box::new(PhraseQuery::new_with_offset(
             tokens.iter().map(|(p, t)| (*p, term(field, t))).collect(),
         ))),
+    }
+}
+
+/// What an excluded part leaves out in `field`: the records holding every one of its words.
+/// Not a phrase: tantivy 0.27's exclusion seeks a phrase scorer backwards once the phrase's
+/// words have run out (a debug assertion fails in `PhraseScorer::seek_danger`; the fuzz target
+/// found it with `-"a a"` and `jardin -"jardin partagé"`), so no `PhraseQuery` goes under
+/// `MustNot`.
+fn all_words_query(field: Field, tokens: &[(usize, String)]) -> Option<Box<dyn Query>> {
+    let words: BTreeSet<&str> = tokens.iter().map(|(_, t)| t.as_str()).collect();
+    let mut clauses: Vec<(Occur, Box<dyn Query>)> = words
+        .into_iter()
+        .map(|word| {
+            let query: Box<dyn Query> =
+                Box::new(TermQuery::new(term(field, word), IndexRecordOption::Basic));
+            (Occur::Must, query)
+        })
+        .collect();
+    match clauses.len() {
+        0 => None,
+        1 => clauses.pop().map(|(_, q)| q),
+        _ => Some(Box::new(BooleanQuery::new(clauses))),
     }
 }

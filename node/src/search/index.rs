@@ -277,7 +277,7 @@ impl SearchIndex {
     }
 
     /// Ids of the records that link to `id`.
-    pub fn linking_to(&self, id: &RecordId) -> Result<Vec<RecordId>, SearchError> {
+    pub fn linking_to(&self, id: &RecordId, limit: usize) -> Result<Vec<RecordId>, SearchError> {
         let searcher = self.reader.searcher();
         let query = TermQuery::new(
             Term::from_field_text(self.fields.links_to, &id.to_hex()),
@@ -285,7 +285,7 @@ impl SearchIndex {
         );
         let docs = searcher.search(
             &query,
-            &TopDocs::with_limit(1000).order_by_u64_field("created_at", Order::Asc),
+            &TopDocs::with_limit(limit.max(1)).order_by_u64_field("created_at", Order::Asc),
         )?;
         let ids = IdReader::new(&searcher)?;
         docs.into_iter()
