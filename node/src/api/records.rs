@@ -292,3 +292,52 @@ pub fn members_json(store: &Store, now: u64) -> Value {
         })).collect::<Vec<_>>(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cailloux_protocol::{Link, SigningKey};
+
+    fn practice(at: u64, links: Vec<Link>) -> Record {
+        let text = "---\nkind: practice\ntitle: Fiche\nsummary: Essai.\nthemes: [food]\ntown: Vallon\n---\nCorps.\n";
+        let mut p = cailloux_protocol::parse_publication(text, None)
+            .unwrap_or_else(|v| panic!("{v:?}"))
+            .publication;
+        p.links = links;
+        Record::sign(&SigningKey::from_bytes(&[3; 32]), at, p).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// A record that many others name, each up to 64 times: its page names each of them once
+    /// per kind of link, at most `MAX_LINKS_IN` of them, and says that more exist.
+    #[test]
+    fn a_page_lists_each_record_linking_to_it_once_and_a_bounded_number_of_them() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let store =
+            Store::open(&dir.path().join("store"), Mode::Open).unwrap_or_else(|e| panic!("{e}"));
+        let (search, _) =
+            SearchIndex::open(&dir.path().join("index")).unwrap_or_else(|e| panic!("{e}"));
+        let target = practice(1_000, Vec::new());
+        let cites = Link {
+            rel: LinkRel::Cites,
+            id: target.id(),
+        };
+        let mut records = vec![target.clone()];
+        records.extend(
+            (0..MAX_LINKS_IN as u64 + 10).map(|i| practice(2_000 + i, vec![cites.clone(); 5])),
+        );
+        store
+            .insert_batch(&records, crate::now_millis())
+            .unwrap_or_else(|e| panic!("{e}"));
+        search
+            .add(&records, &[], &[])
+            .unwrap_or_else(|e| panic!("{e}"));
+        let prefix = IdPrefix::parse(&target.id().to_hex()).unwrap_or_else(|e| panic!("{e}"));
+        let page = record_page(&store, &search, &prefix).unwrap_or_else(|e| panic!("{e}"));
+        let links_in = page["links_in"].as_array().cloned().unwrap_or_default();
+        assert_eq!(links_in.len(), MAX_LINKS_IN);
+        let distinct: HashSet<&str> = links_in.iter().filter_map(|l| l["id"].as_str()).collect();
+        assert_eq!(distinct.len(), MAX_LINKS_IN, "each record once");
+        assert_eq!(page["links_in_more"], true);
+        assert!(links_in.iter().all(|l| l["title"] == "Fiche"));
+    }
+}
