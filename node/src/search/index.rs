@@ -171,13 +171,22 @@ impl SearchIndex {
             return Ok(());
         }
         let mut writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-        for document in records.iter().filter_map(|r| self.document(r)) {
-            writer.add_document(document)?;
+        // Deletions apply to documents added before them, in this commit too. Every record
+        // added replaces any copy first: the indexer's catch-up at start may already have
+        // indexed a record that a job queued meanwhile brings again, and a second copy would
+        // be a second hit.
+        let delete = |writer: &mut IndexWriter, id: &RecordId| {
+            writer.delete_term(Term::from_field_text(self.fields.id, &id.to_hex()));
+        };
+        for record in records {
+            if let Some(document) = self.document(record) {
+                delete(&mut writer, &record.id());
+                writer.add_document(document)?;
+            }
         }
-        // Deletions apply to documents added before them, in this commit too.
         let back: Vec<RecordId> = revealed.iter().map(Record::id).collect();
         for id in hidden.iter().chain(&back) {
-            writer.delete_term(Term::from_field_text(self.fields.id, &id.to_hex()));
+            delete(&mut writer, id);
         }
         for document in revealed.iter().filter_map(|r| self.document(r)) {
             writer.add_document(document)?;
