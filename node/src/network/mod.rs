@@ -239,6 +239,9 @@ pub struct EventLoop {
     sync_interval: Duration,
     listen_addrs: Vec<Multiaddr>,
     rng: u64,
+    /// Dials made from a new port after an "address in use" (`redial_from_a_new_port`): their
+    /// failure is final, so a redial is never redialled. An entry lives until its dial ends.
+    redials: HashSet<libp2p::swarm::ConnectionId>,
 }
 
 impl std::fmt::Debug for EventLoop {
@@ -391,6 +394,7 @@ pub fn new(
         sync_interval: config.sync_interval,
         listen_addrs: Vec::new(),
         rng: u64::from_le_bytes(seed_bytes) | 1,
+        redials: HashSet::new(),
     };
     Ok((Client { tx }, event_loop))
 }
@@ -517,8 +521,10 @@ impl EventLoop {
                 peer_id,
                 endpoint,
                 num_established,
+                connection_id,
                 ..
             } => {
+                self.redials.remove(&connection_id);
                 self.addresses
                     .entry(peer_id)
                     .or_default()
@@ -556,9 +562,15 @@ impl EventLoop {
                     self.forget_if_idle(peer_id);
                 }
             }
-            SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
+            SwarmEvent::OutgoingConnectionError {
+                peer_id,
+                error,
+                connection_id,
+            } => {
                 tracing::debug!("cannot connect to {peer_id:?}: {error}");
-                self.redial_from_a_new_port(peer_id, &error);
+                if !self.redials.remove(&connection_id) {
+                    self.redial_from_a_new_port(peer_id, &error);
+                }
             }
             SwarmEvent::Behaviour(event) => self.on_behaviour_event(event),
             _ => {}
@@ -570,7 +582,7 @@ impl EventLoop {
     /// a connection between the same two ports is still in TIME_WAIT, as after a restart on a
     /// fixed port, and the kernel will not reuse it), libp2p-tcp does not retry, and the peer
     /// stays unreachable until TIME_WAIT ends. Dial those addresses again, once, from a new
-    /// port (a dial from a new port cannot meet this error again, so this never loops).
+    /// port; a redial that fails is not redialled.
     fn redial_from_a_new_port(&mut self, peer: Option<PeerId>, error: &libp2p::swarm::DialError) {
         let libp2p::swarm::DialError::Transport(attempts) = error else {
             return;
@@ -601,8 +613,12 @@ impl EventLoop {
                 None => return,
             },
         };
-        if let Err(e) = self.swarm.dial(opts) {
-            tracing::debug!("cannot dial again from a new port: {e}");
+        let id = opts.connection_id();
+        match self.swarm.dial(opts) {
+            Ok(()) => {
+                self.redials.insert(id);
+            }
+            Err(e) => tracing::debug!("cannot dial again from a new port: {e}"),
         }
     }
 
