@@ -293,6 +293,12 @@ pub(crate) struct NodeArgs {
     /// Seconds between catch-up rounds with a random peer.
     #[arg(long, value_name = "SECONDS")]
     pub(crate) sync_interval: Option<u64>,
+    /// The most peers kept connected, inbound included (default 24).
+    #[arg(long, value_name = "N")]
+    pub(crate) max_peers: Option<usize>,
+    /// Memory for the store's page cache, in MiB (default 16).
+    #[arg(long, value_name = "MIB")]
+    pub(crate) store_cache_mb: Option<u64>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

@@ -64,6 +64,16 @@ pub(crate) fn node(home: Home, args: NodeArgs) -> anyhow::Result<()> {
                 .unwrap_or(60)
                 .max(1),
         ),
+        max_peers: args
+            .max_peers
+            .or(config.max_peers)
+            .unwrap_or(daemon::DEFAULT_MAX_PEERS)
+            .max(1),
+        store_cache_mb: args
+            .store_cache_mb
+            .or(config.store_cache_mb)
+            .unwrap_or(daemon::DEFAULT_STORE_CACHE_MB)
+            .max(1),
     };
     if !home.has_identity() && options.town.is_none() {
         eprintln!(

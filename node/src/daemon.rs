@@ -32,6 +32,10 @@ use std::time::Duration;
 pub const DEFAULT_P2P_PORT: u16 = 4747;
 /// The default API address.
 pub const DEFAULT_API: &str = "127.0.0.1:4748";
+/// The default bound on connected peers (`max_peers`), inbound included.
+pub const DEFAULT_MAX_PEERS: usize = 24;
+/// The default size of sled's page cache (`store_cache_mb`); sled's own default is 1 GiB.
+pub const DEFAULT_STORE_CACHE_MB: u64 = 16;
 
 /// Everything `cailloux node` needs, after flags and `config.toml` are merged (flags win).
 #[derive(Clone, Debug)]
@@ -45,6 +49,10 @@ pub struct NodeOptions {
     /// Names the town when the identity is created on this run.
     pub town: Option<String>,
     pub sync_interval: Duration,
+    /// The most peers kept connected, inbound included (`max_peers`).
+    pub max_peers: usize,
+    /// sled's page cache, in MiB (`store_cache_mb`).
+    pub store_cache_mb: u64,
 }
 
 impl NodeOptions {
@@ -160,6 +168,7 @@ impl Daemon {
             mdns: options.mdns,
             town: town.clone(),
             sync_interval: options.sync_interval,
+            max_peers: options.max_peers,
         };
         let (client, event_loop) = network::new(
             identity.seed(),

@@ -97,6 +97,10 @@ pub struct Config {
     pub log_format: Option<String>,
     /// Seconds between reconciliations with a random peer (`--sync-interval`). Absent: 60.
     pub sync_interval_secs: Option<u64>,
+    /// The most peers kept connected, inbound included (`--max-peers`). Absent: 24.
+    pub max_peers: Option<usize>,
+    /// sled's page cache in MiB (`--store-cache-mb`). Absent: 16.
+    pub store_cache_mb: Option<u64>,
     /// The federation this node belongs to: its key, 64 hex characters (`cailloux join` writes
     /// it). Absent: open mode, any valid signature is accepted.
     pub federation: Option<String>,
@@ -130,6 +134,13 @@ town = {town}
 
 # Seconds between catch-up rounds with a random peer (besides one on every new connection).
 # sync_interval_secs = 60
+
+# The most other nodes kept connected at once, inbound included (bootstrap peers always stay).
+# max_peers = 24
+
+# Memory for the store's page cache, in MiB (a small VM needs little; reads come from the OS
+# page cache too).
+# store_cache_mb = 16
 
 # The federation this node belongs to (its key, from the coordinator). Only records whose
 # author chains to it are accepted. Absent: open mode. `cailloux join KEY` sets it.

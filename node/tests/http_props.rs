@@ -63,6 +63,8 @@ fn node() -> &'static Node {
             mdns: false,
             town: None,
             sync_interval: Duration::from_secs(3600),
+            max_peers: cailloux_node::daemon::DEFAULT_MAX_PEERS,
+            store_cache_mb: cailloux_node::daemon::DEFAULT_STORE_CACHE_MB,
         };
         let daemon = runtime
             .block_on(Daemon::start(home.clone(), options))

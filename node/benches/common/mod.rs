@@ -23,6 +23,8 @@ pub fn options(bootstrap: Vec<Multiaddr>) -> NodeOptions {
         mdns: false,
         town: Some("Bench".into()),
         sync_interval: Duration::from_secs(3600),
+        max_peers: cailloux_node::daemon::DEFAULT_MAX_PEERS,
+        store_cache_mb: cailloux_node::daemon::DEFAULT_STORE_CACHE_MB,
     }
 }
 

@@ -113,6 +113,8 @@ mod tests {
             mdns: false,
             town: Some("Ville-Test".into()),
             sync_interval: Duration::from_secs(3600),
+            max_peers: crate::daemon::DEFAULT_MAX_PEERS,
+            store_cache_mb: crate::daemon::DEFAULT_STORE_CACHE_MB,
         };
         let node = Daemon::start(Home::new(dir.path()), options)
             .await

@@ -93,6 +93,8 @@ pub struct NetworkConfig {
     pub town: Option<String>,
     /// How often to reconcile with a random peer, besides on every new connection.
     pub sync_interval: Duration,
+    /// The most peers kept connected, inbound included.
+    pub max_peers: usize,
 }
 
 // Field order is the order in which behaviours may deny a connection: blocked peers and limits
