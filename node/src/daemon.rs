@@ -16,6 +16,7 @@
 use crate::api::{self, ApiState};
 use crate::home::{Home, HomeError};
 use crate::http;
+use crate::memory::Tuning;
 use crate::metrics::Metrics;
 use crate::network::{self, NetworkConfig};
 use crate::search::SearchIndex;
@@ -86,6 +87,7 @@ pub struct Daemon {
     client: network::Client,
     writer: Writer,
     store: crate::Store,
+    search: Arc<SearchIndex>,
     network_task: tokio::task::JoinHandle<()>,
     writer_thread: std::thread::JoinHandle<()>,
     indexer_thread: std::thread::JoinHandle<()>,
@@ -106,6 +108,15 @@ impl std::fmt::Debug for Daemon {
 impl Daemon {
     /// Starts every part of the node; returns once the API answers.
     pub async fn start(home: Home, options: NodeOptions) -> anyhow::Result<Daemon> {
+        Self::start_tuned(home, options, Tuning::default()).await
+    }
+
+    /// `start`, with memory bounds other than the defaults (benchmarks' baselines).
+    pub async fn start_tuned(
+        home: Home,
+        options: NodeOptions,
+        tuning: Tuning,
+    ) -> anyhow::Result<Daemon> {
         let identity = match home.load_identity() {
             Ok(identity) => identity,
             Err(HomeError::NoIdentity { .. }) => {
@@ -131,7 +142,7 @@ impl Daemon {
                 home.config_path().display()
             );
         }
-        let store = home.open_store()?;
+        let store = home.open_store_cached(options.store_cache_mb)?;
         match store.mode() {
             cailloux_protocol::Mode::Federation(key) => tracing::info!(
                 "member of the federation {key}: only records whose author chains to it are accepted"
@@ -154,13 +165,13 @@ impl Daemon {
         let search = Arc::new(
             tokio::task::spawn_blocking({
                 let dir = home.search_path();
-                move || SearchIndex::open(&dir)
+                move || SearchIndex::open_with(&dir, tuning.index_writer)
             })
             .await??
             .0,
         );
         let (to_indexer, indexer_thread) =
-            crate::search::start_indexer(search.clone(), store.clone());
+            crate::search::start_indexer(search.clone(), store.clone(), tuning.index_queue_bytes);
         let (writer, writer_thread) = Writer::start(store.clone(), index.clone(), Some(to_indexer));
         let net_config = NetworkConfig {
             listen: options.listen.clone(),
@@ -190,7 +201,7 @@ impl Daemon {
             store: store.clone(),
             writer: writer.clone(),
             index: index.clone(),
-            search,
+            search: search.clone(),
             key: Arc::new(identity.signing_key().clone()),
             town: town.clone(),
             token: home.api_token()?.into(),
@@ -244,6 +255,7 @@ impl Daemon {
             client,
             writer,
             store,
+            search,
             network_task,
             writer_thread,
             indexer_thread,
@@ -272,6 +284,11 @@ impl Daemon {
     /// (benchmarks) that bring records already signed.
     pub fn writer(&self) -> &Writer {
         &self.writer
+    }
+
+    /// How many records the search index holds.
+    pub fn search_len(&self) -> u64 {
+        self.search.len()
     }
 
     /// Stops in order: API, network, writer, store.

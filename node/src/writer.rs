@@ -13,6 +13,7 @@
 //! It is a plain thread, not an async task: sled's flush blocks, and blocking work stays off the
 //! async runtime's workers.
 
+use crate::search::IndexQueue;
 use crate::store::{Outcome, Store, StoreError};
 use crate::sync::SyncIndex;
 use cailloux_protocol::Record;
@@ -93,7 +94,7 @@ impl Writer {
     pub fn start(
         store: Store,
         index: Arc<SyncIndex>,
-        indexer: Option<mpsc::Sender<IndexJob>>,
+        indexer: Option<IndexQueue>,
     ) -> (Writer, std::thread::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel::<Job>();
         let (stored, _) = broadcast::channel(1024);
@@ -155,9 +156,11 @@ impl Writer {
 
 /// `first` and whatever else is queued behind it, up to about 4096 records: one batch, one
 /// flush or one commit for all of them.
-pub(crate) fn coalesce<J>(
-    rx: &mpsc::Receiver<J>,
+/// `take` turns what the channel carries into a job.
+pub(crate) fn coalesce<M, J>(
+    rx: &mpsc::Receiver<M>,
     first: J,
+    take: impl Fn(M) -> J,
     records: impl Fn(&J) -> usize,
 ) -> Vec<J> {
     let mut size = records(&first);
@@ -165,6 +168,7 @@ pub(crate) fn coalesce<J>(
     while size < 4096 {
         match rx.try_recv() {
             Ok(more) => {
+                let more = take(more);
                 size += records(&more);
                 jobs.push(more);
             }
@@ -180,10 +184,10 @@ fn run(
     index: &SyncIndex,
     rx: &mpsc::Receiver<Job>,
     events: &broadcast::Sender<Stored>,
-    indexer: Option<&mpsc::Sender<IndexJob>>,
+    indexer: Option<&IndexQueue>,
 ) {
     while let Ok(first) = rx.recv() {
-        let jobs = coalesce(rx, first, |j| j.records.len());
+        let jobs = coalesce(rx, first, |j| j, |j| j.records.len());
         let all: Vec<Record> = jobs
             .iter()
             .flat_map(|j| j.records.iter().cloned())
@@ -297,13 +301,21 @@ mod tests {
     #[test]
     fn retracting_a_version_brings_the_one_before_it_back_into_search() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let store =
-            Store::open(&dir.path().join("store"), Mode::Open).unwrap_or_else(|e| panic!("{e}"));
+        let store = Store::open(
+            &dir.path().join("store"),
+            Mode::Open,
+            crate::daemon::DEFAULT_STORE_CACHE_MB,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
         let (search, _) =
             SearchIndex::open(&dir.path().join("index")).unwrap_or_else(|e| panic!("{e}"));
         let search = Arc::new(search);
         let sync = Arc::new(SyncIndex::load(&store).unwrap_or_else(|e| panic!("{e}")));
-        let (indexer, indexing) = start_indexer(search.clone(), store.clone());
+        let (indexer, indexing) = start_indexer(
+            search.clone(),
+            store.clone(),
+            crate::memory::INDEX_QUEUE_BYTES,
+        );
         let (writer, writing) = Writer::start(store.clone(), sync, Some(indexer));
         let found = || -> Vec<RecordId> {
             let q = SearchQuery {
@@ -349,13 +361,21 @@ mod tests {
     #[test]
     fn a_version_replaced_within_one_batch_is_not_searchable() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let store =
-            Store::open(&dir.path().join("store"), Mode::Open).unwrap_or_else(|e| panic!("{e}"));
+        let store = Store::open(
+            &dir.path().join("store"),
+            Mode::Open,
+            crate::daemon::DEFAULT_STORE_CACHE_MB,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
         let (search, _) =
             SearchIndex::open(&dir.path().join("index")).unwrap_or_else(|e| panic!("{e}"));
         let search = Arc::new(search);
         let sync = SyncIndex::load(&store).unwrap_or_else(|e| panic!("{e}"));
-        let (indexer, indexing) = start_indexer(search.clone(), store.clone());
+        let (indexer, indexing) = start_indexer(
+            search.clone(),
+            store.clone(),
+            crate::memory::INDEX_QUEUE_BYTES,
+        );
         let other = practice(5, "Compost du quartier", None);
         let first = practice(10, "Compost", None);
         let second = practice(20, "Compost, deuxième version", Some(&first));

@@ -1,0 +1,501 @@
+//! Memory of a small VM: the anonymous memory (`RssAnon`) of a node in a process of its own,
+//! sampled every 50 ms from `/proc/PID/status`, with the node's memory bounds (the defaults)
+//! beside the same run's baseline with the bounds before issue 10 (store cache 1024 MiB, index
+//! writer 64 MB with four merge threads, an unbounded indexer queue; `Tuning::BEFORE`).
+//!
+//! Catch-up (default): a source node in this process holds N records of about 4 KB (signed
+//! here, stored through its writer); a new town, a child process (this program run again with
+//! `CAILLOUX_MEMORY_ROLE=town`), bootstraps to it and catches up. Printed: the peak while it
+//! catches up and indexes, the figure at rest `IDLE_AFTER` after it holds every record, the
+//! catch-up time (from its start to holding all; the search index may finish later, printed
+//! too).
+//!
+//! Gossip (`--gossip`): five nodes in a chain, each a child process (`CAILLOUX_MEMORY_ROLE=
+//! gossip`, catch-up every 5 s as `--sync-interval 5`), and a record published every
+//! `--every-ms` (default 500) on a random one, `--records` (default 120) in all; printed, once
+//! every node holds them all and a rest of `IDLE_AFTER`: each node's figure, and the largest.
+//!
+//! Run: `cargo bench -p cailloux-node --bench memory` (optionally `-- 20000` records),
+//! `cargo bench -p cailloux-node --bench memory -- --gossip [--records 200 --every-ms 2500]`.
+
+mod common;
+
+use cailloux_node::daemon::{DEFAULT_STORE_CACHE_MB, Daemon};
+use cailloux_node::memory::Tuning;
+use cailloux_node::writer::Origin;
+use cailloux_node::{Home, Multiaddr};
+use cailloux_protocol::{Kind, Outcome, Publication, Record, SigningKey, Theme};
+use common::{listen_addr, options, text};
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// How long after the last record arrives the figure at rest is taken.
+const IDLE_AFTER: Duration = Duration::from_secs(25);
+/// How often `RssAnon` is read.
+const SAMPLE_EVERY: Duration = Duration::from_millis(50);
+/// The store cache before issue 10 (sled's default).
+const BEFORE_STORE_CACHE_MB: u64 = 1024;
+
+const ROLE: &str = "CAILLOUX_MEMORY_ROLE";
+const BASELINE: &str = "CAILLOUX_MEMORY_BASELINE";
+const BOOTSTRAP: &str = "CAILLOUX_MEMORY_BOOTSTRAP";
+const COUNT: &str = "CAILLOUX_MEMORY_COUNT";
+
+/// Record `i`, of about 4 KB, signed by one of 50 town keys.
+fn record(i: usize) -> Record {
+    let key = SigningKey::from_bytes(&[(i % 50) as u8 + 1; 32]);
+    let p = Publication {
+        kind: Kind::Experiment,
+        title: format!("Essai {i} : {}", text(i, 8)),
+        summary: text(i + 1, 40),
+        language: "fr".into(),
+        town: format!("Commune-{}", i % 50),
+        themes: vec![
+            Theme::ALL[i % Theme::ALL.len()],
+            Theme::ALL[(i + 3) % Theme::ALL.len()],
+        ],
+        tags: vec!["essai".into(), text(i, 1)],
+        sdgs: vec![11],
+        period: None,
+        participation: None,
+        licence: "etalab-2.0".into(),
+        links: Vec::new(),
+        outcome: Some(Outcome::ALL[i % 4]),
+        need: None,
+        method: None,
+        indicators: Vec::new(),
+        body: format!(
+            "## Contexte\n{}\n\n## Démarche\n{}\n\n## Résultats\n{}\n",
+            text(i, 150),
+            text(i + 5, 100),
+            text(i + 2, 110)
+        ),
+    };
+    Record::sign(&key, 1_700_000_000_000 + i as u64, p).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The bounds a child runs with: the defaults, or those before issue 10.
+fn bounds(baseline: bool) -> (u64, Tuning) {
+    if baseline {
+        (BEFORE_STORE_CACHE_MB, Tuning::BEFORE)
+    } else {
+        (DEFAULT_STORE_CACHE_MB, Tuning::default())
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    match std::env::var(ROLE).as_deref() {
+        Ok("town") => runtime.block_on(town()),
+        Ok("gossip") => runtime.block_on(gossip_node()),
+        _ => {
+            let args: Vec<String> = std::env::args().skip(1).collect();
+            if args.iter().any(|a| a == "--gossip") {
+                let flag = |name: &str, default: usize| {
+                    args.iter()
+                        .position(|a| a == name)
+                        .and_then(|i| args.get(i + 1))
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(default)
+                };
+                gossip(flag("--records", 120), flag("--every-ms", 500) as u64)
+            } else {
+                let n = args.iter().find_map(|a| a.parse().ok()).unwrap_or(100_000);
+                runtime.block_on(catch_up(n))
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The children.
+
+fn child_home() -> anyhow::Result<(tempfile::TempDir, Home)> {
+    let dir = tempfile::tempdir()?;
+    let home = Home::new(dir.path());
+    Ok((dir, home))
+}
+
+fn say(line: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+/// Lines from standard input, read on a thread of their own.
+fn stdin_lines() -> tokio::sync::mpsc::UnboundedReceiver<String> {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lock().lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// The new town: starts, catches up from the bootstrap node, says when it holds every record
+/// and when its search index does, then rests until standard input closes.
+async fn town() -> anyhow::Result<()> {
+    let baseline = std::env::var(BASELINE).is_ok();
+    let n: usize = std::env::var(COUNT)?.parse()?;
+    let bootstrap: Multiaddr = std::env::var(BOOTSTRAP)?.parse()?;
+    let (store_cache_mb, tuning) = bounds(baseline);
+    let (_dir, home) = child_home()?;
+    let mut opts = options(vec![bootstrap]);
+    opts.store_cache_mb = store_cache_mb;
+    let mut input = stdin_lines();
+    let started = Instant::now();
+    let node = Daemon::start_tuned(home, opts, tuning).await?;
+    let mut events = node.writer().subscribe();
+    let mut held = 0usize;
+    while held < n {
+        match tokio::time::timeout(Duration::from_secs(600), events.recv()).await {
+            Ok(Ok(stored)) => held += stored.records.len(),
+            Ok(Err(e)) => anyhow::bail!("lost storage events: {e}"),
+            Err(_) => anyhow::bail!("holds {held} of {n} after {:?}", started.elapsed()),
+        }
+    }
+    say(&format!("caught_up {}", started.elapsed().as_secs_f64()));
+    while node.search_len() < n as u64 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        if started.elapsed() > Duration::from_secs(600) {
+            anyhow::bail!("the search index holds {} of {n}", node.search_len());
+        }
+    }
+    say(&format!("indexed {}", started.elapsed().as_secs_f64()));
+    while input.recv().await.is_some() {}
+    node.stop().await
+}
+
+/// A node of the gossip network: says its address, publishes record `i` on `publish i`, says
+/// how many records it holds whenever that changes, until standard input closes.
+async fn gossip_node() -> anyhow::Result<()> {
+    let baseline = std::env::var(BASELINE).is_ok();
+    let bootstrap: Vec<Multiaddr> = match std::env::var(BOOTSTRAP) {
+        Ok(a) if !a.is_empty() => vec![a.parse()?],
+        _ => Vec::new(),
+    };
+    let (store_cache_mb, tuning) = bounds(baseline);
+    let (_dir, home) = child_home()?;
+    let mut opts = options(bootstrap);
+    opts.store_cache_mb = store_cache_mb;
+    opts.sync_interval = Duration::from_secs(5);
+    let node = Daemon::start_tuned(home, opts, tuning).await?;
+    say(&format!("ready {}", listen_addr(&node).await?));
+    let mut events = node.writer().subscribe();
+    let mut input = stdin_lines();
+    let mut held = 0usize;
+    loop {
+        tokio::select! {
+            line = input.recv() => match line {
+                Some(line) => {
+                    if let Some(i) = line.strip_prefix("publish ").and_then(|i| i.parse().ok()) {
+                        node.writer().insert(vec![record(i)], Origin::Local).await?;
+                    }
+                }
+                None => break,
+            },
+            stored = events.recv() => match stored {
+                Ok(stored) => {
+                    held += stored.records.len();
+                    say(&format!("held {held}"));
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(e) => anyhow::bail!("lost storage events: {e}"),
+            },
+        }
+    }
+    node.stop().await
+}
+
+// ---------------------------------------------------------------------------------------------
+// The parent: spawning children, sampling their memory.
+
+/// A child process, its standard input, and the lines it prints.
+struct Proc {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: mpsc::Receiver<String>,
+    peak_kb: u64,
+}
+
+impl Proc {
+    fn spawn(role: &str, baseline: bool, env: &[(&str, String)]) -> anyhow::Result<Proc> {
+        let mut command = Command::new(std::env::current_exe()?);
+        command
+            .env(ROLE, role)
+            .env_remove(BASELINE)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        if baseline {
+            command.env(BASELINE, "1");
+        }
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let mut child = command.spawn()?;
+        let stdin = child.stdin.take();
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| anyhow::anyhow!("no stdout"))?;
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Ok(Proc {
+            child,
+            stdin,
+            lines,
+            peak_kb: 0,
+        })
+    }
+
+    /// `RssAnon` now, in KiB; the peak is kept.
+    fn sample(&mut self) -> anyhow::Result<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
+        let kb = status
+            .lines()
+            .find_map(|l| l.strip_prefix("RssAnon:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .ok_or_else(|| anyhow::anyhow!("no RssAnon in /proc/{}/status", self.child.id()))?;
+        self.peak_kb = self.peak_kb.max(kb);
+        Ok(kb)
+    }
+
+    fn send(&mut self, line: &str) -> anyhow::Result<()> {
+        let stdin = self
+            .stdin
+            .as_mut()
+            .ok_or_else(|| anyhow::anyhow!("stdin closed"))?;
+        writeln!(stdin, "{line}")?;
+        stdin.flush()?;
+        Ok(())
+    }
+
+    /// Closes standard input (the child stops its node and exits) and waits for it.
+    fn finish(mut self) -> anyhow::Result<()> {
+        drop(self.stdin.take());
+        let status = self.child.wait()?;
+        anyhow::ensure!(status.success(), "a child ended with {status}");
+        Ok(())
+    }
+}
+
+fn mb(kb: u64) -> f64 {
+    kb as f64 / 1024.0
+}
+
+/// What one new town measured.
+struct Town {
+    catchup_s: f64,
+    indexed_s: f64,
+    peak_kb: u64,
+    idle_kb: u64,
+}
+
+fn new_town(addr: &Multiaddr, n: usize, baseline: bool) -> anyhow::Result<Town> {
+    let mut town = Proc::spawn(
+        "town",
+        baseline,
+        &[(BOOTSTRAP, addr.to_string()), (COUNT, n.to_string())],
+    )?;
+    let deadline = Instant::now() + Duration::from_secs(900);
+    let (mut caught_up, mut indexed) = (None, None);
+    let mut idle_kb = None;
+    while idle_kb.is_none() {
+        anyhow::ensure!(Instant::now() < deadline, "the new town took too long");
+        if let Some(status) = town.child.try_wait()? {
+            anyhow::bail!("the new town ended early: {status}");
+        }
+        let kb = town.sample()?;
+        while let Ok(line) = town.lines.try_recv() {
+            let secs = |l: &str| l.split(' ').nth(1).and_then(|s| s.parse::<f64>().ok());
+            if line.starts_with("caught_up ") {
+                caught_up = secs(&line).map(|s| (s, Instant::now()));
+            } else if line.starts_with("indexed ") {
+                indexed = secs(&line);
+            }
+        }
+        if let Some((_, at)) = caught_up
+            && indexed.is_some()
+            && at.elapsed() >= IDLE_AFTER
+        {
+            idle_kb = Some(kb);
+        }
+        std::thread::sleep(SAMPLE_EVERY);
+    }
+    let measured = Town {
+        catchup_s: caught_up.map_or(0.0, |(s, _)| s),
+        indexed_s: indexed.unwrap_or(0.0),
+        peak_kb: town.peak_kb,
+        idle_kb: idle_kb.unwrap_or(0),
+    };
+    town.finish()?;
+    Ok(measured)
+}
+
+async fn catch_up(n: usize) -> anyhow::Result<()> {
+    eprintln!("preparing {n} signed records of about 4 KB…");
+    let records: Vec<Record> = (0..n).map(record).collect();
+    let size = records.iter().map(|r| r.bytes().len()).sum::<usize>() / n.max(1);
+    let home = tempfile::tempdir()?;
+    let source = Daemon::start(Home::new(home.path()), options(Vec::new())).await?;
+    eprintln!("storing them in the source node…");
+    for chunk in records.chunks(1000) {
+        source
+            .writer()
+            .insert(chunk.to_vec(), Origin::Local)
+            .await?;
+    }
+    drop(records);
+    let addr = listen_addr(&source).await?;
+    eprintln!("baseline: a new town with the bounds before issue 10…");
+    let before = tokio::task::spawn_blocking({
+        let addr = addr.clone();
+        move || new_town(&addr, n, true)
+    })
+    .await??;
+    eprintln!("a new town with the default bounds…");
+    let now = tokio::task::spawn_blocking(move || new_town(&addr, n, false)).await??;
+    source.stop().await?;
+
+    println!("a new town catching up {n} records of {size} bytes from one peer (RssAnon):");
+    for (name, t) in [("before (baseline)", &before), ("default bounds", &now)] {
+        println!(
+            "  {name:<18} peak {:>7.1} MiB, idle {:>7.1} MiB ({} s after), catch-up {:>6.2} s, indexed at {:>6.2} s",
+            mb(t.peak_kb),
+            mb(t.idle_kb),
+            IDLE_AFTER.as_secs(),
+            t.catchup_s,
+            t.indexed_s
+        );
+    }
+    println!(
+        "  ratios (default / baseline): peak {:.2}, idle {:.2}, catch-up time {:.2}",
+        now.peak_kb as f64 / before.peak_kb as f64,
+        now.idle_kb as f64 / before.idle_kb as f64,
+        now.catchup_s / before.catchup_s
+    );
+    println!("records={n}");
+    println!("catchup_s={:.2}", now.catchup_s);
+    println!("baseline_catchup_s={:.2}", before.catchup_s);
+    println!("indexed_s={:.2}", now.indexed_s);
+    println!("baseline_indexed_s={:.2}", before.indexed_s);
+    println!("rss_anon_peak_mb={:.1}", mb(now.peak_kb));
+    println!("rss_anon_idle_mb={:.1}", mb(now.idle_kb));
+    println!("baseline_rss_anon_peak_mb={:.1}", mb(before.peak_kb));
+    println!("baseline_rss_anon_idle_mb={:.1}", mb(before.idle_kb));
+    Ok(())
+}
+
+/// What a gossip network measured: each node's peak and figure at rest, in KiB.
+fn network(records: usize, every: Duration, baseline: bool) -> anyhow::Result<Vec<(u64, u64)>> {
+    const NODES: usize = 5;
+    let mut nodes: Vec<Proc> = Vec::new();
+    let mut last = String::new();
+    for _ in 0..NODES {
+        let node = Proc::spawn("gossip", baseline, &[(BOOTSTRAP, last.clone())])?;
+        let line = node.lines.recv_timeout(Duration::from_secs(60))?;
+        last = line
+            .strip_prefix("ready ")
+            .ok_or_else(|| anyhow::anyhow!("unexpected line {line:?}"))?
+            .to_string();
+        nodes.push(node);
+    }
+    let mut held = [0usize; NODES];
+    let watch = |nodes: &mut [Proc], held: &mut [usize; NODES]| -> anyhow::Result<()> {
+        for (node, held) in nodes.iter_mut().zip(held.iter_mut()) {
+            node.sample()?;
+            while let Ok(line) = node.lines.try_recv() {
+                if let Some(n) = line.strip_prefix("held ").and_then(|n| n.parse().ok()) {
+                    *held = n;
+                }
+            }
+        }
+        Ok(())
+    };
+    let mut rng = 0x9E37_79B9_7F4A_7C15u64;
+    let mut next = Instant::now();
+    for i in 0..records {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        nodes[(rng % NODES as u64) as usize].send(&format!("publish {i}"))?;
+        next += every;
+        while Instant::now() < next {
+            watch(&mut nodes, &mut held)?;
+            std::thread::sleep(SAMPLE_EVERY);
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while held.iter().any(|h| *h < records) {
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the nodes hold {held:?} of {records} records"
+        );
+        watch(&mut nodes, &mut held)?;
+        std::thread::sleep(SAMPLE_EVERY);
+    }
+    let rest = Instant::now() + IDLE_AFTER;
+    while Instant::now() < rest {
+        watch(&mut nodes, &mut held)?;
+        std::thread::sleep(SAMPLE_EVERY);
+    }
+    let mut figures = Vec::new();
+    for mut node in nodes {
+        let idle = node.sample()?;
+        figures.push((node.peak_kb, idle));
+        node.finish()?;
+    }
+    Ok(figures)
+}
+
+fn gossip(records: usize, every_ms: u64) -> anyhow::Result<()> {
+    let every = Duration::from_millis(every_ms);
+    eprintln!("baseline: five nodes with the bounds before issue 10…");
+    let before = network(records, every, true)?;
+    eprintln!("five nodes with the default bounds…");
+    let now = network(records, every, false)?;
+    println!(
+        "five nodes in a chain, {records} records published every {every_ms} ms on a random one, \
+         catch-up every 5 s (RssAnon, {} s after the last arrived):",
+        IDLE_AFTER.as_secs()
+    );
+    for (i, ((bp, bi), (p, idle))) in before.iter().zip(&now).enumerate() {
+        println!(
+            "  node {i}: baseline peak {:>6.1} MiB, at rest {:>6.1} MiB; default bounds peak {:>6.1} MiB, at rest {:>6.1} MiB",
+            mb(*bp),
+            mb(*bi),
+            mb(*p),
+            mb(*idle)
+        );
+    }
+    let max = |v: &[(u64, u64)], f: fn(&(u64, u64)) -> u64| v.iter().map(f).max().unwrap_or(0);
+    let (peak, idle) = (max(&now, |f| f.0), max(&now, |f| f.1));
+    let (bpeak, bidle) = (max(&before, |f| f.0), max(&before, |f| f.1));
+    println!(
+        "  ratios (default / baseline), largest node: peak {:.2}, at rest {:.2}",
+        peak as f64 / bpeak as f64,
+        idle as f64 / bidle as f64
+    );
+    println!("gossip_records={records}");
+    println!("gossip_rss_anon_peak_max_mb={:.1}", mb(peak));
+    println!("gossip_rss_anon_idle_max_mb={:.1}", mb(idle));
+    println!("baseline_gossip_rss_anon_peak_max_mb={:.1}", mb(bpeak));
+    println!("baseline_gossip_rss_anon_idle_max_mb={:.1}", mb(bidle));
+    Ok(())
+}
