@@ -421,4 +421,72 @@ mod tests {
         expected.sort();
         assert_eq!(found, expected, "the replaced version is not searchable");
     }
+
+    /// The indexer's queue holds at most its bound in bytes: records from peers beyond it are
+    /// not queued (a new town catching up stored them faster than they were indexed, and the
+    /// queue held most of them) but indexed from the store, and what they hide is removed; a
+    /// local write is always queued, and searchable when it is answered.
+    #[test]
+    fn records_beyond_the_indexer_queue_bound_are_indexed_from_the_store() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let store = Store::open(
+            &dir.path().join("store"),
+            Mode::Open,
+            crate::daemon::DEFAULT_STORE_CACHE_MB,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let (search, _) =
+            SearchIndex::open(&dir.path().join("index")).unwrap_or_else(|e| panic!("{e}"));
+        let search = Arc::new(search);
+        let sync = Arc::new(SyncIndex::load(&store).unwrap_or_else(|e| panic!("{e}")));
+        // No room at all: every job from a peer is left to the catch-up.
+        let (indexer, indexing) = start_indexer(search.clone(), store.clone(), 0);
+        let (writer, writing) = Writer::start(store.clone(), sync, Some(indexer));
+        let found = || -> Vec<RecordId> {
+            let q = SearchQuery {
+                text: "compost".into(),
+                limit: 10,
+                ..SearchQuery::default()
+            };
+            let results = search.search(&q, &store).unwrap_or_else(|e| panic!("{e}"));
+            let mut ids: Vec<RecordId> = results.hits.iter().map(|h| h.id).collect();
+            ids.sort();
+            ids
+        };
+        let local = practice(5, "Compost local", None);
+        writer
+            .insert_blocking(vec![local.clone()], Origin::Local)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(found(), vec![local.id()], "a local write is searchable at once");
+        let peers: Vec<Record> = (0..3)
+            .map(|i| practice(10 + i, &format!("Compost {i}"), None))
+            .collect();
+        let retraction = Record::sign_act(
+            &SigningKey::from_bytes(&[2; 32]),
+            30,
+            Act::Retract(Retraction {
+                id: local.id(),
+                reason: "erreur".into(),
+            }),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        for record in peers.iter().cloned().chain([retraction]) {
+            writer
+                .insert_blocking(vec![record], Origin::Peer)
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+        let mut expected: Vec<RecordId> = peers.iter().map(Record::id).collect();
+        expected.sort();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while found() != expected {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the index shows {:?}, not {expected:?}",
+                found()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        drop(writer);
+        let _ = (writing.join(), indexing.join());
+    }
 }
