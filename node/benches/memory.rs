@@ -22,8 +22,9 @@ mod common;
 
 use cailloux_node::daemon::{DEFAULT_STORE_CACHE_MB, Daemon};
 use cailloux_node::memory::Tuning;
+use cailloux_node::search::{SearchIndex, WriterMemory};
 use cailloux_node::writer::Origin;
-use cailloux_node::{Home, Multiaddr};
+use cailloux_node::{Home, Multiaddr, Store};
 use cailloux_protocol::{Kind, Outcome, Publication, Record, SigningKey, Theme};
 use common::{listen_addr, options, text};
 use std::io::{BufRead, BufReader, Write};
@@ -352,6 +353,7 @@ async fn catch_up(n: usize) -> anyhow::Result<()> {
     eprintln!("preparing {n} signed records of about 4 KB…");
     let records: Vec<Record> = (0..n).map(record).collect();
     let size = records.iter().map(|r| r.bytes().len()).sum::<usize>() / n.max(1);
+    let build = index_build(&records[..n.min(20_000)])?;
     let home = tempfile::tempdir()?;
     let source = Daemon::start(Home::new(home.path()), options(Vec::new())).await?;
     eprintln!("storing them in the source node…");
@@ -390,6 +392,13 @@ async fn catch_up(n: usize) -> anyhow::Result<()> {
         now.idle_kb as f64 / before.idle_kb as f64,
         now.catchup_s / before.catchup_s
     );
+    println!(
+        "  index build from a store of {} records (`reindex`, a catch-up's indexing): {:.0} records/s with the default writer (15 MB, 1 merge thread), {:.0} with the old one (64 MB, 4 merge threads) = {:.2}x",
+        build.records,
+        build.now,
+        build.before,
+        build.now / build.before
+    );
     println!("records={n}");
     println!("catchup_s={:.2}", now.catchup_s);
     println!("baseline_catchup_s={:.2}", before.catchup_s);
@@ -400,6 +409,41 @@ async fn catch_up(n: usize) -> anyhow::Result<()> {
     println!("baseline_rss_anon_peak_mb={:.1}", mb(before.peak_kb));
     println!("baseline_rss_anon_idle_mb={:.1}", mb(before.idle_kb));
     Ok(())
+}
+
+/// Index build rates (records/s) with the default writer memory and the old one.
+struct Build {
+    records: usize,
+    now: f64,
+    before: f64,
+}
+
+/// Builds the search index of a store holding `records`, with each writer memory.
+fn index_build(records: &[Record]) -> anyhow::Result<Build> {
+    eprintln!("index build of {} records, both writers…", records.len());
+    let dir = tempfile::tempdir()?;
+    let store = Store::open(
+        &dir.path().join("store"),
+        cailloux_protocol::Mode::Open,
+        DEFAULT_STORE_CACHE_MB,
+    )?;
+    for chunk in records.chunks(2048) {
+        store.insert_batch(chunk, cailloux_node::now_millis())?;
+    }
+    let rate = |memory: WriterMemory, name: &str| -> anyhow::Result<f64> {
+        let started = Instant::now();
+        let (index, _) = SearchIndex::open_with(&dir.path().join(name), memory)?;
+        index.catch_up(&store, &mut |_| {})?;
+        anyhow::ensure!(index.len() == records.len() as u64);
+        Ok(records.len() as f64 / started.elapsed().as_secs_f64())
+    };
+    let before = rate(WriterMemory::BEFORE, "before")?;
+    let now = rate(WriterMemory::default(), "now")?;
+    Ok(Build {
+        records: records.len(),
+        now,
+        before,
+    })
 }
 
 /// What a gossip network measured: each node's peak and figure at rest, in KiB.

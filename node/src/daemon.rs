@@ -88,6 +88,7 @@ pub struct Daemon {
     writer: Writer,
     store: crate::Store,
     search: Arc<SearchIndex>,
+    trimmer: Option<tokio::task::JoinHandle<()>>,
     network_task: tokio::task::JoinHandle<()>,
     writer_thread: std::thread::JoinHandle<()>,
     indexer_thread: std::thread::JoinHandle<()>,
@@ -117,6 +118,9 @@ impl Daemon {
         options: NodeOptions,
         tuning: Tuning,
     ) -> anyhow::Result<Daemon> {
+        if tuning.return_memory && !crate::memory::cap_arenas() {
+            tracing::debug!("the allocator's arenas are not capped (not glibc)");
+        }
         let identity = match home.load_identity() {
             Ok(identity) => identity,
             Err(HomeError::NoIdentity { .. }) => {
@@ -173,6 +177,9 @@ impl Daemon {
         let (to_indexer, indexer_thread) =
             crate::search::start_indexer(search.clone(), store.clone(), tuning.index_queue_bytes);
         let (writer, writer_thread) = Writer::start(store.clone(), index.clone(), Some(to_indexer));
+        let trimmer = tuning
+            .return_memory
+            .then(|| crate::memory::spawn_trimmer(&writer));
         let net_config = NetworkConfig {
             listen: options.listen.clone(),
             bootstrap: options.bootstrap.clone(),
@@ -256,6 +263,7 @@ impl Daemon {
             writer,
             store,
             search,
+            trimmer,
             network_task,
             writer_thread,
             indexer_thread,
@@ -304,9 +312,13 @@ impl Daemon {
             server,
             public,
             stop_api,
+            trimmer,
             ..
         } = self;
         tracing::info!("stopping: API, then network, then store");
+        if let Some(trimmer) = trimmer {
+            trimmer.abort();
+        }
         let _ = std::fs::remove_file(home.api_addr_path());
         let _ = stop_api.send(true);
         // Both drain at once; each is done within its drain deadline.

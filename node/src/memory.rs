@@ -8,8 +8,18 @@
 //! 4 KB: sled's page cache (1 GiB by default), the search indexer's queue (unbounded: records
 //! are stored faster than they are indexed, so most of them waited there), and tantivy's
 //! writer (a 64 MB arena, four merge threads).
+//!
+//! And what a peak leaves behind: glibc's malloc keeps freed memory in its arenas (up to eight
+//! per core, one taken by each thread that allocates) for the next allocation, and gives back
+//! only what lies at the top of a heap. A node's threads (the runtime's, the writer, the
+//! indexer, tantivy's, sled's) each fill an arena during a catch-up and keep it. So the node
+//! caps the arenas at `ARENAS` and, after a burst of writes and every `TRIM_EVERY`, asks glibc
+//! to return its free pages (`malloc_trim`): the only `unsafe` code of the project, two calls
+//! into the C library with integer arguments.
 
 use crate::search::WriterMemory;
+use crate::writer::Writer;
+use std::time::{Duration, Instant};
 
 /// The memory bounds of a node besides the store's page cache. `Default` is what a node runs
 /// with; `Tuning::BEFORE` is what it ran with before issue 10, for benchmarks' baselines.
@@ -20,6 +30,8 @@ pub struct Tuning {
     /// The bytes of records that may wait for the search indexer; records from peers beyond it
     /// are indexed from the store instead (`search::IndexQueue`).
     pub index_queue_bytes: usize,
+    /// Cap glibc's arenas and give freed memory back (`spawn_trimmer`).
+    pub return_memory: bool,
 }
 
 /// The default `index_queue_bytes`: four catch-up answers.
@@ -31,6 +43,7 @@ impl Tuning {
     pub const BEFORE: Tuning = Tuning {
         index_writer: WriterMemory::BEFORE,
         index_queue_bytes: usize::MAX,
+        return_memory: false,
     };
 }
 
@@ -39,6 +52,85 @@ impl Default for Tuning {
         Tuning {
             index_writer: WriterMemory::default(),
             index_queue_bytes: INDEX_QUEUE_BYTES,
+            return_memory: true,
         }
+    }
+}
+
+/// glibc malloc's arenas at most (its default is eight per core).
+pub const ARENAS: i32 = 2;
+/// Free memory is returned once the writer has stored nothing for this long after a burst.
+pub const QUIET: Duration = Duration::from_secs(2);
+/// And at least this often (searches, exports and the indexer allocate without the writer).
+pub const TRIM_EVERY: Duration = Duration::from_secs(10);
+
+/// Caps glibc's arenas at `ARENAS`, for the threads that allocate from now on (the earlier the
+/// better: a thread keeps the arena it first took). Whether it could.
+pub fn cap_arenas() -> bool {
+    glibc::cap_arenas(ARENAS)
+}
+
+/// Returns the allocator's free memory to the system. Whether any was.
+pub fn trim() -> bool {
+    glibc::trim()
+}
+
+/// A task that returns free memory `QUIET` after the writer's last write of a burst, and every
+/// `TRIM_EVERY` (a trim of a resting node costs well under a millisecond); it ends with the
+/// writer.
+pub fn spawn_trimmer(writer: &Writer) -> tokio::task::JoinHandle<()> {
+    let mut stored = writer.subscribe();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(QUIET / 2);
+        let mut last_write: Option<Instant> = None;
+        let mut last_trim = Instant::now();
+        loop {
+            tokio::select! {
+                event = stored.recv() => match event {
+                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                        last_write = Some(Instant::now());
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                },
+                _ = tick.tick() => {
+                    let after_burst = last_write.is_some_and(|at| at.elapsed() >= QUIET);
+                    if after_burst || last_trim.elapsed() >= TRIM_EVERY {
+                        last_write = None;
+                        last_trim = Instant::now();
+                        let _ = tokio::task::spawn_blocking(trim).await;
+                    }
+                }
+            }
+        }
+    })
+}
+
+/// The two calls into glibc's allocator.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[allow(unsafe_code)]
+mod glibc {
+    pub(super) fn cap_arenas(arenas: i32) -> bool {
+        // SAFETY: `mallopt` takes two integers and changes a setting of the allocator under its
+        // own lock; it reads and writes no memory of the caller's.
+        unsafe { libc::mallopt(libc::M_ARENA_MAX, arenas) == 1 }
+    }
+
+    pub(super) fn trim() -> bool {
+        // SAFETY: `malloc_trim` takes an integer (the bytes to keep at the top of the main
+        // heap) and, under the allocator's locks, returns pages that hold no allocation; it
+        // touches no memory still allocated.
+        unsafe { libc::malloc_trim(0) == 1 }
+    }
+}
+
+/// Other allocators (musl's, macOS's) have neither call: nothing to do.
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+mod glibc {
+    pub(super) fn cap_arenas(_: i32) -> bool {
+        false
+    }
+
+    pub(super) fn trim() -> bool {
+        false
     }
 }

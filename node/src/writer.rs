@@ -457,7 +457,11 @@ mod tests {
         writer
             .insert_blocking(vec![local.clone()], Origin::Local)
             .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(found(), vec![local.id()], "a local write is searchable at once");
+        assert_eq!(
+            found(),
+            vec![local.id()],
+            "a local write is searchable at once"
+        );
         let peers: Vec<Record> = (0..3)
             .map(|i| practice(10 + i, &format!("Compost {i}"), None))
             .collect();
