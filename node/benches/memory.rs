@@ -15,6 +15,9 @@
 //! `--every-ms` (default 500) on a random one, `--records` (default 120) in all; printed, once
 //! every node holds them all and a rest of `IDLE_AFTER`: each node's figure, and the largest.
 //!
+//! With `--ablate`, either mode also runs the default bounds with one bound as it was before
+//! (store cache, index writer, indexer queue, allocator), to show what held the memory.
+//!
 //! Run: `cargo bench -p cailloux-node --bench memory` (optionally `-- 20000` records),
 //! `cargo bench -p cailloux-node --bench memory -- --gossip [--records 200 --every-ms 2500]`.
 
@@ -40,7 +43,7 @@ const SAMPLE_EVERY: Duration = Duration::from_millis(50);
 const BEFORE_STORE_CACHE_MB: u64 = 1024;
 
 const ROLE: &str = "CAILLOUX_MEMORY_ROLE";
-const BASELINE: &str = "CAILLOUX_MEMORY_BASELINE";
+const BOUNDS: &str = "CAILLOUX_MEMORY_BOUNDS";
 const BOOTSTRAP: &str = "CAILLOUX_MEMORY_BOOTSTRAP";
 const COUNT: &str = "CAILLOUX_MEMORY_COUNT";
 
@@ -77,12 +80,57 @@ fn record(i: usize) -> Record {
     Record::sign(&key, 1_700_000_000_000 + i as u64, p).unwrap_or_else(|e| panic!("{e}"))
 }
 
-/// The bounds a child runs with: the defaults, or those before issue 10.
-fn bounds(baseline: bool) -> (u64, Tuning) {
-    if baseline {
-        (BEFORE_STORE_CACHE_MB, Tuning::BEFORE)
-    } else {
-        (DEFAULT_STORE_CACHE_MB, Tuning::default())
+/// The bounds a child runs with: the defaults, those before issue 10, or (`--ablate`, to see
+/// what holds the memory) the defaults but for one bound as it was.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Bounds {
+    Before,
+    Default,
+    OldCache,
+    OldWriter,
+    OldQueue,
+    NoReturn,
+}
+
+impl Bounds {
+    const ABLATIONS: [Bounds; 4] = [
+        Bounds::OldCache,
+        Bounds::OldWriter,
+        Bounds::OldQueue,
+        Bounds::NoReturn,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Bounds::Before => "before",
+            Bounds::Default => "default",
+            Bounds::OldCache => "default, store cache 1024 MiB",
+            Bounds::OldWriter => "default, index writer 64 MB/4 merge threads",
+            Bounds::OldQueue => "default, unbounded indexer queue",
+            Bounds::NoReturn => "default, no arena cap nor trim",
+        }
+    }
+
+    fn from_env() -> Bounds {
+        let name = std::env::var(BOUNDS).unwrap_or_default();
+        [Bounds::Before, Bounds::Default]
+            .into_iter()
+            .chain(Bounds::ABLATIONS)
+            .find(|b| b.name() == name)
+            .unwrap_or(Bounds::Default)
+    }
+
+    fn options(self) -> (u64, Tuning) {
+        let (mut cache, mut tuning) = (DEFAULT_STORE_CACHE_MB, Tuning::default());
+        match self {
+            Bounds::Before => return (BEFORE_STORE_CACHE_MB, Tuning::BEFORE),
+            Bounds::Default => {}
+            Bounds::OldCache => cache = BEFORE_STORE_CACHE_MB,
+            Bounds::OldWriter => tuning.index_writer = Tuning::BEFORE.index_writer,
+            Bounds::OldQueue => tuning.index_queue_bytes = Tuning::BEFORE.index_queue_bytes,
+            Bounds::NoReturn => tuning.return_memory = false,
+        }
+        (cache, tuning)
     }
 }
 
@@ -95,6 +143,7 @@ fn main() -> anyhow::Result<()> {
         Ok("gossip") => runtime.block_on(gossip_node()),
         _ => {
             let args: Vec<String> = std::env::args().skip(1).collect();
+            let ablate = args.iter().any(|a| a == "--ablate");
             if args.iter().any(|a| a == "--gossip") {
                 let flag = |name: &str, default: usize| {
                     args.iter()
@@ -103,10 +152,14 @@ fn main() -> anyhow::Result<()> {
                         .and_then(|v| v.parse().ok())
                         .unwrap_or(default)
                 };
-                gossip(flag("--records", 120), flag("--every-ms", 500) as u64)
+                gossip(
+                    flag("--records", 120),
+                    flag("--every-ms", 500) as u64,
+                    ablate,
+                )
             } else {
                 let n = args.iter().find_map(|a| a.parse().ok()).unwrap_or(100_000);
-                runtime.block_on(catch_up(n))
+                runtime.block_on(catch_up(n, ablate))
             }
         }
     }
@@ -144,10 +197,9 @@ fn stdin_lines() -> tokio::sync::mpsc::UnboundedReceiver<String> {
 /// The new town: starts, catches up from the bootstrap node, says when it holds every record
 /// and when its search index does, then rests until standard input closes.
 async fn town() -> anyhow::Result<()> {
-    let baseline = std::env::var(BASELINE).is_ok();
     let n: usize = std::env::var(COUNT)?.parse()?;
     let bootstrap: Multiaddr = std::env::var(BOOTSTRAP)?.parse()?;
-    let (store_cache_mb, tuning) = bounds(baseline);
+    let (store_cache_mb, tuning) = Bounds::from_env().options();
     let (_dir, home) = child_home()?;
     let mut opts = options(vec![bootstrap]);
     opts.store_cache_mb = store_cache_mb;
@@ -178,12 +230,11 @@ async fn town() -> anyhow::Result<()> {
 /// A node of the gossip network: says its address, publishes record `i` on `publish i`, says
 /// how many records it holds whenever that changes, until standard input closes.
 async fn gossip_node() -> anyhow::Result<()> {
-    let baseline = std::env::var(BASELINE).is_ok();
     let bootstrap: Vec<Multiaddr> = match std::env::var(BOOTSTRAP) {
         Ok(a) if !a.is_empty() => vec![a.parse()?],
         _ => Vec::new(),
     };
-    let (store_cache_mb, tuning) = bounds(baseline);
+    let (store_cache_mb, tuning) = Bounds::from_env().options();
     let (_dir, home) = child_home()?;
     let mut opts = options(bootstrap);
     opts.store_cache_mb = store_cache_mb;
@@ -228,17 +279,14 @@ struct Proc {
 }
 
 impl Proc {
-    fn spawn(role: &str, baseline: bool, env: &[(&str, String)]) -> anyhow::Result<Proc> {
+    fn spawn(role: &str, bounds: Bounds, env: &[(&str, String)]) -> anyhow::Result<Proc> {
         let mut command = Command::new(std::env::current_exe()?);
         command
             .env(ROLE, role)
-            .env_remove(BASELINE)
+            .env(BOUNDS, bounds.name())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
-        if baseline {
-            command.env(BASELINE, "1");
-        }
         for (k, v) in env {
             command.env(k, v);
         }
@@ -308,10 +356,10 @@ struct Town {
     idle_kb: u64,
 }
 
-fn new_town(addr: &Multiaddr, n: usize, baseline: bool) -> anyhow::Result<Town> {
+fn new_town(addr: &Multiaddr, n: usize, bounds: Bounds) -> anyhow::Result<Town> {
     let mut town = Proc::spawn(
         "town",
-        baseline,
+        bounds,
         &[(BOOTSTRAP, addr.to_string()), (COUNT, n.to_string())],
     )?;
     let deadline = Instant::now() + Duration::from_secs(900);
@@ -349,7 +397,7 @@ fn new_town(addr: &Multiaddr, n: usize, baseline: bool) -> anyhow::Result<Town> 
     Ok(measured)
 }
 
-async fn catch_up(n: usize) -> anyhow::Result<()> {
+async fn catch_up(n: usize, ablate: bool) -> anyhow::Result<()> {
     eprintln!("preparing {n} signed records of about 4 KB…");
     let records: Vec<Record> = (0..n).map(record).collect();
     let size = records.iter().map(|r| r.bytes().len()).sum::<usize>() / n.max(1);
@@ -366,13 +414,18 @@ async fn catch_up(n: usize) -> anyhow::Result<()> {
     drop(records);
     let addr = listen_addr(&source).await?;
     eprintln!("baseline: a new town with the bounds before issue 10…");
-    let before = tokio::task::spawn_blocking({
+    let town = |bounds: Bounds| {
         let addr = addr.clone();
-        move || new_town(&addr, n, true)
-    })
-    .await??;
+        tokio::task::spawn_blocking(move || new_town(&addr, n, bounds))
+    };
+    let before = town(Bounds::Before).await??;
     eprintln!("a new town with the default bounds…");
-    let now = tokio::task::spawn_blocking(move || new_town(&addr, n, false)).await??;
+    let now = town(Bounds::Default).await??;
+    let mut ablations = Vec::new();
+    for bounds in Bounds::ABLATIONS.into_iter().filter(|_| ablate) {
+        eprintln!("a new town with the bounds {}…", bounds.name());
+        ablations.push((bounds, town(bounds).await??));
+    }
     source.stop().await?;
 
     println!("a new town catching up {n} records of {size} bytes from one peer (RssAnon):");
@@ -382,6 +435,16 @@ async fn catch_up(n: usize) -> anyhow::Result<()> {
             mb(t.peak_kb),
             mb(t.idle_kb),
             IDLE_AFTER.as_secs(),
+            t.catchup_s,
+            t.indexed_s
+        );
+    }
+    for (bounds, t) in &ablations {
+        println!(
+            "  {}: peak {:.1} MiB, idle {:.1} MiB, catch-up {:.2} s, indexed at {:.2} s",
+            bounds.name(),
+            mb(t.peak_kb),
+            mb(t.idle_kb),
             t.catchup_s,
             t.indexed_s
         );
@@ -447,12 +510,12 @@ fn index_build(records: &[Record]) -> anyhow::Result<Build> {
 }
 
 /// What a gossip network measured: each node's peak and figure at rest, in KiB.
-fn network(records: usize, every: Duration, baseline: bool) -> anyhow::Result<Vec<(u64, u64)>> {
+fn network(records: usize, every: Duration, bounds: Bounds) -> anyhow::Result<Vec<(u64, u64)>> {
     const NODES: usize = 5;
     let mut nodes: Vec<Proc> = Vec::new();
     let mut last = String::new();
     for _ in 0..NODES {
-        let node = Proc::spawn("gossip", baseline, &[(BOOTSTRAP, last.clone())])?;
+        let node = Proc::spawn("gossip", bounds, &[(BOOTSTRAP, last.clone())])?;
         let line = node.lines.recv_timeout(Duration::from_secs(60))?;
         last = line
             .strip_prefix("ready ")
@@ -508,12 +571,17 @@ fn network(records: usize, every: Duration, baseline: bool) -> anyhow::Result<Ve
     Ok(figures)
 }
 
-fn gossip(records: usize, every_ms: u64) -> anyhow::Result<()> {
+fn gossip(records: usize, every_ms: u64, ablate: bool) -> anyhow::Result<()> {
     let every = Duration::from_millis(every_ms);
     eprintln!("baseline: five nodes with the bounds before issue 10…");
-    let before = network(records, every, true)?;
+    let before = network(records, every, Bounds::Before)?;
     eprintln!("five nodes with the default bounds…");
-    let now = network(records, every, false)?;
+    let now = network(records, every, Bounds::Default)?;
+    let mut ablations = Vec::new();
+    for bounds in Bounds::ABLATIONS.into_iter().filter(|_| ablate) {
+        eprintln!("five nodes with the bounds {}…", bounds.name());
+        ablations.push((bounds, network(records, every, bounds)?));
+    }
     println!(
         "five nodes in a chain, {records} records published every {every_ms} ms on a random one, \
          catch-up every 5 s (RssAnon, {} s after the last arrived):",
@@ -529,6 +597,14 @@ fn gossip(records: usize, every_ms: u64) -> anyhow::Result<()> {
         );
     }
     let max = |v: &[(u64, u64)], f: fn(&(u64, u64)) -> u64| v.iter().map(f).max().unwrap_or(0);
+    for (bounds, figures) in &ablations {
+        println!(
+            "  {}: largest peak {:.1} MiB, largest at rest {:.1} MiB",
+            bounds.name(),
+            mb(max(figures, |f| f.0)),
+            mb(max(figures, |f| f.1))
+        );
+    }
     let (peak, idle) = (max(&now, |f| f.0), max(&now, |f| f.1));
     let (bpeak, bidle) = (max(&before, |f| f.0), max(&before, |f| f.1));
     println!(
