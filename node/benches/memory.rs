@@ -89,15 +89,17 @@ enum Bounds {
     OldCache,
     OldWriter,
     OldQueue,
-    NoReturn,
+    NoArenaCap,
+    NoTrim,
 }
 
 impl Bounds {
-    const ABLATIONS: [Bounds; 4] = [
+    const ABLATIONS: [Bounds; 5] = [
         Bounds::OldCache,
         Bounds::OldWriter,
         Bounds::OldQueue,
-        Bounds::NoReturn,
+        Bounds::NoArenaCap,
+        Bounds::NoTrim,
     ];
 
     fn name(self) -> &'static str {
@@ -107,7 +109,8 @@ impl Bounds {
             Bounds::OldCache => "default, store cache 1024 MiB",
             Bounds::OldWriter => "default, index writer 64 MB/4 merge threads",
             Bounds::OldQueue => "default, unbounded indexer queue",
-            Bounds::NoReturn => "default, no arena cap nor trim",
+            Bounds::NoArenaCap => "default, glibc's arenas not capped",
+            Bounds::NoTrim => "default, no malloc_trim",
         }
     }
 
@@ -128,7 +131,8 @@ impl Bounds {
             Bounds::OldCache => cache = BEFORE_STORE_CACHE_MB,
             Bounds::OldWriter => tuning.index_writer = Tuning::BEFORE.index_writer,
             Bounds::OldQueue => tuning.index_queue_bytes = Tuning::BEFORE.index_queue_bytes,
-            Bounds::NoReturn => tuning.return_memory = false,
+            Bounds::NoArenaCap => tuning.cap_arenas = false,
+            Bounds::NoTrim => tuning.trim = false,
         }
         (cache, tuning)
     }

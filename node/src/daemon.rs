@@ -118,7 +118,7 @@ impl Daemon {
         options: NodeOptions,
         tuning: Tuning,
     ) -> anyhow::Result<Daemon> {
-        if tuning.return_memory && !crate::memory::cap_arenas() {
+        if tuning.cap_arenas && !crate::memory::cap_arenas() {
             tracing::debug!("the allocator's arenas are not capped (not glibc)");
         }
         let identity = match home.load_identity() {
@@ -177,9 +177,7 @@ impl Daemon {
         let (to_indexer, indexer_thread) =
             crate::search::start_indexer(search.clone(), store.clone(), tuning.index_queue_bytes);
         let (writer, writer_thread) = Writer::start(store.clone(), index.clone(), Some(to_indexer));
-        let trimmer = tuning
-            .return_memory
-            .then(|| crate::memory::spawn_trimmer(&writer));
+        let trimmer = tuning.trim.then(|| crate::memory::spawn_trimmer(&writer));
         let net_config = NetworkConfig {
             listen: options.listen.clone(),
             bootstrap: options.bootstrap.clone(),

@@ -30,8 +30,10 @@ pub struct Tuning {
     /// The bytes of records that may wait for the search indexer; records from peers beyond it
     /// are indexed from the store instead (`search::IndexQueue`).
     pub index_queue_bytes: usize,
-    /// Cap glibc's arenas and give freed memory back (`spawn_trimmer`).
-    pub return_memory: bool,
+    /// Cap glibc's arenas at `ARENAS` (`cap_arenas`).
+    pub cap_arenas: bool,
+    /// Give freed memory back after bursts and periodically (`spawn_trimmer`).
+    pub trim: bool,
 }
 
 /// The default `index_queue_bytes`: four catch-up answers.
@@ -43,7 +45,8 @@ impl Tuning {
     pub const BEFORE: Tuning = Tuning {
         index_writer: WriterMemory::BEFORE,
         index_queue_bytes: usize::MAX,
-        return_memory: false,
+        cap_arenas: false,
+        trim: false,
     };
 }
 
@@ -52,7 +55,8 @@ impl Default for Tuning {
         Tuning {
             index_writer: WriterMemory::default(),
             index_queue_bytes: INDEX_QUEUE_BYTES,
-            return_memory: true,
+            cap_arenas: true,
+            trim: true,
         }
     }
 }
