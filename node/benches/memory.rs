@@ -6,9 +6,12 @@
 //! Catch-up (default): a source node in this process holds N records of about 4 KB (signed
 //! here, stored through its writer); a new town, a child process (this program run again with
 //! `CAILLOUX_MEMORY_ROLE=town`), bootstraps to it and catches up. Printed: the peak while it
-//! catches up and indexes, the figure at rest `IDLE_AFTER` after it holds every record, the
-//! catch-up time (from its start to holding all; the search index may finish later, printed
-//! too).
+//! catches up and indexes, the figure at rest `IDLE_AFTER` after its search index holds every
+//! record, the catch-up time (from its start to holding all in its store) and the time until
+//! its search index holds all.
+//!
+//! Store alone (`--store`): a child stores N records through the store only, to tell sled's
+//! share.
 //!
 //! Gossip (`--gossip`): five nodes in a chain, each a child process (`CAILLOUX_MEMORY_ROLE=
 //! gossip`, catch-up every 5 s as `--sync-interval 5`), and a record published every
@@ -145,10 +148,14 @@ fn main() -> anyhow::Result<()> {
     match std::env::var(ROLE).as_deref() {
         Ok("town") => runtime.block_on(town()),
         Ok("gossip") => runtime.block_on(gossip_node()),
+        Ok("store") => store_only(),
         _ => {
             let args: Vec<String> = std::env::args().skip(1).collect();
             let ablate = args.iter().any(|a| a == "--ablate");
-            if args.iter().any(|a| a == "--gossip") {
+            if args.iter().any(|a| a == "--store") {
+                let n = args.iter().find_map(|a| a.parse().ok()).unwrap_or(100_000);
+                store_alone(n)
+            } else if args.iter().any(|a| a == "--gossip") {
                 let flag = |name: &str, default: usize| {
                     args.iter()
                         .position(|a| a == name)
@@ -380,11 +387,10 @@ fn new_town(addr: &Multiaddr, n: usize, bounds: Bounds) -> anyhow::Result<Town> 
             if line.starts_with("caught_up ") {
                 caught_up = secs(&line).map(|s| (s, Instant::now()));
             } else if line.starts_with("indexed ") {
-                indexed = secs(&line);
+                indexed = secs(&line).map(|s| (s, Instant::now()));
             }
         }
-        if let Some((_, at)) = caught_up
-            && indexed.is_some()
+        if let Some((_, at)) = indexed
             && at.elapsed() >= IDLE_AFTER
         {
             idle_kb = Some(kb);
@@ -393,7 +399,7 @@ fn new_town(addr: &Multiaddr, n: usize, bounds: Bounds) -> anyhow::Result<Town> 
     }
     let measured = Town {
         catchup_s: caught_up.map_or(0.0, |(s, _)| s),
-        indexed_s: indexed.unwrap_or(0.0),
+        indexed_s: indexed.map_or(0.0, |(s, _)| s),
         peak_kb: town.peak_kb,
         idle_kb: idle_kb.unwrap_or(0),
     };
@@ -435,7 +441,7 @@ async fn catch_up(n: usize, ablate: bool) -> anyhow::Result<()> {
     println!("a new town catching up {n} records of {size} bytes from one peer (RssAnon):");
     for (name, t) in [("before (baseline)", &before), ("default bounds", &now)] {
         println!(
-            "  {name:<18} peak {:>7.1} MiB, idle {:>7.1} MiB ({} s after), catch-up {:>6.2} s, indexed at {:>6.2} s",
+            "  {name:<18} peak {:>7.1} MiB, idle {:>7.1} MiB ({} s after indexing), catch-up {:>6.2} s, indexed at {:>6.2} s",
             mb(t.peak_kb),
             mb(t.idle_kb),
             IDLE_AFTER.as_secs(),
@@ -511,6 +517,67 @@ fn index_build(records: &[Record]) -> anyhow::Result<Build> {
         now,
         before,
     })
+}
+
+/// The store alone (`--store`): a child stores N records through `insert_batch`, 512 at a
+/// time as catch-up does, generated as it goes (with the allocator's arena cap, and a trim at
+/// the end, for the default bounds); its peak and its figure 5 s after.
+fn store_only() -> anyhow::Result<()> {
+    let n: usize = std::env::var(COUNT)?.parse()?;
+    let (cache, tuning) = Bounds::from_env().options();
+    if tuning.cap_arenas {
+        cailloux_node::memory::cap_arenas();
+    }
+    let dir = tempfile::tempdir()?;
+    let store = Store::open(
+        &dir.path().join("store"),
+        cailloux_protocol::Mode::Open,
+        cache,
+    )?;
+    let started = Instant::now();
+    for start in (0..n).step_by(512) {
+        let batch: Vec<Record> = (start..(start + 512).min(n)).map(record).collect();
+        store.insert_batch(&batch, cailloux_node::now_millis())?;
+    }
+    if tuning.trim {
+        cailloux_node::memory::trim();
+    }
+    say(&format!("caught_up {}", started.elapsed().as_secs_f64()));
+    say(&format!("indexed {}", started.elapsed().as_secs_f64()));
+    let mut input = std::io::stdin().lock().lines();
+    while input.next().is_some() {}
+    Ok(())
+}
+
+fn store_alone(n: usize) -> anyhow::Result<()> {
+    for bounds in [Bounds::Before, Bounds::Default] {
+        let mut child = Proc::spawn("store", bounds, &[(COUNT, n.to_string())])?;
+        let (mut done, mut idle) = (None, None);
+        while idle.is_none() {
+            let kb = child.sample()?;
+            while let Ok(line) = child.lines.try_recv() {
+                if line.starts_with("caught_up ") {
+                    done = Some((line, Instant::now()));
+                }
+            }
+            if let Some((_, at)) = &done
+                && at.elapsed() >= Duration::from_secs(5)
+            {
+                idle = Some(kb);
+            }
+            std::thread::sleep(SAMPLE_EVERY);
+        }
+        let peak = child.peak_kb;
+        child.finish()?;
+        println!(
+            "store alone, {n} records, {}: peak {:.1} MiB, 5 s after {:.1} MiB ({})",
+            bounds.name(),
+            mb(peak),
+            mb(idle.unwrap_or(0)),
+            done.map(|d| d.0).unwrap_or_default()
+        );
+    }
+    Ok(())
 }
 
 /// What a gossip network measured: each node's peak and figure at rest, in KiB.
