@@ -383,6 +383,7 @@ impl Policy {
         &mut self,
         id: ConnectionId,
         peer: Option<PeerId>,
+        now: Instant,
     ) -> Result<(), ConnectionDenied> {
         if self.own.contains(&id) {
             self.dialling.insert(id);
@@ -392,7 +393,7 @@ impl Policy {
             if self.peers.contains_key(&peer) {
                 return Ok(());
             }
-            if self.cooling(&peer, COOLDOWN, Instant::now()) {
+            if self.cooling(&peer, COOLDOWN, now) {
                 return Err(self.deny("cooldown", Refused::CoolingDown(COOLDOWN.as_secs())));
             }
         }
@@ -401,6 +402,16 @@ impl Policy {
             return Err(self.deny("dial_at_bound", Refused::AtBound(self.max_peers)));
         }
         self.dialling.insert(id);
+        Ok(())
+    }
+}
+
+impl Policy {
+    /// Refuses an incoming connection from a peer the policy closed `INBOUND_COOLDOWN` ago.
+    fn gate_inbound(&self, peer: PeerId, now: Instant) -> Result<(), ConnectionDenied> {
+        if self.cooling(&peer, INBOUND_COOLDOWN, now) {
+            return Err(self.deny("cooldown", Refused::CoolingDown(INBOUND_COOLDOWN.as_secs())));
+        }
         Ok(())
     }
 }
@@ -429,9 +440,7 @@ impl NetworkBehaviour for Policy {
         _: &Multiaddr,
         _: &Multiaddr,
     ) -> Result<THandler<Self>, ConnectionDenied> {
-        if self.cooling(&peer, INBOUND_COOLDOWN, Instant::now()) {
-            return Err(self.deny("cooldown", Refused::CoolingDown(INBOUND_COOLDOWN.as_secs())));
-        }
+        self.gate_inbound(peer, Instant::now())?;
         Ok(dummy::ConnectionHandler)
     }
 
@@ -442,7 +451,7 @@ impl NetworkBehaviour for Policy {
         _: &[Multiaddr],
         _: Endpoint,
     ) -> Result<Vec<Multiaddr>, ConnectionDenied> {
-        self.gate_dial(id, peer)?;
+        self.gate_dial(id, peer, Instant::now())?;
         Ok(Vec::new())
     }
 
@@ -782,6 +791,65 @@ mod tests {
         at += STABLE;
         policy.disconnected(peer, at);
         assert_eq!(policy.due_bootstrap_dials(at).len(), 1);
+    }
+
+    #[test]
+    fn the_gates_refuse_beyond_the_hard_cap_closed_peers_and_others_dials_at_the_bound() {
+        let mut policy = Policy::new(&config(Vec::new()), Arc::new(Metrics::default()));
+        let addr: Multiaddr = "/ip4/127.0.0.1/tcp/4747"
+            .parse()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let now = Instant::now();
+        // 24 peers: Kademlia's dials are denied, the policy's pass.
+        for _ in 0..24 {
+            policy
+                .connections
+                .insert(ConnectionId::new_unchecked(0), (PeerId::random(), now));
+            policy.peers.insert(PeerId::random(), 1);
+        }
+        let stranger = PeerId::random();
+        assert!(
+            policy
+                .gate_dial(ConnectionId::new_unchecked(1), Some(stranger), now)
+                .is_err()
+        );
+        let own = policy.own_dial(DialOpts::peer_id(stranger).build(), "diversity");
+        assert!(
+            policy
+                .gate_dial(own.connection_id(), Some(stranger), now)
+                .is_ok()
+        );
+        // Incoming connections are let in up to the hard cap, refused before the handshake
+        // beyond it.
+        policy.connections.clear();
+        for i in 0..hard_cap(24) {
+            assert!(
+                policy
+                    .handle_pending_inbound_connection(ConnectionId::new_unchecked(i), &addr, &addr)
+                    .is_ok()
+            );
+            policy
+                .connections
+                .insert(ConnectionId::new_unchecked(i), (PeerId::random(), now));
+        }
+        assert!(
+            policy
+                .handle_pending_inbound_connection(ConnectionId::new_unchecked(99), &addr, &addr)
+                .is_err()
+        );
+        // A peer the policy closed: no dial for COOLDOWN, no incoming connection for
+        // INBOUND_COOLDOWN.
+        policy.peers.clear();
+        let closed = PeerId::random();
+        policy.closed.insert(closed, now);
+        let id = ConnectionId::new_unchecked;
+        assert!(policy.gate_dial(id(2), Some(closed), now).is_err());
+        assert!(policy.gate_inbound(closed, now).is_err());
+        let later = now + INBOUND_COOLDOWN;
+        assert!(policy.gate_inbound(closed, later).is_ok());
+        assert!(policy.gate_dial(id(3), Some(closed), later).is_err());
+        let much_later = now + COOLDOWN;
+        assert!(policy.gate_dial(id(4), Some(closed), much_later).is_ok());
     }
 
     #[test]
