@@ -106,6 +106,16 @@ impl std::fmt::Debug for Daemon {
 impl Daemon {
     /// Starts every part of the node; returns once the API answers.
     pub async fn start(home: Home, options: NodeOptions) -> anyhow::Result<Daemon> {
+        Daemon::start_with(home, options, network::Chatter::default()).await
+    }
+
+    /// `start` with other intervals for the periodic exchanges (for benchmarks that measure
+    /// what each costs).
+    pub async fn start_with(
+        home: Home,
+        options: NodeOptions,
+        chatter: network::Chatter,
+    ) -> anyhow::Result<Daemon> {
         let identity = match home.load_identity() {
             Ok(identity) => identity,
             Err(HomeError::NoIdentity { .. }) => {
@@ -169,6 +179,7 @@ impl Daemon {
             town: town.clone(),
             sync_interval: options.sync_interval,
             max_peers: options.max_peers,
+            chatter,
         };
         let (client, event_loop) = network::new(
             identity.seed(),

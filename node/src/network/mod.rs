@@ -95,6 +95,33 @@ pub struct NetworkConfig {
     pub sync_interval: Duration,
     /// The most peers kept connected, inbound included.
     pub max_peers: usize,
+    /// How often the periodic exchanges run.
+    pub chatter: Chatter,
+}
+
+/// How often each periodic exchange runs. `Chatter::default()` is what a node runs; benchmarks
+/// change one at a time to measure what each costs.
+#[derive(Clone, Debug)]
+pub struct Chatter {
+    /// Ping on every connection.
+    pub ping: Duration,
+    /// Identify again on every connection (the first exchange, when it opens, always runs).
+    pub identify: Duration,
+    /// Kademlia's routing-table refresh (a bootstrap query).
+    pub kad_refresh: Duration,
+    /// Gossipsub's heartbeat (mesh upkeep, IHAVE gossip).
+    pub heartbeat: Duration,
+}
+
+impl Default for Chatter {
+    fn default() -> Chatter {
+        Chatter {
+            ping: Duration::from_secs(15),
+            identify: Duration::from_secs(300),
+            kad_refresh: Duration::from_secs(300),
+            heartbeat: Duration::from_millis(700),
+        }
+    }
 }
 
 // Field order is the order in which behaviours may deny a connection: blocked peers and limits
@@ -239,6 +266,7 @@ pub struct EventLoop {
     /// Bytes of fetch answers read and not yet written, per peer and in all.
     answers: ResponseBudget<InboundRequestId>,
     sync_interval: Duration,
+    chatter: Chatter,
     listen_addrs: Vec<Multiaddr>,
     rng: u64,
     /// Dials made from a new port after an "address in use" (`redial_from_a_new_port`): their
@@ -269,6 +297,7 @@ pub fn new(
     let keypair = identity::Keypair::ed25519_from_bytes(seed)?;
     let town = config.town.clone();
     let mdns_on = config.mdns;
+    let chatter = config.chatter.clone();
     let mut swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
         .with_tokio()
         .with_tcp(
@@ -286,7 +315,7 @@ pub fn new(
                 .validate_messages()
                 .message_id_fn(gossip::message_id)
                 .max_transmit_size(64 * 1024)
-                .heartbeat_interval(Duration::from_millis(700))
+                .heartbeat_interval(chatter.heartbeat)
                 // Announcements are 40 bytes and records are fetched once, so a node's share of
                 // duplicates is one announcement per mesh peer: a mesh of 4 (gossipsub's default
                 // is 6) keeps that small, and catch-up repairs what gossip misses.
@@ -305,10 +334,12 @@ pub fn new(
             )?;
             let (params, thresholds) = scoring::peer_scoring();
             gossipsub.with_peer_score(params, thresholds)?;
+            let mut kad_config = kad::Config::new(StreamProtocol::new(KAD_PROTOCOL));
+            kad_config.set_periodic_bootstrap_interval(Some(chatter.kad_refresh));
             let mut kad = kad::Behaviour::with_config(
                 peer_id,
                 kad::store::MemoryStore::new(peer_id),
-                kad::Config::new(StreamProtocol::new(KAD_PROTOCOL)),
+                kad_config,
             );
             kad.set_mode(Some(kad::Mode::Server));
             let agent = format!(
@@ -317,7 +348,9 @@ pub fn new(
                 town.as_deref().unwrap_or("")
             );
             let identify = identify::Behaviour::new(
-                identify::Config::new("/cailloux/1".into(), key.public()).with_agent_version(agent),
+                identify::Config::new("/cailloux/1".into(), key.public())
+                    .with_agent_version(agent)
+                    .with_interval(chatter.identify),
             );
             let mdns = if mdns_on {
                 Some(mdns::tokio::Behaviour::new(
@@ -342,7 +375,7 @@ pub fn new(
                 kad,
                 identify,
                 mdns: Toggle::from(mdns),
-                ping: ping::Behaviour::default(),
+                ping: ping::Behaviour::new(ping::Config::new().with_interval(chatter.ping)),
                 sync: request_response::cbor::Behaviour::new(
                     [(StreamProtocol::new(SYNC_PROTOCOL), ProtocolSupport::Full)],
                     rr.clone(),
@@ -394,6 +427,7 @@ pub fn new(
         banned: HashMap::new(),
         answers: ResponseBudget::new(RESPONSE_BYTES_PER_PEER, RESPONSE_BYTES_TOTAL),
         sync_interval: config.sync_interval,
+        chatter,
         listen_addrs: Vec::new(),
         rng: u64::from_le_bytes(seed_bytes) | 1,
         redials: HashSet::new(),
@@ -413,7 +447,7 @@ impl EventLoop {
     pub async fn run(mut self) {
         let mut sync_tick = tokio::time::interval(self.sync_interval);
         sync_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut kad_tick = tokio::time::interval(Duration::from_secs(300));
+        let mut kad_tick = tokio::time::interval(self.chatter.kad_refresh);
         let mut ban_tick = tokio::time::interval(BAN_TICK);
         ban_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut stored = self.shared.writer.subscribe();
