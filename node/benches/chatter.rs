@@ -16,8 +16,11 @@
 //! exchange to see it; the reconciliation runs at `--sync-interval SECS` (default 60, the
 //! node's default) at the base.
 //!
+//! Every node holds the same records (`--records R`, default 200), as towns do between
+//! publications.
+//!
 //! Run: `cargo bench -p cailloux-node --bench chatter` (options `--nodes N`, `--quiet SECS`,
-//! `--sync-interval SECS`, `--seed S`).
+//! `--sync-interval SECS`, `--records R`, `--seed S`).
 
 mod common;
 
@@ -34,12 +37,13 @@ async fn main() -> anyhow::Result<()> {
     let quiet = Duration::from_secs(flag("--quiet", 300)?);
     let sync = Duration::from_secs(flag("--sync-interval", 60)?);
     let seed: u64 = flag("--seed", 0xc4a7)?;
+    let records_held: usize = flag("--records", 200)?;
     anyhow::ensure!(n >= 2, "--nodes must be at least 2");
     let base = Chatter::default();
     println!(
         "chatter: {n}-node networks side by side in one process (in-process Daemons, real libp2p \
          over loopback TCP); defaults {base:?}, reconciliation every {sync:?} at the base; \
-         quiet period {quiet:?}"
+         quiet period {quiet:?}; every node holds the same {records_held} records"
     );
     let variants: Vec<(&str, Chatter, Duration)> = vec![
         ("every exchange", base.clone(), sync),
@@ -107,6 +111,16 @@ async fn main() -> anyhow::Result<()> {
             }
             anyhow::ensure!(Instant::now() < deadline, "the networks did not connect");
             tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    // Every node holds the same records (as towns do between publications), stored as if they
+    // had come from a peer, so that nothing is announced: reconciliation compares real sets.
+    let records = common::records(records_held);
+    for net in &nets {
+        for node in &net.nodes {
+            node.writer()
+                .insert(records.clone(), cailloux_node::writer::Origin::Peer)
+                .await?;
         }
     }
     tokio::time::sleep(Duration::from_secs(10)).await;

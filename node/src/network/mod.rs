@@ -53,7 +53,7 @@ mod scoring;
 mod serve;
 
 use budget::{RESPONSE_BYTES_PER_PEER, RESPONSE_BYTES_TOTAL, ResponseBudget};
-use catchup::{Fetch, SyncState};
+use catchup::{Fetch, SyncSchedule, SyncState};
 use peers::{
     BAN_TICK, MAX_ESTABLISHED, MAX_ESTABLISHED_INCOMING, MAX_ESTABLISHED_PER_PEER,
     MAX_PENDING_INCOMING, PeerLoad,
@@ -100,26 +100,35 @@ pub struct NetworkConfig {
 }
 
 /// How often each periodic exchange runs. `Chatter::default()` is what a node runs; benchmarks
-/// change one at a time to measure what each costs.
+/// change one at a time to measure what each costs (`benches/chatter.rs`).
+///
+/// A town publishes a few records a week: what runs on a schedule, on every connection, is most
+/// of what a connection carries, so each runs as seldom as its purpose allows (libp2p's defaults,
+/// made for busier networks, are in brackets; ARCHITECTURE's "Chatter" has the measured costs).
 #[derive(Clone, Debug)]
 pub struct Chatter {
-    /// Ping on every connection.
+    /// Ping on every connection [15 s]: only to keep NAT mappings of idle connections alive
+    /// (most last 5 minutes or more); nothing here acts on a ping's round trip.
     pub ping: Duration,
-    /// Identify again on every connection (the first exchange, when it opens, always runs).
+    /// Identify again on every connection [5 min]. What identify tells (town, listen addresses,
+    /// protocols) is exchanged when a connection opens and pushed when a listen address
+    /// changes, so the periodic round only repairs a missed push.
     pub identify: Duration,
-    /// Kademlia's routing-table refresh (a bootstrap query).
+    /// Kademlia's routing-table refresh, a bootstrap query [5 min, and Kademlia's own timer did
+    /// it too]. Towns come and go over days; a node that joins looks itself up when it connects.
     pub kad_refresh: Duration,
-    /// Gossipsub's heartbeat (mesh upkeep, IHAVE gossip).
+    /// Gossipsub's heartbeat (mesh upkeep, IHAVE gossip) [1 s; it was 700 ms here]. It sends
+    /// nothing on a quiet network; a slower one is less work on every node.
     pub heartbeat: Duration,
 }
 
 impl Default for Chatter {
     fn default() -> Chatter {
         Chatter {
-            ping: Duration::from_secs(15),
-            identify: Duration::from_secs(300),
-            kad_refresh: Duration::from_secs(300),
-            heartbeat: Duration::from_millis(700),
+            ping: Duration::from_secs(120),
+            identify: Duration::from_secs(3600),
+            kad_refresh: Duration::from_secs(1800),
+            heartbeat: Duration::from_secs(1),
         }
     }
 }
@@ -265,7 +274,8 @@ pub struct EventLoop {
     banned: HashMap<PeerId, Instant>,
     /// Bytes of fetch answers read and not yet written, per peer and in all.
     answers: ResponseBudget<InboundRequestId>,
-    sync_interval: Duration,
+    /// When the next periodic reconciliation is due.
+    sync_schedule: SyncSchedule,
     chatter: Chatter,
     listen_addrs: Vec<Multiaddr>,
     rng: u64,
@@ -335,7 +345,8 @@ pub fn new(
             let (params, thresholds) = scoring::peer_scoring();
             gossipsub.with_peer_score(params, thresholds)?;
             let mut kad_config = kad::Config::new(StreamProtocol::new(KAD_PROTOCOL));
-            kad_config.set_periodic_bootstrap_interval(Some(chatter.kad_refresh));
+            // The loop's own tick refreshes (`kad_refresh`), once there is someone to ask.
+            kad_config.set_periodic_bootstrap_interval(None);
             let mut kad = kad::Behaviour::with_config(
                 peer_id,
                 kad::store::MemoryStore::new(peer_id),
@@ -350,7 +361,8 @@ pub fn new(
             let identify = identify::Behaviour::new(
                 identify::Config::new("/cailloux/1".into(), key.public())
                     .with_agent_version(agent)
-                    .with_interval(chatter.identify),
+                    .with_interval(chatter.identify)
+                    .with_push_listen_addr_updates(true),
             );
             let mdns = if mdns_on {
                 Some(mdns::tokio::Behaviour::new(
@@ -426,7 +438,7 @@ pub fn new(
         load: HashMap::new(),
         banned: HashMap::new(),
         answers: ResponseBudget::new(RESPONSE_BYTES_PER_PEER, RESPONSE_BYTES_TOTAL),
-        sync_interval: config.sync_interval,
+        sync_schedule: SyncSchedule::new(config.sync_interval, Instant::now()),
         chatter,
         listen_addrs: Vec::new(),
         rng: u64::from_le_bytes(seed_bytes) | 1,
@@ -445,8 +457,8 @@ fn peer_of(addr: &Multiaddr) -> Option<PeerId> {
 impl EventLoop {
     /// Runs until `Client::stop` is called or every client is gone.
     pub async fn run(mut self) {
-        let mut sync_tick = tokio::time::interval(self.sync_interval);
-        sync_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let sync_timer = tokio::time::sleep_until(self.sync_schedule.next.into());
+        tokio::pin!(sync_timer);
         let mut kad_tick = tokio::time::interval(self.chatter.kad_refresh);
         let mut ban_tick = tokio::time::interval(BAN_TICK);
         ban_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -454,8 +466,15 @@ impl EventLoop {
         loop {
             tokio::select! {
                 event = stored.recv() => match event {
-                    Ok(Stored { origin: Origin::Local, records }) => self.announce(records),
-                    Ok(_) => {}
+                    Ok(Stored { origin, records }) => {
+                        // Records move: reconcile at the base interval again.
+                        if !records.is_empty() {
+                            self.sync_schedule.active(Instant::now());
+                        }
+                        if origin == Origin::Local {
+                            self.announce(records);
+                        }
+                    }
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
                         tracing::warn!("{n} storage events missed: some local records are not announced; peers will catch up");
                     }
@@ -471,12 +490,16 @@ impl EventLoop {
                     None => break,
                 },
                 Some(internal) = self.internal.recv() => self.on_internal(internal),
-                _ = sync_tick.tick() => self.sync_with_random_peer(),
+                () = &mut sync_timer => self.sync_with_random_peer(),
                 _ = ban_tick.tick() => self.lift_bans(),
                 // Refresh the routing table, once there is someone to ask.
                 _ = kad_tick.tick(), if self.swarm.connected_peers().next().is_some() => {
                     let _ = self.swarm.behaviour_mut().kad.bootstrap();
                 }
+            }
+            let next = tokio::time::Instant::from_std(self.sync_schedule.next);
+            if sync_timer.deadline() != next {
+                sync_timer.as_mut().reset(next);
             }
         }
         tracing::info!("network stopped");
