@@ -118,7 +118,7 @@ async fn main() -> anyhow::Result<()> {
             chatter,
         )
         .await?;
-        println!("started the network without {name}");
+        println!("started the network with {name}");
         nets.push(net);
     }
     // Every node connected to at least two others (with a one-minute heartbeat the gossip mesh
@@ -191,7 +191,10 @@ async fn main() -> anyhow::Result<()> {
             all_conns
         );
     }
-    println!("background_bytes_per_connection_per_min={:.0}", per_conn_min(all));
+    println!(
+        "background_bytes_per_connection_per_min={:.0}",
+        per_conn_min(all)
+    );
     println!(
         "background_bytes_per_node_per_min={:.0}",
         all / n as f64 / minutes

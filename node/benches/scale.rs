@@ -2,8 +2,9 @@
 //! each with its own store, index, writer and API; real libp2p between them over loopback TCP),
 //! each bootstrapping to two random earlier nodes, `max_peers` at its default. Records are
 //! published one after another from several nodes. Measured:
-//! - connections per node (max and mean), once the gossip mesh has formed, after publishing and
-//!   after the quiet period (max: the largest seen; mean: at the end);
+//! - connections per node (max and mean), once the gossip mesh has formed and the connections
+//!   have settled, after publishing and after the quiet period (max: the largest seen; mean: at
+//!   the end);
 //! - the time until every node holds a record (p50, p99);
 //! - amplification: bytes received per node per record (all libp2p traffic while publishing,
 //!   after encryption and framing, from the transport's counters in each node's `/metrics`)
@@ -187,11 +188,25 @@ async fn run(n: usize, args: &Args) -> anyhow::Result<Figures> {
     let formed = net
         .wait_for_mesh(2, Duration::from_secs(60 + n as u64))
         .await?;
+    // Let the connections settle (Kademlia's lookups and the connection policy open and close
+    // some after the mesh forms): the same total for 5 s, for at most a minute.
+    let settling = Instant::now();
+    let mut last = (0, Instant::now());
+    while settling.elapsed() < Duration::from_secs(60) {
+        let total: usize = net.connections().await?.iter().sum();
+        if total != last.0 {
+            last = (total, Instant::now());
+        } else if last.1.elapsed() >= Duration::from_secs(5) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
     let mut connections_max = 0;
     let conns = net.connections().await?;
     connections_max = connections_max.max(conns.iter().copied().max().unwrap_or(0));
     println!(
-        "gossip mesh formed {formed:.1?} after the last start; connections per node: max {}, mean {:.1}",
+        "gossip mesh formed {formed:.1?} after the last start, connections settled {:.1?} later; connections per node: max {}, mean {:.1}",
+        settling.elapsed(),
         connections_max,
         mean(&conns)
     );
@@ -220,8 +235,7 @@ async fn run(n: usize, args: &Args) -> anyhow::Result<Figures> {
     drop(tx);
 
     let records = records(args.records);
-    let size =
-        records.iter().map(|r| r.bytes().len()).sum::<usize>() as f64 / records.len() as f64;
+    let size = records.iter().map(|r| r.bytes().len()).sum::<usize>() as f64 / records.len() as f64;
     let publishers: Vec<usize> = (0..args.publishers.clamp(1, n))
         .map(|k| k * n / args.publishers.clamp(1, n))
         .collect();
@@ -290,11 +304,10 @@ async fn run(n: usize, args: &Args) -> anyhow::Result<Figures> {
     let conns = net.connections().await?;
     connections_max = connections_max.max(conns.iter().copied().max().unwrap_or(0));
     let rss_kib = proc_status("VmRSS");
-    let less_background = (after
-        - before
-        - background * n as f64 * publish_time.as_secs_f64() / 60.0)
-        / (n - 1) as f64
-        / count;
+    let less_background =
+        (after - before - background * n as f64 * publish_time.as_secs_f64() / 60.0)
+            / (n - 1) as f64
+            / count;
     let figures = Figures {
         nodes: n,
         connections_max,

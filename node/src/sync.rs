@@ -259,7 +259,15 @@ mod tests {
     fn small_and_empty_sets_find_the_difference() {
         // Sizes around negentropy's switch from fingerprints to id lists (32 items), and empty
         // sets on either side.
-        for (left, right) in [(0, 5), (5, 0), (0, 40), (40, 0), (3, 7), (31, 33), (100, 64)] {
+        for (left, right) in [
+            (0, 5),
+            (5, 0),
+            (0, 40),
+            (40, 0),
+            (3, 7),
+            (31, 33),
+            (100, 64),
+        ] {
             let a = SyncIndex::default();
             let b = SyncIndex::default();
             a.insert((0..left).map(|n| (u64::from(n) * 3, id(n))));
@@ -279,9 +287,13 @@ mod tests {
         let a = SyncIndex::default();
         let b = SyncIndex::default();
         a.insert((0..300).map(|n| (u64::from(n), id(n))));
-        b.insert((0..300).filter(|n| n % 50 != 1).map(|n| (u64::from(n), id(n))));
-        let mut old = Negentropy::owned(b.snapshot(), SYNC_FRAME_LIMIT)
-            .unwrap_or_else(|e| panic!("{e}"));
+        b.insert(
+            (0..300)
+                .filter(|n| n % 50 != 1)
+                .map(|n| (u64::from(n), id(n))),
+        );
+        let mut old =
+            Negentropy::owned(b.snapshot(), SYNC_FRAME_LIMIT).unwrap_or_else(|e| panic!("{e}"));
         let mut msg = old.initiate().unwrap_or_else(|e| panic!("{e}"));
         let (mut have, mut need) = (Vec::new(), Vec::new());
         loop {

@@ -61,10 +61,7 @@ impl Net {
             nodes.push(node);
             dirs.push(dir);
         }
-        Ok(Net {
-            nodes,
-            _dirs: dirs,
-        })
+        Ok(Net { nodes, _dirs: dirs })
     }
 
     /// Connected peers of each node.
