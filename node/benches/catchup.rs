@@ -30,7 +30,11 @@ async fn main() -> anyhow::Result<()> {
         jsonl.push(b'\n');
     }
     let dir = tempfile::tempdir()?;
-    let store = Store::open(&dir.path().join("store"), cailloux_protocol::Mode::Open)?;
+    let store = Store::open(
+        &dir.path().join("store"),
+        cailloux_protocol::Mode::Open,
+        cailloux_node::daemon::DEFAULT_STORE_CACHE_MB,
+    )?;
     let started = Instant::now();
     let report = exchange::import(&store, &mut jsonl.as_slice(), &mut |_| {})?;
     let import_rate = n as f64 / started.elapsed().as_secs_f64();

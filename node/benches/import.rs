@@ -58,8 +58,12 @@ fn main() {
         batch_rates.push(n as f64 / t.elapsed().as_secs_f64());
 
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let store = Store::open(&dir.path().join("store"), cailloux_protocol::Mode::Open)
-            .unwrap_or_else(|e| panic!("{e}"));
+        let store = Store::open(
+            &dir.path().join("store"),
+            cailloux_protocol::Mode::Open,
+            cailloux_node::daemon::DEFAULT_STORE_CACHE_MB,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
         let t = Instant::now();
         let report = exchange::import(&store, &mut jsonl.as_slice(), &mut |_| {})
             .unwrap_or_else(|e| panic!("{e}"));

@@ -284,7 +284,11 @@ fn main() -> anyhow::Result<()> {
     eprintln!("generating and signing {n} records…");
     let records = records(n);
     let dir = tempfile::tempdir()?;
-    let store = Store::open(&dir.path().join("store"), cailloux_protocol::Mode::Open)?;
+    let store = Store::open(
+        &dir.path().join("store"),
+        cailloux_protocol::Mode::Open,
+        cailloux_node::daemon::DEFAULT_STORE_CACHE_MB,
+    )?;
     for chunk in records.chunks(2048) {
         store.insert_batch(chunk, cailloux_node::now_millis())?;
     }

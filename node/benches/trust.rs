@@ -44,8 +44,12 @@ fn main() {
     for round in 1..=3 {
         for mode in [Mode::Open, Mode::Federation(public)] {
             let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-            let store =
-                Store::open(&dir.path().join("store"), mode).unwrap_or_else(|e| panic!("{e}"));
+            let store = Store::open(
+                &dir.path().join("store"),
+                mode,
+                cailloux_node::daemon::DEFAULT_STORE_CACHE_MB,
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
             store
                 .insert_batch(&admissions, cailloux_node::now_millis())
                 .unwrap_or_else(|e| panic!("{e}"));

@@ -16,6 +16,7 @@
 use crate::api::{self, ApiState};
 use crate::home::{Home, HomeError};
 use crate::http;
+use crate::memory::Tuning;
 use crate::metrics::Metrics;
 use crate::network::{self, NetworkConfig};
 use crate::search::SearchIndex;
@@ -86,6 +87,8 @@ pub struct Daemon {
     client: network::Client,
     writer: Writer,
     store: crate::Store,
+    search: Arc<SearchIndex>,
+    trimmer: Option<tokio::task::JoinHandle<()>>,
     network_task: tokio::task::JoinHandle<()>,
     writer_thread: std::thread::JoinHandle<()>,
     indexer_thread: std::thread::JoinHandle<()>,
@@ -106,7 +109,7 @@ impl std::fmt::Debug for Daemon {
 impl Daemon {
     /// Starts every part of the node; returns once the API answers.
     pub async fn start(home: Home, options: NodeOptions) -> anyhow::Result<Daemon> {
-        Daemon::start_with(home, options, network::Chatter::default()).await
+        Self::start_tuned(home, options, Tuning::default()).await
     }
 
     /// `start` with other intervals for the periodic exchanges (for benchmarks that measure
@@ -116,6 +119,27 @@ impl Daemon {
         options: NodeOptions,
         chatter: network::Chatter,
     ) -> anyhow::Result<Daemon> {
+        Self::start_all(home, options, Tuning::default(), chatter).await
+    }
+
+    /// `start`, with memory bounds other than the defaults (benchmarks' baselines).
+    pub async fn start_tuned(
+        home: Home,
+        options: NodeOptions,
+        tuning: Tuning,
+    ) -> anyhow::Result<Daemon> {
+        Self::start_all(home, options, tuning, network::Chatter::default()).await
+    }
+
+    async fn start_all(
+        home: Home,
+        options: NodeOptions,
+        tuning: Tuning,
+        chatter: network::Chatter,
+    ) -> anyhow::Result<Daemon> {
+        if tuning.cap_arenas && !crate::memory::cap_arenas() {
+            tracing::debug!("the allocator's arenas are not capped (not glibc)");
+        }
         let identity = match home.load_identity() {
             Ok(identity) => identity,
             Err(HomeError::NoIdentity { .. }) => {
@@ -141,7 +165,7 @@ impl Daemon {
                 home.config_path().display()
             );
         }
-        let store = home.open_store()?;
+        let store = home.open_store_cached(options.store_cache_mb)?;
         match store.mode() {
             cailloux_protocol::Mode::Federation(key) => tracing::info!(
                 "member of the federation {key}: only records whose author chains to it are accepted"
@@ -164,14 +188,15 @@ impl Daemon {
         let search = Arc::new(
             tokio::task::spawn_blocking({
                 let dir = home.search_path();
-                move || SearchIndex::open(&dir)
+                move || SearchIndex::open_with(&dir, tuning.index_writer)
             })
             .await??
             .0,
         );
         let (to_indexer, indexer_thread) =
-            crate::search::start_indexer(search.clone(), store.clone());
+            crate::search::start_indexer(search.clone(), store.clone(), tuning.index_queue_bytes);
         let (writer, writer_thread) = Writer::start(store.clone(), index.clone(), Some(to_indexer));
+        let trimmer = tuning.trim.then(|| crate::memory::spawn_trimmer(&writer));
         let net_config = NetworkConfig {
             listen: options.listen.clone(),
             bootstrap: options.bootstrap.clone(),
@@ -201,7 +226,7 @@ impl Daemon {
             store: store.clone(),
             writer: writer.clone(),
             index: index.clone(),
-            search,
+            search: search.clone(),
             key: Arc::new(identity.signing_key().clone()),
             town: town.clone(),
             token: home.api_token()?.into(),
@@ -255,6 +280,8 @@ impl Daemon {
             client,
             writer,
             store,
+            search,
+            trimmer,
             network_task,
             writer_thread,
             indexer_thread,
@@ -285,6 +312,11 @@ impl Daemon {
         &self.writer
     }
 
+    /// How many records the search index holds.
+    pub fn search_len(&self) -> u64 {
+        self.search.len()
+    }
+
     /// Stops in order: API, network, writer, store.
     pub async fn stop(self) -> anyhow::Result<()> {
         let Daemon {
@@ -298,9 +330,13 @@ impl Daemon {
             server,
             public,
             stop_api,
+            trimmer,
             ..
         } = self;
         tracing::info!("stopping: API, then network, then store");
+        if let Some(trimmer) = trimmer {
+            trimmer.abort();
+        }
         let _ = std::fs::remove_file(home.api_addr_path());
         let _ = stop_api.send(true);
         // Both drain at once; each is done within its drain deadline.

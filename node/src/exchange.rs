@@ -595,8 +595,12 @@ mod tests {
     #[test]
     fn an_export_in_steps_is_byte_for_byte_the_export_in_one_go() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let store =
-            Store::open(&dir.path().join("s"), Mode::Open).unwrap_or_else(|e| panic!("{e}"));
+        let store = Store::open(
+            &dir.path().join("s"),
+            Mode::Open,
+            crate::daemon::DEFAULT_STORE_CACHE_MB,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
         for format in [ExportFormat::Jsonl, ExportFormat::Csv] {
             assert_eq!(
                 in_steps(&store, format, &Filter::default(), 1),
@@ -640,8 +644,12 @@ mod tests {
     #[test]
     fn a_line_dated_ahead_of_the_clock_is_named_and_the_others_are_stored() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let store =
-            Store::open(&dir.path().join("store"), Mode::Open).unwrap_or_else(|e| panic!("{e}"));
+        let store = Store::open(
+            &dir.path().join("store"),
+            Mode::Open,
+            crate::daemon::DEFAULT_STORE_CACHE_MB,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
         let record = |at: u64, title: &str| {
             let text = format!(
                 "---\nkind: practice\ntitle: \"{title}\"\nsummary: Essai.\nthemes: [food]\ntown: Vallon\n---\nCorps.\n"

@@ -426,17 +426,27 @@ impl Home {
         }
     }
 
-    /// Opens the store, creating the home and the store if needed, in this home's mode.
+    /// Opens the store, creating the home and the store if needed, in this home's mode, with
+    /// the default page cache (the CLI's short-lived opens).
     pub fn open_store(&self) -> Result<Store, HomeError> {
+        self.open_store_cached(crate::daemon::DEFAULT_STORE_CACHE_MB)
+    }
+
+    /// `open_store` with a page cache of `cache_mb` MiB (the node's `store_cache_mb`).
+    pub fn open_store_cached(&self, cache_mb: u64) -> Result<Store, HomeError> {
         let mode = self.mode()?;
         std::fs::create_dir_all(&self.root).map_err(io(&self.root))?;
-        Ok(Store::open(&self.store_path(), mode)?)
+        Ok(Store::open(&self.store_path(), mode, cache_mb)?)
     }
 
     /// Opens the store only if this home has one.
     pub fn open_existing_store(&self) -> Result<Option<Store>, HomeError> {
         if self.store_path().exists() {
-            Ok(Some(Store::open(&self.store_path(), self.mode()?)?))
+            Ok(Some(Store::open(
+                &self.store_path(),
+                self.mode()?,
+                crate::daemon::DEFAULT_STORE_CACHE_MB,
+            )?))
         } else {
             Ok(None)
         }

@@ -11,6 +11,7 @@ pub mod exchange;
 pub mod home;
 pub mod http;
 pub mod markdown;
+pub mod memory;
 pub mod metrics;
 pub mod network;
 pub mod publish;

@@ -1,7 +1,7 @@
 //! The node's Prometheus metrics, served at `/metrics`: what records came in and by which path,
 //! what was refused and why, what was published, how catch-up went, how many peers, which were
-//! banned and why, what the HTTP addresses refused or cut and why, and how much signature
-//! checking submissions cost. libp2p's
+//! banned and why, what the connection policy closed, dialled and denied, what the HTTP
+//! addresses refused or cut and why, and how much signature checking submissions cost. libp2p's
 //! own bandwidth metrics are registered in the same registry by the swarm builder.
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -38,6 +38,16 @@ pub struct HttpReason {
     pub reason: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ConnectionReason {
+    /// Closed by the connection policy, by what the peer was: `idle` (outside the gossip mesh,
+    /// nothing in flight), `busy` (outside the mesh, work in flight), `mesh`. Denied:
+    /// `inbound_full` (refused before its handshake, the node holding its hard cap),
+    /// `cooldown` (a peer the policy closed recently), `dial_at_bound` (a dial the policy did
+    /// not make, the node holding `max_peers`). Dialled: `bootstrap`, `diversity`.
+    pub reason: &'static str,
+}
+
 /// Counters shared by every task of the node.
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -51,6 +61,10 @@ pub struct Metrics {
     pub sync_bytes_fetched: Counter,
     pub peers: Gauge,
     pub banned: Family<BanReason, Counter>,
+    /// Connections the connection policy closed, dials it made and connections it denied.
+    pub connections_closed: Family<ConnectionReason, Counter>,
+    pub connections_dialled: Family<ConnectionReason, Counter>,
+    pub connections_denied: Family<ConnectionReason, Counter>,
     /// Connections or requests an HTTP address refused, by reason.
     pub http_refused: Family<HttpReason, Counter>,
     /// Connections an HTTP address closed on its own, by reason.
@@ -110,6 +124,21 @@ impl Metrics {
             "peers_banned",
             "Peers disconnected and blocked for a while, by reason",
             self.banned.clone(),
+        );
+        r.register(
+            "connections_closed",
+            "Connections the connection policy closed (above max_peers), by what the peer was",
+            self.connections_closed.clone(),
+        );
+        r.register(
+            "connections_dialled",
+            "Dials the connection policy made, by reason",
+            self.connections_dialled.clone(),
+        );
+        r.register(
+            "connections_denied",
+            "Connections and dials the connection policy denied, by reason",
+            self.connections_denied.clone(),
         );
         r.register(
             "http_refused",

@@ -234,22 +234,28 @@ pub struct Store {
 
 impl Store {
     /// Opens (creating if needed) the store in the folder `path`, accepting records as `mode`
-    /// says (open, or only a federation's members).
-    pub fn open(path: &Path, mode: Mode) -> Result<Store, StoreError> {
-        let db = sled::Config::new().path(path).open().map_err(|e| match e {
-            sled::Error::Io(io)
-                if io.kind() == std::io::ErrorKind::WouldBlock
-                    || io.to_string().contains("lock") =>
-            {
-                StoreError::Locked {
-                    path: path.to_owned(),
+    /// says (open, or only a federation's members), with a page cache of `cache_mb` MiB
+    /// (`store_cache_mb`; sled's own default, 1 GiB, is most of a small VM, and it fills as
+    /// records are read or written: a new town's catch-up filled it).
+    pub fn open(path: &Path, mode: Mode, cache_mb: u64) -> Result<Store, StoreError> {
+        let db = sled::Config::new()
+            .path(path)
+            .cache_capacity(cache_mb.max(1).saturating_mul(1024 * 1024))
+            .open()
+            .map_err(|e| match e {
+                sled::Error::Io(io)
+                    if io.kind() == std::io::ErrorKind::WouldBlock
+                        || io.to_string().contains("lock") =>
+                {
+                    StoreError::Locked {
+                        path: path.to_owned(),
+                    }
                 }
-            }
-            e => StoreError::Open {
-                path: path.to_owned(),
-                source: e,
-            },
-        })?;
+                e => StoreError::Open {
+                    path: path.to_owned(),
+                    source: e,
+                },
+            })?;
         let tree = db.open_tree("records")?;
         let store = Store {
             db,
@@ -703,7 +709,12 @@ mod tests {
             }),
         );
         {
-            let store = Store::open(&dir.path().join("s"), mode).unwrap_or_else(|e| panic!("{e}"));
+            let store = Store::open(
+                &dir.path().join("s"),
+                mode,
+                crate::daemon::DEFAULT_STORE_CACHE_MB,
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
             let w = store
                 .insert_batch(&[admission, delegation, before.clone(), after.clone()], NOW)
                 .unwrap_or_else(|e| panic!("{e}"));
@@ -732,8 +743,12 @@ mod tests {
     #[test]
     fn inserts_once_lists_newest_first_and_filters() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let store =
-            Store::open(&dir.path().join("s"), Mode::Open).unwrap_or_else(|e| panic!("{e}"));
+        let store = Store::open(
+            &dir.path().join("s"),
+            Mode::Open,
+            crate::daemon::DEFAULT_STORE_CACHE_MB,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
         let records = vec![
             record(1, Kind::Experiment, vec![Theme::Energy], "Loos-en-Gohelle"),
             record(
@@ -926,7 +941,7 @@ mod tests {
         pub fn reopen(path: &Path, mode: Mode) -> Store {
             let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
             loop {
-                match Store::open(path, mode) {
+                match Store::open(path, mode, crate::daemon::DEFAULT_STORE_CACHE_MB) {
                     Ok(store) => return store,
                     Err(StoreError::Locked { .. }) if std::time::Instant::now() < deadline => {
                         std::thread::sleep(std::time::Duration::from_millis(20));

@@ -13,6 +13,7 @@
 //! It is a plain thread, not an async task: sled's flush blocks, and blocking work stays off the
 //! async runtime's workers.
 
+use crate::search::IndexQueue;
 use crate::store::{Outcome, Store, StoreError};
 use crate::sync::SyncIndex;
 use cailloux_protocol::Record;
@@ -93,7 +94,7 @@ impl Writer {
     pub fn start(
         store: Store,
         index: Arc<SyncIndex>,
-        indexer: Option<mpsc::Sender<IndexJob>>,
+        indexer: Option<IndexQueue>,
     ) -> (Writer, std::thread::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel::<Job>();
         let (stored, _) = broadcast::channel(1024);
@@ -155,9 +156,11 @@ impl Writer {
 
 /// `first` and whatever else is queued behind it, up to about 4096 records: one batch, one
 /// flush or one commit for all of them.
-pub(crate) fn coalesce<J>(
-    rx: &mpsc::Receiver<J>,
+/// `take` turns what the channel carries into a job.
+pub(crate) fn coalesce<M, J>(
+    rx: &mpsc::Receiver<M>,
     first: J,
+    take: impl Fn(M) -> J,
     records: impl Fn(&J) -> usize,
 ) -> Vec<J> {
     let mut size = records(&first);
@@ -165,6 +168,7 @@ pub(crate) fn coalesce<J>(
     while size < 4096 {
         match rx.try_recv() {
             Ok(more) => {
+                let more = take(more);
                 size += records(&more);
                 jobs.push(more);
             }
@@ -180,10 +184,10 @@ fn run(
     index: &SyncIndex,
     rx: &mpsc::Receiver<Job>,
     events: &broadcast::Sender<Stored>,
-    indexer: Option<&mpsc::Sender<IndexJob>>,
+    indexer: Option<&IndexQueue>,
 ) {
     while let Ok(first) = rx.recv() {
-        let jobs = coalesce(rx, first, |j| j.records.len());
+        let jobs = coalesce(rx, first, |j| j, |j| j.records.len());
         let all: Vec<Record> = jobs
             .iter()
             .flat_map(|j| j.records.iter().cloned())
@@ -297,13 +301,21 @@ mod tests {
     #[test]
     fn retracting_a_version_brings_the_one_before_it_back_into_search() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let store =
-            Store::open(&dir.path().join("store"), Mode::Open).unwrap_or_else(|e| panic!("{e}"));
+        let store = Store::open(
+            &dir.path().join("store"),
+            Mode::Open,
+            crate::daemon::DEFAULT_STORE_CACHE_MB,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
         let (search, _) =
             SearchIndex::open(&dir.path().join("index")).unwrap_or_else(|e| panic!("{e}"));
         let search = Arc::new(search);
         let sync = Arc::new(SyncIndex::load(&store).unwrap_or_else(|e| panic!("{e}")));
-        let (indexer, indexing) = start_indexer(search.clone(), store.clone());
+        let (indexer, indexing) = start_indexer(
+            search.clone(),
+            store.clone(),
+            crate::memory::INDEX_QUEUE_BYTES,
+        );
         let (writer, writing) = Writer::start(store.clone(), sync, Some(indexer));
         let found = || -> Vec<RecordId> {
             let q = SearchQuery {
@@ -349,13 +361,21 @@ mod tests {
     #[test]
     fn a_version_replaced_within_one_batch_is_not_searchable() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let store =
-            Store::open(&dir.path().join("store"), Mode::Open).unwrap_or_else(|e| panic!("{e}"));
+        let store = Store::open(
+            &dir.path().join("store"),
+            Mode::Open,
+            crate::daemon::DEFAULT_STORE_CACHE_MB,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
         let (search, _) =
             SearchIndex::open(&dir.path().join("index")).unwrap_or_else(|e| panic!("{e}"));
         let search = Arc::new(search);
         let sync = SyncIndex::load(&store).unwrap_or_else(|e| panic!("{e}"));
-        let (indexer, indexing) = start_indexer(search.clone(), store.clone());
+        let (indexer, indexing) = start_indexer(
+            search.clone(),
+            store.clone(),
+            crate::memory::INDEX_QUEUE_BYTES,
+        );
         let other = practice(5, "Compost du quartier", None);
         let first = practice(10, "Compost", None);
         let second = practice(20, "Compost, deuxième version", Some(&first));
@@ -400,5 +420,77 @@ mod tests {
         let mut expected = vec![other.id(), second.id()];
         expected.sort();
         assert_eq!(found, expected, "the replaced version is not searchable");
+    }
+
+    /// The indexer's queue holds at most its bound in bytes: records from peers beyond it are
+    /// not queued (a new town catching up stored them faster than they were indexed, and the
+    /// queue held most of them) but indexed from the store, and what they hide is removed; a
+    /// local write is always queued, and searchable when it is answered.
+    #[test]
+    fn records_beyond_the_indexer_queue_bound_are_indexed_from_the_store() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let store = Store::open(
+            &dir.path().join("store"),
+            Mode::Open,
+            crate::daemon::DEFAULT_STORE_CACHE_MB,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let (search, _) =
+            SearchIndex::open(&dir.path().join("index")).unwrap_or_else(|e| panic!("{e}"));
+        let search = Arc::new(search);
+        let sync = Arc::new(SyncIndex::load(&store).unwrap_or_else(|e| panic!("{e}")));
+        // No room at all: every job from a peer is left to the catch-up.
+        let (indexer, indexing) = start_indexer(search.clone(), store.clone(), 0);
+        let (writer, writing) = Writer::start(store.clone(), sync, Some(indexer));
+        let found = || -> Vec<RecordId> {
+            let q = SearchQuery {
+                text: "compost".into(),
+                limit: 10,
+                ..SearchQuery::default()
+            };
+            let results = search.search(&q, &store).unwrap_or_else(|e| panic!("{e}"));
+            let mut ids: Vec<RecordId> = results.hits.iter().map(|h| h.id).collect();
+            ids.sort();
+            ids
+        };
+        let local = practice(5, "Compost local", None);
+        writer
+            .insert_blocking(vec![local.clone()], Origin::Local)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            found(),
+            vec![local.id()],
+            "a local write is searchable at once"
+        );
+        let peers: Vec<Record> = (0..3)
+            .map(|i| practice(10 + i, &format!("Compost {i}"), None))
+            .collect();
+        let retraction = Record::sign_act(
+            &SigningKey::from_bytes(&[2; 32]),
+            30,
+            Act::Retract(Retraction {
+                id: local.id(),
+                reason: "erreur".into(),
+            }),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        for record in peers.iter().cloned().chain([retraction]) {
+            writer
+                .insert_blocking(vec![record], Origin::Peer)
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+        let mut expected: Vec<RecordId> = peers.iter().map(Record::id).collect();
+        expected.sort();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while found() != expected {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the index shows {:?}, not {expected:?}",
+                found()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        drop(writer);
+        let _ = (writing.join(), indexing.join());
     }
 }

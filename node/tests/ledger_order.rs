@@ -398,7 +398,7 @@ fn catch_up(store: &Store, records: &[Record], dice: &mut Dice) {
 fn reopen(path: &std::path::Path, mode: Mode) -> Store {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     loop {
-        match Store::open(path, mode) {
+        match Store::open(path, mode, cailloux_node::daemon::DEFAULT_STORE_CACHE_MB) {
             Ok(store) => return store,
             Err(cailloux_node::StoreError::Locked { .. })
                 if std::time::Instant::now() < deadline =>
@@ -462,7 +462,7 @@ proptest! {
         for n in 0..3 {
             let path = dir.path().join(format!("store-{n}"));
             {
-                let store = Store::open(&path, mode).unwrap_or_else(|e| panic!("{e}"));
+                let store = Store::open(&path, mode, cailloux_node::daemon::DEFAULT_STORE_CACHE_MB).unwrap_or_else(|e| panic!("{e}"));
                 catch_up(&store, &records, &mut dice);
                 let listed = shown(&store);
                 prop_assert_eq!(store.visible_len(), listed.len());

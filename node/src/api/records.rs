@@ -312,8 +312,12 @@ mod tests {
     #[test]
     fn a_page_lists_each_record_linking_to_it_once_and_a_bounded_number_of_them() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let store =
-            Store::open(&dir.path().join("store"), Mode::Open).unwrap_or_else(|e| panic!("{e}"));
+        let store = Store::open(
+            &dir.path().join("store"),
+            Mode::Open,
+            crate::daemon::DEFAULT_STORE_CACHE_MB,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
         let (search, _) =
             SearchIndex::open(&dir.path().join("index")).unwrap_or_else(|e| panic!("{e}"));
         let target = practice(1_000, Vec::new());

@@ -28,6 +28,11 @@ use std::time::{Duration, Instant};
 
 /// Fetch requests in flight per catch-up session.
 pub(super) const FETCHES_IN_FLIGHT: usize = 4;
+/// Fetch requests in flight over all catch-up sessions: with answers of up to
+/// `MAX_FETCH_RESPONSE_BYTES` (4 MiB), at most 32 MiB of records are on their way, being
+/// verified or waiting for the writer, however many peers this node reconciles with (a new town
+/// meets up to `max_peers` at once, each with the same records to offer).
+pub(super) const CATCHUP_FETCHES_IN_FLIGHT: usize = 8;
 
 /// The periodic reconciliation's interval grows, while rounds find nothing, to at most this many
 /// times the base (`--sync-interval`): 16 minutes at the default minute.
@@ -274,8 +279,47 @@ impl EventLoop {
         }
     }
 
-    /// Keeps up to `FETCHES_IN_FLIGHT` fetches going for a session; ends it when all is fetched.
+    /// Keeps up to `FETCHES_IN_FLIGHT` fetches going for a session, within
+    /// `CATCHUP_FETCHES_IN_FLIGHT` for all; ends it when all is fetched. What this session leaves
+    /// of the common bound goes to the sessions waiting for it.
     pub(super) fn fetch_more(&mut self, peer: PeerId) {
+        self.send_fetches(peer);
+        self.fetch_waiting();
+    }
+
+    /// Gives what is free of `CATCHUP_FETCHES_IN_FLIGHT` to the sessions waiting for it (after
+    /// a fetch ends, or a session with fetches in flight is dropped).
+    pub(super) fn fetch_waiting(&mut self) {
+        let waiting: Vec<PeerId> = self
+            .sessions
+            .iter()
+            .filter(|(_, state)| {
+                matches!(state, SyncState::Fetching { queue, in_flight, .. }
+                    if !queue.is_empty() && *in_flight < FETCHES_IN_FLIGHT)
+            })
+            .map(|(p, _)| *p)
+            .collect();
+        for other in waiting {
+            if self.catchup_fetches() >= CATCHUP_FETCHES_IN_FLIGHT {
+                break;
+            }
+            self.send_fetches(other);
+        }
+    }
+
+    /// Catch-up fetches in flight, over all sessions.
+    fn catchup_fetches(&self) -> usize {
+        self.sessions
+            .values()
+            .map(|state| match state {
+                SyncState::Fetching { in_flight, .. } => *in_flight,
+                SyncState::Reconciling(_) => 0,
+            })
+            .sum()
+    }
+
+    fn send_fetches(&mut self, peer: PeerId) {
+        let mut total = self.catchup_fetches();
         let Some(SyncState::Fetching {
             queue,
             in_flight,
@@ -287,10 +331,14 @@ impl EventLoop {
         };
         let again = *stored > 0 && *pending > 0;
         let mut requests = Vec::new();
-        while *in_flight < FETCHES_IN_FLIGHT && !queue.is_empty() {
+        while *in_flight < FETCHES_IN_FLIGHT
+            && total < CATCHUP_FETCHES_IN_FLIGHT
+            && !queue.is_empty()
+        {
             let n = queue.len().min(MAX_FETCH_IDS);
             requests.push(queue.drain(..n).collect::<Vec<_>>());
             *in_flight += 1;
+            total += 1;
         }
         if *in_flight == 0 && queue.is_empty() {
             self.sessions.remove(&peer);

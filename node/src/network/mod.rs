@@ -34,19 +34,27 @@
 //!   `SYNC_REFILL`). The bytes of fetch answers read and not yet written are budgeted per peer
 //!   (`RESPONSE_BYTES_PER_PEER`) and in all (`RESPONSE_BYTES_TOTAL`): a request waits in its
 //!   queue until its largest answer fits. A request names each record once in its answer.
-//!   `connection_limits` caps connections (`MAX_*` constants). What is beyond a limit is
-//!   ignored or refused, never queued without bound; per-peer state is dropped when the peer is
-//!   gone and nothing of it is in flight.
+//!   What is beyond a limit is ignored or refused, never queued without bound; per-peer state
+//!   is dropped when the peer is gone and nothing of it is in flight.
+//!
+//! Connections: the connection policy (`connections`) keeps at most `max_peers` peers connected,
+//! inbound included, and closes the excess every few seconds, least useful first (never a
+//! bootstrap peer; peers outside the gossip mesh and idle ones first; spread over Kademlia's
+//! buckets). A peer it closed is not reconnected for a while, and once at the bound only the
+//! policy dials, so Kademlia discovers and routes without holding connections open.
+//! `connection_limits`, derived from `max_peers` with a margin, is the hard cap, and an incoming
+//! connection beyond it is refused before its handshake.
 //!
 //! The loop itself is here (`mod.rs`: building the swarm, commands, connection events, and the
 //! dispatch of what comes back from work done off the loop); each concern has its own file:
 //! `gossip` (announcements and their validation), `catchup` (reconciliation sessions and the
 //! fetches that follow), `serve` (answering other peers' fetch requests), `budget` (the bytes
-//! those answers may hold), `peers` (per-peer limits and bans) and `scoring` (gossipsub's
-//! peer-score parameters).
+//! those answers may hold), `peers` (per-peer limits and bans), `connections` (which peers stay
+//! connected, and the connection limits) and `scoring` (gossipsub's peer-score parameters).
 
 mod budget;
 mod catchup;
+mod connections;
 mod gossip;
 mod peers;
 mod scoring;
@@ -54,10 +62,7 @@ mod serve;
 
 use budget::{RESPONSE_BYTES_PER_PEER, RESPONSE_BYTES_TOTAL, ResponseBudget};
 use catchup::{Fetch, SyncSchedule, SyncState};
-use peers::{
-    BAN_TICK, MAX_ESTABLISHED, MAX_ESTABLISHED_INCOMING, MAX_ESTABLISHED_PER_PEER,
-    MAX_PENDING_INCOMING, PeerLoad,
-};
+use peers::{BAN_TICK, PeerLoad};
 
 use crate::metrics::Metrics;
 use crate::store::Store;
@@ -138,6 +143,7 @@ impl Default for Chatter {
 #[derive(NetworkBehaviour)]
 struct Behaviour {
     blocked: allow_block_list::Behaviour<allow_block_list::BlockedPeers>,
+    policy: connections::Policy,
     limits: connection_limits::Behaviour,
     gossipsub: gossipsub::Behaviour,
     kad: kad::Behaviour<kad::store::MemoryStore>,
@@ -308,6 +314,7 @@ pub fn new(
     let town = config.town.clone();
     let mdns_on = config.mdns;
     let chatter = config.chatter.clone();
+    let policy = connections::Policy::new(config, metrics.clone());
     let mut swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
         .with_tokio()
         .with_tcp(
@@ -381,13 +388,10 @@ pub fn new(
             let rr = request_response::Config::default()
                 .with_request_timeout(Duration::from_secs(30))
                 .with_max_concurrent_streams(64);
-            let limits = connection_limits::ConnectionLimits::default()
-                .with_max_pending_incoming(Some(MAX_PENDING_INCOMING))
-                .with_max_established_incoming(Some(MAX_ESTABLISHED_INCOMING))
-                .with_max_established_per_peer(Some(MAX_ESTABLISHED_PER_PEER))
-                .with_max_established(Some(MAX_ESTABLISHED));
+            let limits = connections::limits(config.max_peers);
             Ok(Behaviour {
                 blocked: allow_block_list::Behaviour::default(),
+                policy,
                 limits: connection_limits::Behaviour::new(limits),
                 gossipsub,
                 kad,
@@ -412,12 +416,10 @@ pub fn new(
     for addr in &config.listen {
         swarm.listen_on(addr.clone())?;
     }
+    // The connection policy dials them, at its first tick and whenever they are not connected.
     for addr in &config.bootstrap {
         if let Some(peer) = peer_of(addr) {
             swarm.behaviour_mut().kad.add_address(&peer, addr.clone());
-        }
-        if let Err(e) = swarm.dial(addr.clone()) {
-            tracing::warn!("cannot dial bootstrap peer {addr}: {e}");
         }
     }
     let (tx, commands) = mpsc::channel(256);
@@ -468,6 +470,7 @@ impl EventLoop {
         let mut kad_tick = tokio::time::interval(self.chatter.kad_refresh);
         let mut ban_tick = tokio::time::interval(BAN_TICK);
         ban_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut connection_tick = tokio::time::interval(connections::TICK);
         let mut stored = self.shared.writer.subscribe();
         loop {
             tokio::select! {
@@ -498,6 +501,7 @@ impl EventLoop {
                 Some(internal) = self.internal.recv() => self.on_internal(internal),
                 () = &mut sync_timer => self.sync_with_random_peer(),
                 _ = ban_tick.tick() => self.lift_bans(),
+                _ = connection_tick.tick() => self.connection_tick(),
                 // Refresh the routing table, once there is someone to ask.
                 _ = kad_tick.tick(), if self.swarm.connected_peers().next().is_some() => {
                     let _ = self.swarm.behaviour_mut().kad.bootstrap();

@@ -32,12 +32,8 @@ pub(super) const FETCH_QUEUE_PER_PEER: usize = 64;
 /// sync interval (60 s by default, 2 s in the tests).
 pub(super) const SYNC_BURST: f64 = 10.0;
 pub(super) const SYNC_REFILL: Duration = Duration::from_secs(2);
-/// Connection limits: handshakes in progress from outside, connections from outside, per peer
-/// (TCP and QUIC, or both sides dialling) and in all.
-pub(super) const MAX_PENDING_INCOMING: u32 = 32;
-pub(super) const MAX_ESTABLISHED_INCOMING: u32 = 128;
-pub(super) const MAX_ESTABLISHED_PER_PEER: u32 = 2;
-pub(super) const MAX_ESTABLISHED: u32 = 256;
+// Connection limits (handshakes from outside, connections in all and per peer) are derived
+// from `max_peers` by the connection policy: `connections::limits`.
 
 /// A fetch request waiting to be served: its id, where the answer goes, the distinct ids asked.
 pub(super) type QueuedFetch = (

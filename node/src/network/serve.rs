@@ -169,6 +169,7 @@ impl EventLoop {
                 Some(Fetch::Sync { .. }) => {
                     tracing::info!("catch-up with {peer} interrupted: {error}");
                     self.sessions.remove(&peer);
+                    self.fetch_waiting();
                 }
                 None => {}
             },

@@ -12,11 +12,44 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use tantivy::collector::{Count, TopDocs};
 use tantivy::columnar::StrColumn;
+use tantivy::indexer::IndexWriterOptions;
 use tantivy::query::{AllQuery, BooleanQuery, Query, TermQuery};
 use tantivy::schema::IndexRecordOption;
 use tantivy::{
     DocAddress, Index, IndexReader, IndexWriter, Order, ReloadPolicy, TantivyDocument, Term, doc,
 };
+
+/// The least arena tantivy accepts per indexing thread (its `MIN_ARENA_BYTES`, not
+/// exported): below it, opening the writer fails.
+const MIN_ARENA_BYTES: usize = 15_000_000;
+
+/// What the index writer may hold in memory. tantivy buffers a segment in an arena of
+/// `arena_bytes` (it preallocates a term table sized from it for every segment, a commit being
+/// one) and merges segments on `merge_threads` threads, each merge holding its own buffers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WriterMemory {
+    pub arena_bytes: usize,
+    pub merge_threads: usize,
+}
+
+impl WriterMemory {
+    /// The bounds before issue 10 (64 MB, tantivy's 4 merge threads): the memory benchmark's
+    /// baseline.
+    pub const BEFORE: WriterMemory = WriterMemory {
+        arena_bytes: 64_000_000,
+        merge_threads: 4,
+    };
+}
+
+impl Default for WriterMemory {
+    /// The least arena tantivy accepts (15 MB) and one merge thread.
+    fn default() -> WriterMemory {
+        WriterMemory {
+            arena_bytes: MIN_ARENA_BYTES,
+            merge_threads: 1,
+        }
+    }
+}
 
 /// The index and its single writer.
 pub struct SearchIndex {
@@ -42,20 +75,25 @@ impl SearchIndex {
     /// Opens the index in `dir`, creating it if missing and recreating it (empty) if it cannot
     /// be opened or fails its checksums. Returns whether it was (re)created empty.
     pub fn open(dir: &Path) -> Result<(SearchIndex, bool), SearchError> {
-        match Self::open_existing(dir) {
+        Self::open_with(dir, WriterMemory::default())
+    }
+
+    /// `open`, with the writer's memory set (benchmarks set the old, larger figures).
+    pub fn open_with(dir: &Path, memory: WriterMemory) -> Result<(SearchIndex, bool), SearchError> {
+        match Self::open_existing(dir, memory) {
             Ok(Some(index)) => Ok((index, false)),
-            Ok(None) => Ok((Self::create(dir)?, true)),
+            Ok(None) => Ok((Self::create(dir, memory)?, true)),
             Err(e) => {
                 tracing::warn!(
                     "the search index at {} is damaged ({e}); rebuilding it from the store",
                     dir.display()
                 );
-                Ok((Self::create(dir)?, true))
+                Ok((Self::create(dir, memory)?, true))
             }
         }
     }
 
-    fn open_existing(dir: &Path) -> Result<Option<SearchIndex>, SearchError> {
+    fn open_existing(dir: &Path, memory: WriterMemory) -> Result<Option<SearchIndex>, SearchError> {
         if !dir.join("meta.json").exists() {
             return Ok(None);
         }
@@ -73,10 +111,10 @@ impl SearchIndex {
                 "the index was built with another schema".into(),
             ));
         }
-        Self::wrap(index, fields, dir).map(Some)
+        Self::wrap(index, fields, dir, memory).map(Some)
     }
 
-    fn create(dir: &Path) -> Result<SearchIndex, SearchError> {
+    fn create(dir: &Path, memory: WriterMemory) -> Result<SearchIndex, SearchError> {
         if dir.exists() {
             std::fs::remove_dir_all(dir).map_err(|e| SearchError::Io {
                 path: dir.to_owned(),
@@ -89,15 +127,26 @@ impl SearchIndex {
         })?;
         let (schema, fields) = schema();
         let index = Index::create_in_dir(dir, schema)?;
-        Self::wrap(index, fields, dir)
+        Self::wrap(index, fields, dir, memory)
     }
 
-    fn wrap(index: Index, fields: Fields, dir: &Path) -> Result<SearchIndex, SearchError> {
+    fn wrap(
+        index: Index,
+        fields: Fields,
+        dir: &Path,
+        memory: WriterMemory,
+    ) -> Result<SearchIndex, SearchError> {
         register_analyzers(&index);
         let mut secret = [0u8; 32];
         getrandom::fill(&mut secret).map_err(|e| SearchError::Random(e.to_string()))?;
         let builder = Builder::new(fields.clone(), index.tokenizers().clone());
-        let writer = index.writer_with_num_threads(1, 64_000_000)?;
+        let writer = index.writer_with_options(
+            IndexWriterOptions::builder()
+                .num_worker_threads(1)
+                .memory_budget_per_thread(memory.arena_bytes.max(MIN_ARENA_BYTES))
+                .num_merge_threads(memory.merge_threads.max(1))
+                .build(),
+        )?;
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
@@ -115,7 +164,12 @@ impl SearchIndex {
     /// An empty index in memory, of the same schema and analyzers (for fuzzing and tests).
     pub fn in_memory() -> Result<SearchIndex, SearchError> {
         let (schema, fields) = schema();
-        Self::wrap(Index::create_in_ram(schema), fields, Path::new(""))
+        Self::wrap(
+            Index::create_in_ram(schema),
+            fields,
+            Path::new(""),
+            WriterMemory::default(),
+        )
     }
 
     /// How many records the index holds.
@@ -266,7 +320,7 @@ impl SearchIndex {
         store: &Store,
         progress: &mut dyn FnMut(u64),
     ) -> Result<SearchIndex, SearchError> {
-        let index = Self::create(dir)?;
+        let index = Self::create(dir, WriterMemory::default())?;
         index.catch_up(store, progress)?;
         Ok(index)
     }

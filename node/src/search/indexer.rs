@@ -6,6 +6,9 @@ use super::SearchIndex;
 use crate::store::Store;
 use crate::writer::IndexJob;
 use cailloux_protocol::{Record, RecordId};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, mpsc};
+use std::time::Duration;
 
 /// What should become of one record in the index after some jobs.
 enum Fate {
@@ -40,25 +43,103 @@ fn net(jobs: &mut [IndexJob]) -> (Vec<Record>, Vec<RecordId>, Vec<Record>) {
     (new, hidden, revealed)
 }
 
+/// The writer's side of the indexer's queue, bounded in bytes. A job that must be answered once
+/// searchable (a local write) is always queued: its caller waits, so there are few. Records from
+/// peers are queued while the records waiting hold less than `bound` bytes; beyond, they are
+/// not queued but the indexer is told it is behind, and catches up from the store (which holds
+/// them) once its queue is empty. A new town catching up 100,000 records stores them faster
+/// than it indexes them: unbounded, this queue held most of them (400 MB) at once.
+#[derive(Clone, Debug)]
+pub struct IndexQueue {
+    tx: mpsc::Sender<(IndexJob, usize)>,
+    queued: Arc<AtomicUsize>,
+    behind: Arc<AtomicBool>,
+    bound: usize,
+}
+
+impl IndexQueue {
+    /// Queues a job, or leaves it to the indexer's catch-up (see above). Fails only when the
+    /// indexer has stopped.
+    pub fn send(&self, job: IndexJob) -> Result<(), IndexJob> {
+        let bytes = job_bytes(&job);
+        if job.reply.is_none() && self.queued.load(Ordering::Acquire) + bytes > self.bound {
+            // Before anything the indexer could take: it sees the flag once its queue is empty.
+            self.behind.store(true, Ordering::Release);
+            return Ok(());
+        }
+        self.queued.fetch_add(bytes, Ordering::AcqRel);
+        self.tx
+            .send((job, bytes))
+            .map_err(|mpsc::SendError((job, bytes))| {
+                self.queued.fetch_sub(bytes, Ordering::AcqRel);
+                job
+            })
+    }
+}
+
+fn job_bytes(job: &IndexJob) -> usize {
+    job.records
+        .iter()
+        .chain(&job.revealed)
+        .map(|r| r.bytes().len())
+        .sum::<usize>()
+        + job.hidden.len() * std::mem::size_of::<RecordId>()
+}
+
+/// How long the indexer waits on an empty queue before it looks again whether it is behind.
+const IDLE_CHECK: Duration = Duration::from_millis(500);
+
 /// Starts the thread that keeps `index` current: it first catches up with the store, then
-/// indexes what the store writer sends, coalescing whatever has queued into one commit. It
-/// stops when every sender is gone.
+/// indexes what the store writer sends, coalescing whatever has queued into one commit, and
+/// catches up with the store again whenever records were left out of its queue (at most
+/// `queue_bytes` of records wait in it). It stops when every sender is gone.
 pub fn start_indexer(
-    index: std::sync::Arc<SearchIndex>,
+    index: Arc<SearchIndex>,
     store: Store,
-) -> (
-    std::sync::mpsc::Sender<IndexJob>,
-    std::thread::JoinHandle<()>,
-) {
-    let (tx, rx) = std::sync::mpsc::channel::<IndexJob>();
+    queue_bytes: usize,
+) -> (IndexQueue, std::thread::JoinHandle<()>) {
+    let (tx, rx) = mpsc::channel::<(IndexJob, usize)>();
+    let queued = Arc::new(AtomicUsize::new(0));
+    let behind = Arc::new(AtomicBool::new(false));
+    let queue = IndexQueue {
+        tx,
+        queued: queued.clone(),
+        behind: behind.clone(),
+        bound: queue_bytes,
+    };
+    let catch_up = move |index: &SearchIndex| {
+        if let Err(e) = index.catch_up(&store, &mut |_| {}) {
+            tracing::error!("cannot bring the search index up to date: {e}");
+        }
+    };
     let handle = std::thread::Builder::new()
         .name("search-indexer".into())
         .spawn(move || {
-            if let Err(e) = index.catch_up(&store, &mut |_| {}) {
-                tracing::error!("cannot bring the search index up to date: {e}");
-            }
-            while let Ok(first) = rx.recv() {
-                let mut jobs = crate::writer::coalesce(&rx, first, |j| j.records.len());
+            catch_up(&index);
+            let taken = |(job, bytes): (IndexJob, usize)| {
+                queued.fetch_sub(bytes, Ordering::AcqRel);
+                job
+            };
+            loop {
+                let first = match rx.try_recv() {
+                    Ok(first) => first,
+                    Err(mpsc::TryRecvError::Empty) => {
+                        // Cleared before the catch-up reads the store: a record left out while
+                        // it runs sets it again.
+                        if behind.swap(false, Ordering::AcqRel) {
+                            catch_up(&index);
+                            continue;
+                        }
+                        match rx.recv_timeout(IDLE_CHECK) {
+                            Ok(first) => first,
+                            Err(mpsc::RecvTimeoutError::Timeout) => continue,
+                            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                        }
+                    }
+                    Err(mpsc::TryRecvError::Disconnected) => break,
+                };
+                let first = taken(first);
+                let mut jobs = crate::writer::coalesce(&rx, first, taken, |j| j.records.len());
                 let (batch, hidden, revealed) = net(&mut jobs);
                 if let Err(e) = index.add(&batch, &hidden, &revealed) {
                     // The records are durable; the index catches up when it is next opened.
@@ -66,7 +147,10 @@ pub fn start_indexer(
                 }
                 jobs.into_iter().for_each(IndexJob::done);
             }
+            if behind.load(Ordering::Acquire) {
+                catch_up(&index);
+            }
         })
         .unwrap_or_else(|e| panic!("cannot start the search indexer thread: {e}"));
-    (tx, handle)
+    (queue, handle)
 }

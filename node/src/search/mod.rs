@@ -35,8 +35,8 @@ mod schema;
 mod words;
 
 pub use cursor::{CursorError, MAX_CURSOR_CHARS};
-pub use index::SearchIndex;
-pub use indexer::start_indexer;
+pub use index::{SearchIndex, WriterMemory};
+pub use indexer::{IndexQueue, start_indexer};
 pub use params::{
     FILTER_PARAMS, MAX_LIMIT, ParamError, SEARCH_PARAMS, SearchQuery, check_known, flag, shown,
 };

@@ -41,8 +41,12 @@ struct Fixture {
 impl Fixture {
     fn new() -> Fixture {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let store =
-            Store::open(&dir.path().join("store"), Mode::Open).unwrap_or_else(|e| panic!("{e}"));
+        let store = Store::open(
+            &dir.path().join("store"),
+            Mode::Open,
+            crate::daemon::DEFAULT_STORE_CACHE_MB,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
         let (index, _) =
             SearchIndex::open(&dir.path().join("index")).unwrap_or_else(|e| panic!("{e}"));
         Fixture {
