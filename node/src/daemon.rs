@@ -112,11 +112,30 @@ impl Daemon {
         Self::start_tuned(home, options, Tuning::default()).await
     }
 
+    /// `start` with other intervals for the periodic exchanges (for benchmarks that measure
+    /// what each costs).
+    pub async fn start_with(
+        home: Home,
+        options: NodeOptions,
+        chatter: network::Chatter,
+    ) -> anyhow::Result<Daemon> {
+        Self::start_all(home, options, Tuning::default(), chatter).await
+    }
+
     /// `start`, with memory bounds other than the defaults (benchmarks' baselines).
     pub async fn start_tuned(
         home: Home,
         options: NodeOptions,
         tuning: Tuning,
+    ) -> anyhow::Result<Daemon> {
+        Self::start_all(home, options, tuning, network::Chatter::default()).await
+    }
+
+    async fn start_all(
+        home: Home,
+        options: NodeOptions,
+        tuning: Tuning,
+        chatter: network::Chatter,
     ) -> anyhow::Result<Daemon> {
         if tuning.cap_arenas && !crate::memory::cap_arenas() {
             tracing::debug!("the allocator's arenas are not capped (not glibc)");
@@ -185,6 +204,7 @@ impl Daemon {
             town: town.clone(),
             sync_interval: options.sync_interval,
             max_peers: options.max_peers,
+            chatter,
         };
         let (client, event_loop) = network::new(
             identity.seed(),

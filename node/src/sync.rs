@@ -13,6 +13,11 @@ use cailloux_protocol::wire::SYNC_FRAME_LIMIT;
 use negentropy::{Bound, Id, Item, Negentropy, NegentropyStorageBase};
 use std::sync::{Arc, RwLock};
 
+/// Negentropy's protocol version 1, the first byte of every message.
+const PROTOCOL_V1: u8 = 0x61;
+/// The mode of a range whose fingerprint follows.
+const MODE_FINGERPRINT: u8 = 1;
+
 /// The sorted set of (created_at, id) of the store's records.
 #[derive(Debug, Default)]
 pub struct SyncIndex {
@@ -138,10 +143,25 @@ impl std::fmt::Debug for Session {
 
 impl Session {
     /// Starts a session; returns it and the first message to send.
+    ///
+    /// The first message is one fingerprint of the whole set (20 bytes), not negentropy's usual
+    /// opening (16 fingerprints of as many ranges, about 350 bytes, or every id of a set of
+    /// fewer than 32, which the peer answers with every id of its own): when the sets are equal,
+    /// as they almost always are on a quiet network, the peer answers with one byte and the
+    /// round ends there; when they differ, the peer splits the range and the session goes on as
+    /// usual, one round trip longer. It is a well-formed negentropy message, so any peer
+    /// answers it.
     pub fn start(snapshot: Snapshot) -> Result<(Session, Vec<u8>), String> {
+        let fingerprint = snapshot
+            .fingerprint(0, snapshot.0.len())
+            .map_err(|e| e.to_string())?;
         let mut negentropy =
             Negentropy::owned(snapshot, SYNC_FRAME_LIMIT).map_err(|e| e.to_string())?;
-        let first = negentropy.initiate().map_err(|e| e.to_string())?;
+        negentropy.set_initiator();
+        // Protocol version 1; the upper bound "infinity" (timestamp 0 means the largest, and no
+        // id prefix); mode 1, a fingerprint; the fingerprint of every item below that bound.
+        let mut first = vec![PROTOCOL_V1, 0, 0, MODE_FINGERPRINT];
+        first.extend(fingerprint.to_bytes());
         Ok((
             Session {
                 negentropy,
@@ -217,14 +237,76 @@ mod tests {
     }
 
     #[test]
-    fn equal_sets_need_nothing() {
+    fn equal_sets_need_nothing_and_one_small_round_trip() {
+        for size in [0, 1, 31, 32, 500] {
+            let a = SyncIndex::default();
+            let b = SyncIndex::default();
+            for s in [&a, &b] {
+                s.insert((0..size).map(|n| (u64::from(n), id(n))));
+            }
+            let (need, have, round_trips) = reconcile(&a, &b);
+            assert!(need.is_empty() && have == 0, "{size}");
+            assert_eq!(round_trips, 1, "{size}");
+            // One fingerprint out, one byte back.
+            let (_, first) = Session::start(a.snapshot()).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(first.len(), 20, "{size}");
+            let reply = respond(b.snapshot(), &first).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(reply.len(), 1, "{size}");
+        }
+    }
+
+    #[test]
+    fn small_and_empty_sets_find_the_difference() {
+        // Sizes around negentropy's switch from fingerprints to id lists (32 items), and empty
+        // sets on either side.
+        for (left, right) in [
+            (0, 5),
+            (5, 0),
+            (0, 40),
+            (40, 0),
+            (3, 7),
+            (31, 33),
+            (100, 64),
+        ] {
+            let a = SyncIndex::default();
+            let b = SyncIndex::default();
+            a.insert((0..left).map(|n| (u64::from(n) * 3, id(n))));
+            b.insert((0..right).map(|n| (u64::from(n) * 3, id(n))));
+            let (need, have, _) = reconcile(&a, &b);
+            let mut expected: Vec<RecordId> = (left..right.max(left)).map(id).collect();
+            expected.sort();
+            assert_eq!(need, expected, "{left} {right}");
+            assert_eq!(have, left.saturating_sub(right) as usize, "{left} {right}");
+        }
+    }
+
+    /// A peer that opens the usual way (negentropy's own `initiate`) is still answered, and
+    /// this side's opening is answered by a plain negentropy responder: the wire is unchanged.
+    #[test]
+    fn interoperates_with_the_usual_opening() {
         let a = SyncIndex::default();
         let b = SyncIndex::default();
-        for s in [&a, &b] {
-            s.insert((0..500).map(|n| (u64::from(n), id(n))));
+        a.insert((0..300).map(|n| (u64::from(n), id(n))));
+        b.insert(
+            (0..300)
+                .filter(|n| n % 50 != 1)
+                .map(|n| (u64::from(n), id(n))),
+        );
+        let mut old =
+            Negentropy::owned(b.snapshot(), SYNC_FRAME_LIMIT).unwrap_or_else(|e| panic!("{e}"));
+        let mut msg = old.initiate().unwrap_or_else(|e| panic!("{e}"));
+        let (mut have, mut need) = (Vec::new(), Vec::new());
+        loop {
+            let reply = respond(a.snapshot(), &msg).unwrap_or_else(|e| panic!("{e}"));
+            match old
+                .reconcile_with_ids(&reply, &mut have, &mut need)
+                .unwrap_or_else(|e| panic!("{e}"))
+            {
+                Some(next) => msg = next,
+                None => break,
+            }
         }
-        let (need, have, round_trips) = reconcile(&a, &b);
-        assert!(need.is_empty() && have == 0);
-        assert_eq!(round_trips, 1);
+        assert_eq!(need.len(), 6);
+        assert!(have.is_empty());
     }
 }

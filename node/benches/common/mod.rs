@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod net;
+
 use cailloux_node::Multiaddr;
 use cailloux_node::daemon::{Daemon, NodeOptions};
 use cailloux_protocol::{Kind, Outcome, Publication, Record, SigningKey, Theme};

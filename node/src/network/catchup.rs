@@ -1,5 +1,13 @@
 //! Catch-up: negentropy reconciliation with a peer over the index of (created_at, id), then
 //! batched fetches of what this node lacks, verified and stored like gossip.
+//!
+//! When: on every new connection, when a record waits for one the sender may hold, and
+//! periodically with a random peer (`SyncSchedule`). A town publishes a few records a week and
+//! gossip delivers nearly all of them, so the periodic round mostly finds the sets equal; it then
+//! costs one round trip of 20 bytes out and one back (`Session::start`), and its interval doubles
+//! from `--sync-interval` up to `SYNC_BACKOFF_MAX` times it while rounds find nothing. A round
+//! that finds a difference, or a record stored (arrived by gossip or published here), brings it
+//! back to the base interval.
 
 use super::peers::PeerLoad;
 use super::serve::decode_reason;
@@ -16,7 +24,7 @@ use cailloux_protocol::{KeyCache, Record, RecordId, Unverified, verify_all};
 use libp2p::request_response::{self};
 use libp2p::{PeerId, gossipsub};
 use std::collections::{HashSet, VecDeque};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Fetch requests in flight per catch-up session.
 pub(super) const FETCHES_IN_FLIGHT: usize = 4;
@@ -25,6 +33,70 @@ pub(super) const FETCHES_IN_FLIGHT: usize = 4;
 /// verified or waiting for the writer, however many peers this node reconciles with (a new town
 /// meets up to `max_peers` at once, each with the same records to offer).
 pub(super) const CATCHUP_FETCHES_IN_FLIGHT: usize = 8;
+
+/// The periodic reconciliation's interval grows, while rounds find nothing, to at most this many
+/// times the base (`--sync-interval`): 16 minutes at the default minute.
+pub(super) const SYNC_BACKOFF_MAX: u32 = 16;
+
+/// When the next periodic reconciliation is due.
+#[derive(Debug)]
+pub(super) struct SyncSchedule {
+    base: Duration,
+    /// The interval is `base * factor`; `factor` doubles up to `SYNC_BACKOFF_MAX`.
+    factor: u32,
+    pub(super) next: Instant,
+    /// The peer of the periodic round under way, if one is.
+    periodic: Option<PeerId>,
+}
+
+impl SyncSchedule {
+    pub(super) fn new(base: Duration, now: Instant) -> SyncSchedule {
+        SyncSchedule {
+            base,
+            factor: 1,
+            next: later(now, base),
+            periodic: None,
+        }
+    }
+
+    /// The interval now.
+    pub(super) fn interval(&self) -> Duration {
+        self.base.saturating_mul(self.factor)
+    }
+
+    /// A periodic round starts now, with `peer` (`None`: there was no peer to ask).
+    fn started(&mut self, peer: Option<PeerId>, now: Instant) {
+        self.periodic = peer;
+        self.next = later(now, self.interval());
+    }
+
+    /// A reconciliation with `peer` has ended; `differs`: the two sets were not equal.
+    fn ended(&mut self, peer: PeerId, differs: bool, now: Instant) {
+        let periodic = self.periodic == Some(peer);
+        if periodic {
+            self.periodic = None;
+        }
+        if differs {
+            self.active(now);
+        } else if periodic {
+            self.factor = (self.factor.saturating_mul(2)).min(SYNC_BACKOFF_MAX);
+            self.next = later(now, self.interval());
+        }
+    }
+
+    /// Records moved (or a round found a difference): back to the base interval.
+    pub(super) fn active(&mut self, now: Instant) {
+        self.factor = 1;
+        self.next = self.next.min(later(now, self.base));
+    }
+}
+
+/// `now + d`, or a year from now for an interval too long to add.
+fn later(now: Instant, d: Duration) -> Instant {
+    now.checked_add(d)
+        .or_else(|| now.checked_add(Duration::from_secs(365 * 86_400)))
+        .unwrap_or(now)
+}
 
 /// Why a fetch was sent.
 pub(super) enum Fetch {
@@ -53,7 +125,9 @@ pub(super) enum SyncState {
 }
 
 impl EventLoop {
+    /// The periodic round: reconciles with a random peer, and schedules the next round.
     pub(super) fn sync_with_random_peer(&mut self) {
+        let now = Instant::now();
         let peers: Vec<PeerId> = self
             .swarm
             .connected_peers()
@@ -61,6 +135,7 @@ impl EventLoop {
             .copied()
             .collect();
         if peers.is_empty() {
+            self.sync_schedule.started(None, now);
             return;
         }
         // xorshift: a random enough pick without another dependency.
@@ -68,6 +143,7 @@ impl EventLoop {
         self.rng ^= self.rng >> 7;
         self.rng ^= self.rng << 17;
         let peer = peers[(self.rng % peers.len() as u64) as usize];
+        self.sync_schedule.started(Some(peer), now);
         self.start_sync(peer);
     }
 
@@ -166,10 +242,13 @@ impl EventLoop {
                     Ok(None) => {
                         let need = std::mem::take(&mut session.need);
                         tracing::debug!(
-                            "reconciled with {peer} in {} round trips: {} to fetch",
+                            "reconciled with {peer} in {} round trips: {} to fetch, {} it lacks",
                             session.round_trips,
-                            need.len()
+                            need.len(),
+                            session.have
                         );
+                        let differs = !need.is_empty() || session.have > 0;
+                        self.sync_schedule.ended(peer, differs, Instant::now());
                         self.sessions.insert(
                             peer,
                             SyncState::Fetching {
@@ -368,5 +447,61 @@ impl EventLoop {
                 bad,
             });
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_interval_doubles_while_rounds_find_nothing_and_comes_back() {
+        let base = Duration::from_secs(60);
+        let t0 = Instant::now();
+        let mut s = SyncSchedule::new(base, t0);
+        assert_eq!(s.next, t0 + base);
+        let peer = PeerId::random();
+        let mut now = t0;
+        let mut intervals = Vec::new();
+        for _ in 0..7 {
+            now = s.next;
+            s.started(Some(peer), now);
+            s.ended(peer, false, now);
+            intervals.push((s.next - now).as_secs());
+        }
+        assert_eq!(intervals, [120, 240, 480, 960, 960, 960, 960]);
+        // A record arrives: the next round is at most the base away.
+        let later_on = now + Duration::from_secs(10);
+        s.active(later_on);
+        assert_eq!(s.next, later_on + base);
+        assert_eq!(s.interval(), base);
+        // A round that finds a difference does the same.
+        for _ in 0..3 {
+            now = s.next;
+            s.started(Some(peer), now);
+            s.ended(peer, false, now);
+        }
+        assert_eq!(s.interval(), base * 8);
+        now = s.next;
+        s.started(Some(peer), now);
+        s.ended(peer, true, now);
+        assert_eq!((s.interval(), s.next), (base, now + base));
+    }
+
+    #[test]
+    fn only_the_periodic_round_grows_the_interval() {
+        let base = Duration::from_secs(2);
+        let t0 = Instant::now();
+        let mut s = SyncSchedule::new(base, t0);
+        // Rounds on new connections that find nothing leave it alone.
+        s.ended(PeerId::random(), false, t0);
+        assert_eq!((s.interval(), s.next), (base, t0 + base));
+        // No peer to ask: tried again after the same interval.
+        s.started(None, t0 + base);
+        assert_eq!((s.interval(), s.next), (base, t0 + base * 2));
+        // An absurd base does not overflow.
+        let mut s = SyncSchedule::new(Duration::MAX, t0);
+        s.started(Some(PeerId::random()), t0);
+        assert!(s.next > t0);
     }
 }

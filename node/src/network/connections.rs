@@ -742,6 +742,7 @@ mod tests {
             town: None,
             sync_interval: Duration::from_secs(60),
             max_peers: 24,
+            chatter: crate::network::Chatter::default(),
         }
     }
 

@@ -61,7 +61,7 @@ mod scoring;
 mod serve;
 
 use budget::{RESPONSE_BYTES_PER_PEER, RESPONSE_BYTES_TOTAL, ResponseBudget};
-use catchup::{Fetch, SyncState};
+use catchup::{Fetch, SyncSchedule, SyncState};
 use peers::{BAN_TICK, PeerLoad};
 
 use crate::metrics::Metrics;
@@ -100,6 +100,42 @@ pub struct NetworkConfig {
     pub sync_interval: Duration,
     /// The most peers kept connected, inbound included.
     pub max_peers: usize,
+    /// How often the periodic exchanges run.
+    pub chatter: Chatter,
+}
+
+/// How often each periodic exchange runs. `Chatter::default()` is what a node runs; benchmarks
+/// change one at a time to measure what each costs (`benches/chatter.rs`).
+///
+/// A town publishes a few records a week: what runs on a schedule, on every connection, is most
+/// of what a connection carries, so each runs as seldom as its purpose allows (libp2p's defaults,
+/// made for busier networks, are in brackets; ARCHITECTURE's "Chatter" has the measured costs).
+#[derive(Clone, Debug)]
+pub struct Chatter {
+    /// Ping on every connection [15 s]: only to keep NAT mappings of idle connections alive
+    /// (most last 5 minutes or more); nothing here acts on a ping's round trip.
+    pub ping: Duration,
+    /// Identify again on every connection [5 min]. What identify tells (town, listen addresses,
+    /// protocols) is exchanged when a connection opens and pushed when a listen address
+    /// changes, so the periodic round only repairs a missed push.
+    pub identify: Duration,
+    /// Kademlia's routing-table refresh, a bootstrap query [5 min, and Kademlia's own timer did
+    /// it too]. Towns come and go over days; a node that joins looks itself up when it connects.
+    pub kad_refresh: Duration,
+    /// Gossipsub's heartbeat (mesh upkeep, IHAVE gossip) [1 s; it was 700 ms here]. It sends
+    /// nothing on a quiet network; a slower one is less work on every node.
+    pub heartbeat: Duration,
+}
+
+impl Default for Chatter {
+    fn default() -> Chatter {
+        Chatter {
+            ping: Duration::from_secs(120),
+            identify: Duration::from_secs(3600),
+            kad_refresh: Duration::from_secs(1800),
+            heartbeat: Duration::from_secs(1),
+        }
+    }
 }
 
 // Field order is the order in which behaviours may deny a connection: blocked peers and limits
@@ -244,7 +280,9 @@ pub struct EventLoop {
     banned: HashMap<PeerId, Instant>,
     /// Bytes of fetch answers read and not yet written, per peer and in all.
     answers: ResponseBudget<InboundRequestId>,
-    sync_interval: Duration,
+    /// When the next periodic reconciliation is due.
+    sync_schedule: SyncSchedule,
+    chatter: Chatter,
     listen_addrs: Vec<Multiaddr>,
     rng: u64,
     /// Dials made from a new port after an "address in use" (`redial_from_a_new_port`): their
@@ -275,6 +313,7 @@ pub fn new(
     let keypair = identity::Keypair::ed25519_from_bytes(seed)?;
     let town = config.town.clone();
     let mdns_on = config.mdns;
+    let chatter = config.chatter.clone();
     let policy = connections::Policy::new(config, metrics.clone());
     let mut swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
         .with_tokio()
@@ -293,7 +332,7 @@ pub fn new(
                 .validate_messages()
                 .message_id_fn(gossip::message_id)
                 .max_transmit_size(64 * 1024)
-                .heartbeat_interval(Duration::from_millis(700))
+                .heartbeat_interval(chatter.heartbeat)
                 // Announcements are 40 bytes and records are fetched once, so a node's share of
                 // duplicates is one announcement per mesh peer: a mesh of 4 (gossipsub's default
                 // is 6) keeps that small, and catch-up repairs what gossip misses.
@@ -301,9 +340,15 @@ pub fn new(
                 .mesh_n_low(3)
                 .mesh_n_high(8)
                 .mesh_outbound_min(2)
-                // Likewise, lazy gossip (IHAVE) goes to 3 peers outside the mesh, not 6, and a
-                // node publishes to its mesh rather than to every subscribed peer.
+                // Likewise, lazy gossip (IHAVE) goes to 3 peers outside the mesh, not 6 (and not
+                // a quarter of the others, gossipsub's `gossip_factor`: 24 IHAVEs per heartbeat
+                // with 100 peers), for one heartbeat rather than 3: in a full mesh of 100 nodes
+                // IHAVEs cost about the record's size again (4.35x it received per node, 3.28x
+                // without them). A node publishes to its mesh rather than to every subscribed
+                // peer.
                 .gossip_lazy(3)
+                .gossip_factor(0.0)
+                .history_gossip(1)
                 .flood_publish(false)
                 .build()?;
             let mut gossipsub = gossipsub::Behaviour::new(
@@ -312,10 +357,13 @@ pub fn new(
             )?;
             let (params, thresholds) = scoring::peer_scoring();
             gossipsub.with_peer_score(params, thresholds)?;
+            let mut kad_config = kad::Config::new(StreamProtocol::new(KAD_PROTOCOL));
+            // The loop's own tick refreshes (`kad_refresh`), once there is someone to ask.
+            kad_config.set_periodic_bootstrap_interval(None);
             let mut kad = kad::Behaviour::with_config(
                 peer_id,
                 kad::store::MemoryStore::new(peer_id),
-                kad::Config::new(StreamProtocol::new(KAD_PROTOCOL)),
+                kad_config,
             );
             kad.set_mode(Some(kad::Mode::Server));
             let agent = format!(
@@ -324,7 +372,10 @@ pub fn new(
                 town.as_deref().unwrap_or("")
             );
             let identify = identify::Behaviour::new(
-                identify::Config::new("/cailloux/1".into(), key.public()).with_agent_version(agent),
+                identify::Config::new("/cailloux/1".into(), key.public())
+                    .with_agent_version(agent)
+                    .with_interval(chatter.identify)
+                    .with_push_listen_addr_updates(true),
             );
             let mdns = if mdns_on {
                 Some(mdns::tokio::Behaviour::new(
@@ -346,7 +397,7 @@ pub fn new(
                 kad,
                 identify,
                 mdns: Toggle::from(mdns),
-                ping: ping::Behaviour::default(),
+                ping: ping::Behaviour::new(ping::Config::new().with_interval(chatter.ping)),
                 sync: request_response::cbor::Behaviour::new(
                     [(StreamProtocol::new(SYNC_PROTOCOL), ProtocolSupport::Full)],
                     rr.clone(),
@@ -395,7 +446,8 @@ pub fn new(
         load: HashMap::new(),
         banned: HashMap::new(),
         answers: ResponseBudget::new(RESPONSE_BYTES_PER_PEER, RESPONSE_BYTES_TOTAL),
-        sync_interval: config.sync_interval,
+        sync_schedule: SyncSchedule::new(config.sync_interval, Instant::now()),
+        chatter,
         listen_addrs: Vec::new(),
         rng: u64::from_le_bytes(seed_bytes) | 1,
         redials: HashSet::new(),
@@ -413,9 +465,9 @@ fn peer_of(addr: &Multiaddr) -> Option<PeerId> {
 impl EventLoop {
     /// Runs until `Client::stop` is called or every client is gone.
     pub async fn run(mut self) {
-        let mut sync_tick = tokio::time::interval(self.sync_interval);
-        sync_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut kad_tick = tokio::time::interval(Duration::from_secs(300));
+        let sync_timer = tokio::time::sleep_until(self.sync_schedule.next.into());
+        tokio::pin!(sync_timer);
+        let mut kad_tick = tokio::time::interval(self.chatter.kad_refresh);
         let mut ban_tick = tokio::time::interval(BAN_TICK);
         ban_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut connection_tick = tokio::time::interval(connections::TICK);
@@ -423,8 +475,15 @@ impl EventLoop {
         loop {
             tokio::select! {
                 event = stored.recv() => match event {
-                    Ok(Stored { origin: Origin::Local, records }) => self.announce(records),
-                    Ok(_) => {}
+                    Ok(Stored { origin, records }) => {
+                        // Records move: reconcile at the base interval again.
+                        if !records.is_empty() {
+                            self.sync_schedule.active(Instant::now());
+                        }
+                        if origin == Origin::Local {
+                            self.announce(records);
+                        }
+                    }
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
                         tracing::warn!("{n} storage events missed: some local records are not announced; peers will catch up");
                     }
@@ -440,13 +499,17 @@ impl EventLoop {
                     None => break,
                 },
                 Some(internal) = self.internal.recv() => self.on_internal(internal),
-                _ = sync_tick.tick() => self.sync_with_random_peer(),
+                () = &mut sync_timer => self.sync_with_random_peer(),
                 _ = ban_tick.tick() => self.lift_bans(),
                 _ = connection_tick.tick() => self.connection_tick(),
                 // Refresh the routing table, once there is someone to ask.
                 _ = kad_tick.tick(), if self.swarm.connected_peers().next().is_some() => {
                     let _ = self.swarm.behaviour_mut().kad.bootstrap();
                 }
+            }
+            let next = tokio::time::Instant::from_std(self.sync_schedule.next);
+            if sync_timer.deadline() != next {
+                sync_timer.as_mut().reset(next);
             }
         }
         tracing::info!("network stopped");
