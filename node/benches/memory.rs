@@ -31,7 +31,7 @@ use cailloux_node::memory::Tuning;
 use cailloux_node::search::{SearchIndex, WriterMemory};
 use cailloux_node::writer::Origin;
 use cailloux_node::{Home, Multiaddr, Store};
-use cailloux_protocol::{Kind, Outcome, Publication, Record, SigningKey, Theme};
+use cailloux_protocol::Record;
 use common::{listen_addr, options, text};
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -52,35 +52,13 @@ const COUNT: &str = "CAILLOUX_MEMORY_COUNT";
 
 /// Record `i`, of about 4 KB, signed by one of 50 town keys.
 fn record(i: usize) -> Record {
-    let key = SigningKey::from_bytes(&[(i % 50) as u8 + 1; 32]);
-    let p = Publication {
-        kind: Kind::Experiment,
-        title: format!("Essai {i} : {}", text(i, 8)),
-        summary: text(i + 1, 40),
-        language: "fr".into(),
-        town: format!("Commune-{}", i % 50),
-        themes: vec![
-            Theme::ALL[i % Theme::ALL.len()],
-            Theme::ALL[(i + 3) % Theme::ALL.len()],
-        ],
-        tags: vec!["essai".into(), text(i, 1)],
-        sdgs: vec![11],
-        period: None,
-        participation: None,
-        licence: "etalab-2.0".into(),
-        links: Vec::new(),
-        outcome: Some(Outcome::ALL[i % 4]),
-        need: None,
-        method: None,
-        indicators: Vec::new(),
-        body: format!(
-            "## Contexte\n{}\n\n## Démarche\n{}\n\n## Résultats\n{}\n",
-            text(i, 150),
-            text(i + 5, 100),
-            text(i + 2, 110)
-        ),
-    };
-    Record::sign(&key, 1_700_000_000_000 + i as u64, p).unwrap_or_else(|e| panic!("{e}"))
+    let body = format!(
+        "## Contexte\n{}\n\n## Démarche\n{}\n\n## Résultats\n{}\n",
+        text(i, 150),
+        text(i + 5, 100),
+        text(i + 2, 110)
+    );
+    common::sign(i, common::publication(i, body))
 }
 
 /// The bounds a child runs with: the defaults, those before issue 10, or (`--ablate`, to see

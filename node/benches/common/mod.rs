@@ -74,40 +74,47 @@ pub fn text(seed: usize, words: usize) -> String {
         .join(" ")
 }
 
+/// Publication `i` of the synthetic corpus, with `body` as its text.
+pub fn publication(i: usize, body: String) -> Publication {
+    Publication {
+        kind: Kind::Experiment,
+        title: format!("Essai {i} : {}", text(i, 8)),
+        summary: text(i + 1, 40),
+        language: "fr".into(),
+        town: format!("Commune-{}", i % 50),
+        themes: vec![
+            Theme::ALL[i % Theme::ALL.len()],
+            Theme::ALL[(i + 3) % Theme::ALL.len()],
+        ],
+        tags: vec!["essai".into(), text(i, 1)],
+        sdgs: vec![11],
+        period: None,
+        participation: None,
+        licence: "etalab-2.0".into(),
+        links: Vec::new(),
+        outcome: Some(Outcome::ALL[i % 4]),
+        need: None,
+        method: None,
+        indicators: Vec::new(),
+        body,
+    }
+}
+
+/// Signs publication `i` with one of 50 town keys, dated `i` ms after a fixed instant.
+pub fn sign(i: usize, p: Publication) -> Record {
+    let key = SigningKey::from_bytes(&[(i % 50) as u8 + 1; 32]);
+    Record::sign(&key, 1_700_000_000_000 + i as u64, p).unwrap_or_else(|e| panic!("{e}"))
+}
+
 pub fn records(n: usize) -> Vec<Record> {
-    let keys: Vec<SigningKey> = (0..50u8)
-        .map(|i| SigningKey::from_bytes(&[i + 1; 32]))
-        .collect();
     (0..n)
         .map(|i| {
-            let p = Publication {
-                kind: Kind::Experiment,
-                title: format!("Essai {i} : {}", text(i, 8)),
-                summary: text(i + 1, 40),
-                language: "fr".into(),
-                town: format!("Commune-{}", i % 50),
-                themes: vec![
-                    Theme::ALL[i % Theme::ALL.len()],
-                    Theme::ALL[(i + 3) % Theme::ALL.len()],
-                ],
-                tags: vec!["essai".into(), text(i, 1)],
-                sdgs: vec![11],
-                period: None,
-                participation: None,
-                licence: "etalab-2.0".into(),
-                links: Vec::new(),
-                outcome: Some(Outcome::ALL[i % 4]),
-                need: None,
-                method: None,
-                indicators: Vec::new(),
-                body: format!(
-                    "## Contexte\n{}\n\n## Résultats\n{}\n",
-                    text(i, 120),
-                    text(i + 2, 80)
-                ),
-            };
-            Record::sign(&keys[i % keys.len()], 1_700_000_000_000 + i as u64, p)
-                .unwrap_or_else(|e| panic!("{e}"))
+            let body = format!(
+                "## Contexte\n{}\n\n## Résultats\n{}\n",
+                text(i, 120),
+                text(i + 2, 80)
+            );
+            sign(i, publication(i, body))
         })
         .collect()
 }
