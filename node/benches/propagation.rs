@@ -10,23 +10,10 @@ mod common;
 use cailloux_node::Home;
 use cailloux_node::daemon::Daemon;
 use cailloux_node::writer::Origin;
+use common::net::inbound_bytes;
 use common::{listen_addr, options, quantile, records};
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
-
-fn inbound_bytes(api: &str) -> f64 {
-    let text = ureq::get(format!("http://{api}/metrics"))
-        .call()
-        .ok()
-        .and_then(|mut r| r.body_mut().read_to_string().ok())
-        .unwrap_or_default();
-    text.lines()
-        .filter(|l| {
-            l.starts_with("libp2p_bandwidth_bytes_total{") && l.contains("direction=\"Inbound\"")
-        })
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

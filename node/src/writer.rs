@@ -298,18 +298,35 @@ mod tests {
         Record::sign(&SigningKey::from_bytes(&[2; 32]), at, p).unwrap_or_else(|e| panic!("{e}"))
     }
 
-    #[test]
-    fn retracting_a_version_brings_the_one_before_it_back_into_search() {
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    /// A store and a search index in `dir`.
+    fn store_and_index(dir: &std::path::Path) -> (Store, Arc<SearchIndex>) {
         let store = Store::open(
-            &dir.path().join("store"),
+            &dir.join("store"),
             Mode::Open,
             crate::daemon::DEFAULT_STORE_CACHE_MB,
         )
         .unwrap_or_else(|e| panic!("{e}"));
-        let (search, _) =
-            SearchIndex::open(&dir.path().join("index")).unwrap_or_else(|e| panic!("{e}"));
-        let search = Arc::new(search);
+        let (search, _) = SearchIndex::open(&dir.join("index")).unwrap_or_else(|e| panic!("{e}"));
+        (store, Arc::new(search))
+    }
+
+    /// The ids a search for "compost" finds, sorted.
+    fn compost(search: &SearchIndex, store: &Store) -> Vec<RecordId> {
+        let q = SearchQuery {
+            text: "compost".into(),
+            limit: 10,
+            ..SearchQuery::default()
+        };
+        let results = search.search(&q, store).unwrap_or_else(|e| panic!("{e}"));
+        let mut ids: Vec<RecordId> = results.hits.iter().map(|h| h.id).collect();
+        ids.sort();
+        ids
+    }
+
+    #[test]
+    fn retracting_a_version_brings_the_one_before_it_back_into_search() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let (store, search) = store_and_index(dir.path());
         let sync = Arc::new(SyncIndex::load(&store).unwrap_or_else(|e| panic!("{e}")));
         let (indexer, indexing) = start_indexer(
             search.clone(),
@@ -317,15 +334,7 @@ mod tests {
             crate::memory::INDEX_QUEUE_BYTES,
         );
         let (writer, writing) = Writer::start(store.clone(), sync, Some(indexer));
-        let found = || -> Vec<RecordId> {
-            let q = SearchQuery {
-                text: "compost".into(),
-                limit: 10,
-                ..SearchQuery::default()
-            };
-            let results = search.search(&q, &store).unwrap_or_else(|e| panic!("{e}"));
-            results.hits.iter().map(|h| h.id).collect()
-        };
+        let found = || compost(&search, &store);
         let first = practice(10, "Compost", None);
         let second = practice(20, "Compost, deuxième version", Some(&first));
         let retraction = Record::sign_act(
@@ -361,15 +370,7 @@ mod tests {
     #[test]
     fn a_version_replaced_within_one_batch_is_not_searchable() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let store = Store::open(
-            &dir.path().join("store"),
-            Mode::Open,
-            crate::daemon::DEFAULT_STORE_CACHE_MB,
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
-        let (search, _) =
-            SearchIndex::open(&dir.path().join("index")).unwrap_or_else(|e| panic!("{e}"));
-        let search = Arc::new(search);
+        let (store, search) = store_and_index(dir.path());
         let sync = SyncIndex::load(&store).unwrap_or_else(|e| panic!("{e}"));
         let (indexer, indexing) = start_indexer(
             search.clone(),
@@ -404,19 +405,7 @@ mod tests {
         }
         drop(indexer);
         let _ = indexing.join();
-        let q = SearchQuery {
-            text: "compost".into(),
-            limit: 10,
-            ..SearchQuery::default()
-        };
-        let mut found: Vec<RecordId> = search
-            .search(&q, &store)
-            .unwrap_or_else(|e| panic!("{e}"))
-            .hits
-            .iter()
-            .map(|h| h.id)
-            .collect();
-        found.sort();
+        let found = compost(&search, &store);
         let mut expected = vec![other.id(), second.id()];
         expected.sort();
         assert_eq!(found, expected, "the replaced version is not searchable");
@@ -429,30 +418,12 @@ mod tests {
     #[test]
     fn records_beyond_the_indexer_queue_bound_are_indexed_from_the_store() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let store = Store::open(
-            &dir.path().join("store"),
-            Mode::Open,
-            crate::daemon::DEFAULT_STORE_CACHE_MB,
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
-        let (search, _) =
-            SearchIndex::open(&dir.path().join("index")).unwrap_or_else(|e| panic!("{e}"));
-        let search = Arc::new(search);
+        let (store, search) = store_and_index(dir.path());
         let sync = Arc::new(SyncIndex::load(&store).unwrap_or_else(|e| panic!("{e}")));
         // No room at all: every job from a peer is left to the catch-up.
         let (indexer, indexing) = start_indexer(search.clone(), store.clone(), 0);
         let (writer, writing) = Writer::start(store.clone(), sync, Some(indexer));
-        let found = || -> Vec<RecordId> {
-            let q = SearchQuery {
-                text: "compost".into(),
-                limit: 10,
-                ..SearchQuery::default()
-            };
-            let results = search.search(&q, &store).unwrap_or_else(|e| panic!("{e}"));
-            let mut ids: Vec<RecordId> = results.hits.iter().map(|h| h.id).collect();
-            ids.sort();
-            ids
-        };
+        let found = || compost(&search, &store);
         let local = practice(5, "Compost local", None);
         writer
             .insert_blocking(vec![local.clone()], Origin::Local)
