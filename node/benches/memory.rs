@@ -49,6 +49,7 @@ const ROLE: &str = "CAILLOUX_MEMORY_ROLE";
 const BOUNDS: &str = "CAILLOUX_MEMORY_BOUNDS";
 const BOOTSTRAP: &str = "CAILLOUX_MEMORY_BOOTSTRAP";
 const COUNT: &str = "CAILLOUX_MEMORY_COUNT";
+const WRAP: &str = "CAILLOUX_MEMORY_WRAP";
 
 /// Record `i`, of about 4 KB, signed by one of 50 town keys.
 fn record(i: usize) -> Record {
@@ -269,7 +270,16 @@ struct Proc {
 
 impl Proc {
     fn spawn(role: &str, bounds: Bounds, env: &[(&str, String)]) -> anyhow::Result<Proc> {
-        let mut command = Command::new(std::env::current_exe()?);
+        // A heap profiler around the child, to tell what holds its memory (its figures are
+        // then the profiler's process's, not to be reported): `CAILLOUX_MEMORY_WRAP=heaptrack`.
+        let mut command = match std::env::var_os(WRAP) {
+            Some(wrap) => {
+                let mut c = Command::new(wrap);
+                c.arg(std::env::current_exe()?);
+                c
+            }
+            None => Command::new(std::env::current_exe()?),
+        };
         command
             .env(ROLE, role)
             .env(BOUNDS, bounds.name())

@@ -1,7 +1,10 @@
 //! The store's single writer: a thread of its own that takes batches of verified records from
 //! every path (publish, import, gossip, catch-up), writes whatever has queued up as one atomic
 //! sled batch with one flush (group commit), adds the new records to the reconciliation index,
-//! and answers each caller once its records are durable. It hands the search indexer the new
+//! and answers each caller: a local write (publish, import) once its records are durable and
+//! searchable, records from peers as soon as they are written and readable, before the flush,
+//! so that gossip forwards them without waiting for the disk (a crash before the flush loses
+//! them here only, and catch-up brings them back). It hands the search indexer the new
 //! records, the ones they hide and the ones they bring back (a retracted or voided version hides
 //! nothing, so the version before it is searchable again).
 //!
@@ -90,7 +93,7 @@ impl Writer {
     /// New records are also handed to `indexer`, the search index's thread; a local write
     /// (publish, import) is answered by the indexer once its records are searchable, so that a
     /// person who publishes finds what they published. Records from peers are answered as soon
-    /// as they are durable.
+    /// as they are written, before the flush.
     pub fn start(
         store: Store,
         index: Arc<SyncIndex>,
@@ -127,7 +130,8 @@ impl Writer {
         Ok(answer)
     }
 
-    /// Stores records; resolves, once they are durable, to what became of each.
+    /// Stores records; resolves to what became of each: for a local write once they are
+    /// durable, for records from peers once they are written and readable (see `run`).
     pub async fn insert(
         &self,
         records: Vec<Record>,
@@ -155,21 +159,14 @@ impl Writer {
 }
 
 /// `first` and whatever else is queued behind it, up to about 4096 records: one batch, one
-/// flush or one commit for all of them.
-/// `take` turns what the channel carries into a job.
-pub(crate) fn coalesce<M, J>(
-    rx: &mpsc::Receiver<M>,
-    first: J,
-    take: impl Fn(M) -> J,
-    records: impl Fn(&J) -> usize,
-) -> Vec<J> {
-    let mut size = records(&first);
+/// flush for all of them.
+fn coalesce(rx: &mpsc::Receiver<Job>, first: Job) -> Vec<Job> {
+    let mut size = first.records.len();
     let mut jobs = vec![first];
     while size < 4096 {
         match rx.try_recv() {
             Ok(more) => {
-                let more = take(more);
-                size += records(&more);
+                size += more.records.len();
                 jobs.push(more);
             }
             Err(_) => break,
@@ -179,6 +176,12 @@ pub(crate) fn coalesce<M, J>(
 }
 
 /// Takes everything queued, writes it as one batch, answers every caller, tells listeners.
+///
+/// Records from peers are answered as soon as the batch is written (checked by the ledger and
+/// readable), before its flush: gossip forwards them meanwhile, so a hop costs no disk flush,
+/// and a peer that asks for one is served from the store at once. A crash before the flush
+/// loses them here only; catch-up brings them back. Local writes are answered once durable
+/// (and searchable), and `Stored` is sent once durable.
 fn run(
     store: &Store,
     index: &SyncIndex,
@@ -187,93 +190,114 @@ fn run(
     indexer: Option<&IndexQueue>,
 ) {
     while let Ok(first) = rx.recv() {
-        let jobs = coalesce(rx, first, |j| j, |j| j.records.len());
+        let jobs = coalesce(rx, first);
         let all: Vec<Record> = jobs
             .iter()
             .flat_map(|j| j.records.iter().cloned())
             .collect();
-        match store.insert_batch(&all, crate::now_millis()) {
-            Ok(written) => {
-                index.insert(
-                    all.iter()
-                        .zip(&written.outcomes)
-                        .filter(|(_, o)| o.is_new())
-                        .map(|(r, _)| (r.created_at(), r.id())),
-                );
-                // What the batch brings back is read from the store for the indexer (a record
-                // missing here is caught up when the index is next opened).
-                let revealed: Vec<Record> = written
-                    .revealed
-                    .iter()
-                    .filter_map(|id| store.get(id).ok().flatten())
-                    .collect();
-                let mut changed = Some((written.hidden, revealed));
-                let mut outcomes = written.outcomes.into_iter();
-                let last = jobs.len().saturating_sub(1);
-                for (n, job) in jobs.into_iter().enumerate() {
-                    let mine: Vec<Outcome> = outcomes.by_ref().take(job.records.len()).collect();
-                    let new: Vec<_> = job
-                        .records
-                        .iter()
-                        .zip(&mine)
-                        .filter(|(_, o)| o.is_new())
-                        .map(|(r, _)| (r.id(), r.created_at()))
-                        .collect();
-                    if !new.is_empty() {
-                        // No listener is fine: nobody needs to know.
-                        let _ = events.send(Stored {
-                            origin: job.origin,
-                            records: new,
-                        });
-                    }
-                    let records: Vec<Record> = job
-                        .records
-                        .into_iter()
-                        .zip(&mine)
-                        .filter(|(_, o)| o.is_new())
-                        .map(|(r, _)| r)
-                        .collect();
-                    // The batch's hidden and revealed records go with its last job: they are
-                    // the batch's net effect, after all its new records (the indexer applies a
-                    // job's records, then its changes, in order; a record that a later job of
-                    // the batch brings and the batch hides must not come back after it).
-                    let (hidden, revealed) = if n == last {
-                        changed.take().unwrap_or_default()
-                    } else {
-                        Default::default()
-                    };
-                    let wait = job.origin == Origin::Local;
-                    match indexer {
-                        Some(indexer) => {
-                            let reply = if wait {
-                                Some((job.reply, mine))
-                            } else {
-                                let _ = job.reply.send(Ok(mine));
-                                None
-                            };
-                            // If the indexer has stopped, the caller is answered by the drop
-                            // (as a closed store), and the index catches up when next opened.
-                            let _ = indexer.send(IndexJob {
-                                records,
-                                hidden,
-                                revealed,
-                                reply,
-                            });
-                        }
-                        None => {
-                            let _ = job.reply.send(Ok(mine));
-                        }
-                    }
-                }
-            }
+        let written = match store.write_batch(&all, crate::now_millis()) {
+            Ok(written) => written,
             Err(e) => {
-                tracing::error!("store write failed: {e}");
-                let e = Arc::new(e);
-                for job in jobs {
-                    let _ = job.reply.send(Err(e.clone()));
+                fail(jobs.into_iter().map(|j| j.reply), e);
+                continue;
+            }
+        };
+        index.insert(
+            all.iter()
+                .zip(&written.outcomes)
+                .filter(|(_, o)| o.is_new())
+                .map(|(r, _)| (r.created_at(), r.id())),
+        );
+        let mut outcomes = written.outcomes.into_iter();
+        // (records, origin, outcomes, the caller still to answer)
+        let jobs: Vec<_> = jobs
+            .into_iter()
+            .map(
+                |Job {
+                     records,
+                     origin,
+                     reply,
+                 }| {
+                    let mine: Vec<Outcome> = outcomes.by_ref().take(records.len()).collect();
+                    let reply = match origin {
+                        Origin::Peer => {
+                            let _ = reply.send(Ok(mine.clone()));
+                            None
+                        }
+                        Origin::Local => Some(reply),
+                    };
+                    (records, origin, mine, reply)
+                },
+            )
+            .collect();
+        if let Err(e) = store.flush() {
+            fail(jobs.into_iter().filter_map(|(_, _, _, reply)| reply), e);
+            continue;
+        }
+        // What the batch brings back is read from the store for the indexer (a record
+        // missing here is caught up when the index is next opened).
+        let revealed: Vec<Record> = written
+            .revealed
+            .iter()
+            .filter_map(|id| store.get(id).ok().flatten())
+            .collect();
+        let mut changed = Some((written.hidden, revealed));
+        let last = jobs.len().saturating_sub(1);
+        for (n, (records, origin, mine, reply)) in jobs.into_iter().enumerate() {
+            let new: Vec<_> = records
+                .iter()
+                .zip(&mine)
+                .filter(|(_, o)| o.is_new())
+                .map(|(r, _)| (r.id(), r.created_at()))
+                .collect();
+            if !new.is_empty() {
+                // No listener is fine: nobody needs to know.
+                let _ = events.send(Stored {
+                    origin,
+                    records: new,
+                });
+            }
+            let records: Vec<Record> = records
+                .into_iter()
+                .zip(&mine)
+                .filter(|(_, o)| o.is_new())
+                .map(|(r, _)| r)
+                .collect();
+            // The batch's hidden and revealed records go with its last job: they are the
+            // batch's net effect, after all its new records (the indexer applies a job's
+            // records, then its changes, in order; a record that a later job of the batch
+            // brings and the batch hides must not come back after it).
+            let (hidden, revealed) = if n == last {
+                changed.take().unwrap_or_default()
+            } else {
+                Default::default()
+            };
+            match (indexer, reply) {
+                (Some(indexer), reply) => {
+                    // If the indexer has stopped, the caller is answered by the drop (as a
+                    // closed store), and the index catches up when next opened.
+                    let _ = indexer.send(IndexJob {
+                        records,
+                        hidden,
+                        revealed,
+                        reply: reply.map(|r| (r, mine)),
+                    });
                 }
+                (None, Some(reply)) => {
+                    let _ = reply.send(Ok(mine));
+                }
+                (None, None) => {}
             }
         }
+    }
+}
+
+/// The batch could not be written or flushed: every caller still waiting is told why.
+fn fail(replies: impl Iterator<Item = Reply>, e: StoreError) {
+    tracing::error!("store write failed: {e}");
+    let e = Arc::new(e);
+    for reply in replies {
+        let _ = reply.send(Err(e.clone()));
     }
 }
 

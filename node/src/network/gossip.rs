@@ -1,5 +1,6 @@
 //! Gossip: announcements of records by id. An announcement of a record this node lacks is
-//! fetched from its sender, checked and stored before gossipsub may forward it.
+//! fetched from its sender, checked and written to the store (readable; the flush follows)
+//! before gossipsub may forward it.
 
 use super::peers::GOSSIP_FETCHES_PER_PEER;
 use super::peers::PeerLoad;

@@ -1,6 +1,8 @@
 //! The indexer thread: the search index's single writer in the daemon. It receives every new
-//! record from the store's writer and commits what has queued at once, so that a burst of
-//! records costs one commit (every commit makes a segment, and segments cost every query).
+//! record from the store's writer and commits what has queued as one, so that a burst of
+//! records costs one commit (every commit makes a segment, and segments cost every query):
+//! records from peers wait for the burst they came in to end (`PEER_COMMIT_QUIET`, at most
+//! `PEER_COMMIT_DELAY`) and share its commit; a local write is committed at once.
 
 use super::SearchIndex;
 use crate::store::Store;
@@ -8,7 +10,7 @@ use crate::writer::IndexJob;
 use cailloux_protocol::{Record, RecordId};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, mpsc};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// What should become of one record in the index after some jobs.
 enum Fate {
@@ -89,6 +91,51 @@ fn job_bytes(job: &IndexJob) -> usize {
 /// How long the indexer waits on an empty queue before it looks again whether it is behind.
 const IDLE_CHECK: Duration = Duration::from_millis(500);
 
+/// Records from peers are committed once no other has come for `PEER_COMMIT_QUIET`, and at
+/// the latest `PEER_COMMIT_DELAY` after the first of them. A commit costs about the same for
+/// one record as for a thousand (a new segment: the writer's arena, a handful of files, later a
+/// merge): committed one by one, a burst of gossip or a catch-up round spent most of a small
+/// machine's CPU there, and records wait to be forwarded behind it. The records are readable in
+/// the store meanwhile (listings, `show`, exports); only search shows them a little later. A
+/// local write is committed at once: its caller waits.
+pub const PEER_COMMIT_QUIET: Duration = Duration::from_millis(1000);
+/// See `PEER_COMMIT_QUIET`.
+pub const PEER_COMMIT_DELAY: Duration = Duration::from_secs(10);
+
+/// At most this many records in one commit.
+const COMMIT_RECORDS: usize = 4096;
+
+/// `first` and the jobs that come after it, until `PEER_COMMIT_QUIET` passes without one or
+/// `PEER_COMMIT_DELAY` after `first`, a job whose caller waits, or `COMMIT_RECORDS` records:
+/// one commit. Returns the jobs and their bytes in the queue.
+fn gather(
+    rx: &mpsc::Receiver<(IndexJob, usize)>,
+    first: (IndexJob, usize),
+) -> (Vec<IndexJob>, usize) {
+    let latest = Instant::now() + PEER_COMMIT_DELAY;
+    let records = |j: &IndexJob| j.records.len() + j.revealed.len() + j.hidden.len();
+    let (mut count, mut bytes, mut waits) = (records(&first.0), first.1, first.0.reply.is_some());
+    let mut jobs = vec![first.0];
+    while count < COMMIT_RECORDS && !waits {
+        let next = match rx.try_recv() {
+            Ok(next) => next,
+            Err(mpsc::TryRecvError::Disconnected) => break,
+            Err(mpsc::TryRecvError::Empty) => {
+                let wait = PEER_COMMIT_QUIET.min(latest.saturating_duration_since(Instant::now()));
+                match rx.recv_timeout(wait) {
+                    Ok(next) => next,
+                    Err(_) => break,
+                }
+            }
+        };
+        count += records(&next.0);
+        bytes += next.1;
+        waits |= next.0.reply.is_some();
+        jobs.push(next.0);
+    }
+    (jobs, bytes)
+}
+
 /// Starts the thread that keeps `index` current: it first catches up with the store, then
 /// indexes what the store writer sends, coalescing whatever has queued into one commit, and
 /// catches up with the store again whenever records were left out of its queue (at most
@@ -116,10 +163,6 @@ pub fn start_indexer(
         .name("search-indexer".into())
         .spawn(move || {
             catch_up(&index);
-            let taken = |(job, bytes): (IndexJob, usize)| {
-                queued.fetch_sub(bytes, Ordering::AcqRel);
-                job
-            };
             loop {
                 let first = match rx.try_recv() {
                     Ok(first) => first,
@@ -138,13 +181,14 @@ pub fn start_indexer(
                     }
                     Err(mpsc::TryRecvError::Disconnected) => break,
                 };
-                let first = taken(first);
-                let mut jobs = crate::writer::coalesce(&rx, first, taken, |j| j.records.len());
+                let (mut jobs, bytes) = gather(&rx, first);
                 let (batch, hidden, revealed) = net(&mut jobs);
                 if let Err(e) = index.add(&batch, &hidden, &revealed) {
                     // The records are durable; the index catches up when it is next opened.
                     tracing::error!("cannot index {} record(s): {e}", batch.len());
                 }
+                // Counted in the queue's bound until committed.
+                queued.fetch_sub(bytes, Ordering::AcqRel);
                 jobs.into_iter().for_each(IndexJob::done);
             }
             if behind.load(Ordering::Acquire) {

@@ -1,8 +1,9 @@
 //! The town's store: every verified record, by id, and the catalogue that listings read, in one
-//! sled tree.
+//! sled tree; the records' bytes in an append-only file beside it (`log`).
 //!
 //! Layout (one tree, four key spaces):
-//! - `r` + id (32 bytes) -> the signed record bytes (publications and acts);
+//! - `r` + id (32 bytes) -> where the signed record bytes (publications and acts) are in the
+//!   log (a store made before the log holds the bytes themselves, and they are read as such);
 //! - `c` + created_at (8 bytes, big-endian) + id -> a compact summary (kind, themes, author,
 //!   folded town) of each publication. Keys sort by time, so a reverse scan lists newest first,
 //!   and the filters of `list` (kind, theme, town, author) are answered from the summary without
@@ -32,7 +33,9 @@
 //! - A record and its catalogue entry are written in one atomic sled batch, so the catalogue
 //!   never points at nothing and a stored record is never missing from listings.
 //! - `insert_batch` returns only once the batch is flushed to disk: a caller may tell a person
-//!   "stored" as soon as it returns (group commit: one flush per batch, not per record).
+//!   "stored" as soon as it returns (group commit: one flush per batch, not per record). Its
+//!   two halves, `write_batch` (judged, written, readable) and `flush`, are
+//!   there for the writer, which answers peers' records between them.
 //! - Inserting a record that is already there changes nothing.
 //!
 //! The store is synchronous. The daemon drives it from blocking threads, never from the async
@@ -47,6 +50,9 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 
+mod log;
+use log::{Location, RecordLog};
+
 /// Why the store could not do what was asked.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -57,6 +63,11 @@ pub enum StoreError {
     Open { path: PathBuf, source: sled::Error },
     #[error("store I/O failed: {0}")]
     Io(#[from] sled::Error),
+    #[error("cannot read or write the record file {path}: {source}")]
+    Log {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("the store holds a corrupt record {id}: {reason}")]
     Corrupt { id: String, reason: String },
 }
@@ -225,6 +236,7 @@ fn time_key(space: u8, record: &Record) -> [u8; 41] {
 pub struct Store {
     db: sled::Db,
     tree: sled::Tree,
+    log: Arc<RecordLog>,
     /// Serialises writers, so that "was it new?" is answered exactly.
     write: Arc<Mutex<()>>,
     /// The acts, versions and retractions of what is stored; changed only under `write`.
@@ -257,9 +269,14 @@ impl Store {
                 },
             })?;
         let tree = db.open_tree("records")?;
+        let log = RecordLog::open(path).map_err(|source| StoreError::Log {
+            path: path.join(RecordLog::FILE),
+            source,
+        })?;
         let store = Store {
             db,
             tree,
+            log: Arc::new(log),
             write: Arc::default(),
             ledger: Arc::new(RwLock::new(Ledger::new(mode))),
             mode,
@@ -335,6 +352,15 @@ impl Store {
     /// the delegate's records). `now` is this node's clock (ms since the Unix epoch): a record
     /// dated more than `trust::MAX_CLOCK_SKEW_MS` ahead of it is pending.
     pub fn insert_batch(&self, batch: &[Record], now: u64) -> Result<Written, StoreError> {
+        let written = self.write_batch(batch, now)?;
+        self.flush()?;
+        Ok(written)
+    }
+
+    /// `insert_batch` without the flush: what the ledger accepts is written atomically and
+    /// readable at once (`get`, listings), but durable only once `flush` returns. The
+    /// store's writer uses it to let gossip forward a record while the flush is under way.
+    pub fn write_batch(&self, batch: &[Record], now: u64) -> Result<Written, StoreError> {
         if batch.is_empty() {
             return Ok(Written::default());
         }
@@ -343,9 +369,24 @@ impl Store {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let mut ledger = self.ledger.write().unwrap_or_else(|p| p.into_inner());
+        let mut accepted = Vec::new();
+        let written = Self::judge(&mut ledger, batch, now, |record| accepted.push(record));
+        // Readers need not wait for the write; writers do (they hold `write`).
+        drop(ledger);
+        // The bytes are durable before sled holds where they are (see `log`).
+        let locations = match self.log.append(accepted.iter().map(|r| r.bytes())) {
+            Ok(locations) => locations,
+            Err(source) => {
+                self.reload_ledger();
+                return Err(StoreError::Log {
+                    path: self.log.path().to_owned(),
+                    source,
+                });
+            }
+        };
         let mut writes = sled::Batch::default();
-        let written = Self::judge(&mut ledger, batch, now, |record| {
-            writes.insert(&record_key(&record.id())[..], record.bytes());
+        for (record, at) in accepted.into_iter().zip(locations) {
+            writes.insert(&record_key(&record.id())[..], &at.encode()[..]);
             match record.publication() {
                 Some(p) => {
                     writes.insert(&catalogue_key(record)[..], Summary::of(record, p).encode());
@@ -355,21 +396,29 @@ impl Store {
                 }
                 None => writes.insert(&act_key(record)[..], &[][..]),
             }
-        });
-        // Readers need not wait for the flush; writers do (they hold `write`).
-        drop(ledger);
-        let durable = self
-            .tree
-            .apply_batch(writes)
-            .and_then(|()| self.db.flush().map(|_| ()));
-        if let Err(e) = durable {
-            // The ledger ran ahead of the store: rebuild it from what is on disk.
-            if let Ok(fresh) = self.load_ledger(self.mode) {
-                *self.ledger.write().unwrap_or_else(|p| p.into_inner()) = fresh;
-            }
+        }
+        if let Err(e) = self.tree.apply_batch(writes) {
+            self.reload_ledger();
             return Err(e.into());
         }
         Ok(written)
+    }
+
+    /// Flushes everything written to disk. On failure the ledger may have run ahead of the
+    /// disk: it is rebuilt from what the store holds.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        if let Err(e) = self.db.flush() {
+            self.reload_ledger();
+            return Err(e.into());
+        }
+        Ok(())
+    }
+
+    /// The ledger ran ahead of the store: rebuild it from what the store holds.
+    fn reload_ledger(&self) {
+        if let Ok(fresh) = self.load_ledger(self.mode) {
+            *self.ledger.write().unwrap_or_else(|p| p.into_inner()) = fresh;
+        }
     }
 
     /// What `insert_batch` would do with `batch`, without writing anything: lets a publisher
@@ -386,11 +435,11 @@ impl Store {
     /// Asks the ledger about each record in order, applying each accepted one to it (so that
     /// later records of the batch see it) and handing it to `accept`. The ledger holds every
     /// stored record, so it also answers "already here?".
-    fn judge(
+    fn judge<'a>(
         ledger: &mut Ledger,
-        batch: &[Record],
+        batch: &'a [Record],
         now: u64,
-        mut accept: impl FnMut(&Record),
+        mut accept: impl FnMut(&'a Record),
     ) -> Written {
         let mut outcomes = Vec::with_capacity(batch.len());
         let mut changes = Changes::default();
@@ -439,10 +488,23 @@ impl Store {
     }
 
     pub fn get(&self, id: &RecordId) -> Result<Option<Record>, StoreError> {
-        self.tree
-            .get(record_key(id))?
-            .map(|bytes| decode_stored(id, bytes.to_vec()))
-            .transpose()
+        let Some(value) = self.tree.get(record_key(id))? else {
+            return Ok(None);
+        };
+        let bytes = match Location::decode(&value) {
+            Some(at) => self.log.read(at).map_err(|e| StoreError::Corrupt {
+                id: id.to_hex(),
+                reason: format!(
+                    "its {} bytes at offset {} of {} cannot be read: {e}",
+                    at.len,
+                    at.offset,
+                    self.log.path().display()
+                ),
+            })?,
+            // A store made before the log: the bytes themselves.
+            None => value.to_vec(),
+        };
+        decode_stored(id, bytes).map(Some)
     }
 
     /// The one record whose id starts with `prefix`.
@@ -587,12 +649,6 @@ impl Store {
             .map(|key| parse_time_key(&key?))
     }
 
-    /// Flushes everything written to disk.
-    pub fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush()?;
-        Ok(())
-    }
-
     /// How many publications the store holds.
     pub fn len(&self) -> usize {
         self.tree.scan_prefix(b"c").keys().count()
@@ -625,10 +681,17 @@ fn parse_time_key(key: &[u8]) -> Result<(u64, RecordId), StoreError> {
 }
 
 fn decode_stored(id: &RecordId, bytes: Vec<u8>) -> Result<Record, StoreError> {
-    Record::from_trusted_bytes(bytes).map_err(|e| StoreError::Corrupt {
+    let record = Record::from_trusted_bytes(bytes).map_err(|e| StoreError::Corrupt {
         id: id.to_hex(),
         reason: e.to_string(),
-    })
+    })?;
+    if record.id() != *id {
+        return Err(StoreError::Corrupt {
+            id: id.to_hex(),
+            reason: format!("its stored bytes are those of record {}", record.id()),
+        });
+    }
+    Ok(record)
 }
 
 #[cfg(test)]
@@ -738,6 +801,83 @@ mod tests {
             ..Filter::default()
         };
         assert_eq!(store.list(&audit).count(), 2);
+    }
+
+    fn open_at(path: &Path) -> Store {
+        Store::open(path, Mode::Open, crate::daemon::DEFAULT_STORE_CACHE_MB)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Records live in the log, sled only says where; a store made before the log (the bytes in
+    /// sled) reads as it did, and both kinds read back after reopening.
+    #[test]
+    fn records_read_back_from_the_log_and_from_a_store_made_before_it() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("s");
+        let (old, new) = (
+            record(1, Kind::Practice, vec![Theme::Energy], "Vallon"),
+            record(2, Kind::Practice, vec![Theme::Food], "Vallon"),
+        );
+        let store = open_at(&path);
+        store
+            .insert_batch(&[old.clone(), new.clone()], 10_000)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let value = |store: &Store, r: &Record| {
+            store
+                .tree
+                .get(record_key(&r.id()))
+                .unwrap_or_else(|e| panic!("{e}"))
+                .unwrap_or_else(|| panic!("no entry"))
+        };
+        assert_eq!(
+            value(&store, &new).len(),
+            Location::ENCODED,
+            "sled holds a location"
+        );
+        // As a store made before the log held it.
+        store
+            .tree
+            .insert(record_key(&old.id()), old.bytes())
+            .unwrap_or_else(|e| panic!("{e}"));
+        store.flush().unwrap_or_else(|e| panic!("{e}"));
+        drop(store);
+        let store = open_at(&path);
+        for r in [&old, &new] {
+            let got = store.get(&r.id()).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(got.as_ref().map(Record::bytes), Some(r.bytes()));
+        }
+        assert_eq!(store.list(&Filter::default()).count(), 2);
+    }
+
+    /// Bytes in the log that are not the record's any more are a corrupt record, named, never
+    /// another record served in its place.
+    #[test]
+    fn a_damaged_log_is_reported_as_a_corrupt_record() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("s");
+        let r = record(1, Kind::Practice, vec![Theme::Energy], "Vallon");
+        let store = open_at(&path);
+        store
+            .insert_batch(std::slice::from_ref(&r), 10_000)
+            .unwrap_or_else(|e| panic!("{e}"));
+        drop(store);
+        let file = path.join(RecordLog::FILE);
+        let mut bytes = std::fs::read(&file).unwrap_or_else(|e| panic!("{e}"));
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        std::fs::write(&file, &bytes[..]).unwrap_or_else(|e| panic!("{e}"));
+        let store = open_at(&path);
+        match store.get(&r.id()) {
+            Err(StoreError::Corrupt { id, .. }) => assert_eq!(id, r.id().to_hex()),
+            other => panic!("expected a corrupt record, got {other:?}"),
+        }
+        // Cut short: the same, with what is missing.
+        std::fs::write(&file, &bytes[..10]).unwrap_or_else(|e| panic!("{e}"));
+        let err = store.get(&r.id()).map(|_| ());
+        assert!(
+            matches!(&err, Err(StoreError::Corrupt { reason, .. }) if reason.contains("cannot be read")),
+            "{err:?}"
+        );
     }
 
     #[test]
