@@ -242,6 +242,8 @@ async fn run(n: usize, args: &Args) -> anyhow::Result<Figures> {
     let before = net.inbound_bytes().await;
     let publishing = Instant::now();
     let mut latencies = Vec::with_capacity(records.len());
+    // Per record: when it was published, ms until all nodes held it / until 90% did.
+    let mut timeline = Vec::new();
     let mut late = 0;
     // Arrivals of a record seen before its turn (none expected: records go one at a time).
     let mut early: HashMap<RecordId, HashSet<usize>> = HashMap::new();
@@ -254,12 +256,15 @@ async fn run(n: usize, args: &Args) -> anyhow::Result<Figures> {
             .insert(vec![record], Origin::Local)
             .await?;
         let mut holding = early.remove(&id).unwrap_or_default();
+        let mut times = vec![t0; holding.len()];
         let mut last = t0;
         let deadline = t0 + RECORD_DEADLINE;
         while holding.len() < n {
             match tokio::time::timeout_at(deadline.into(), arrivals.recv()).await {
                 Ok(Some((i, got, at))) if got == id => {
-                    holding.insert(i);
+                    if holding.insert(i) {
+                        times.push(at);
+                    }
                     last = last.max(at);
                 }
                 Ok(Some((i, got, _))) => {
@@ -280,9 +285,22 @@ async fn run(n: usize, args: &Args) -> anyhow::Result<Figures> {
         } else {
             latencies.push((last - t0).as_secs_f64() * 1e3);
         }
+        times.sort();
+        let most = times
+            .get((times.len() * 9).div_ceil(10).saturating_sub(1))
+            .map_or(0.0, |t| (*t - t0).as_secs_f64() * 1e3);
+        timeline.push(format!(
+            "{:.1}s:{:.0}/{most:.0}",
+            (t0 - publishing).as_secs_f64(),
+            latencies.last().copied().unwrap_or(0.0)
+        ));
     }
     let publish_time = publishing.elapsed();
     let after = net.inbound_bytes().await;
+    println!(
+        "per record, published at: ms until all / 90% of nodes held it: {}",
+        timeline.join(" ")
+    );
     let count = latencies.len() as f64;
     let per_node_per_record = (after - before) / (n - 1) as f64 / count;
     let conns = net.connections().await?;

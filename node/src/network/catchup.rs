@@ -127,24 +127,42 @@ pub(super) enum SyncState {
 impl EventLoop {
     /// The periodic round: reconciles with a random peer, and schedules the next round.
     pub(super) fn sync_with_random_peer(&mut self) {
-        let now = Instant::now();
+        let peer = self.random_peer(None);
+        self.sync_schedule.started(peer, Instant::now());
+        if let Some(peer) = peer {
+            self.start_sync(peer);
+        }
+    }
+
+    /// A gossiped record could not be fetched from `announcer` (its connection closed, or it
+    /// did not have it): gossipsub will not offer that announcement again, so reconcile at once
+    /// with another peer rather than wait for the periodic round, which a quiet network has
+    /// stretched to many minutes.
+    pub(super) fn catch_up_elsewhere(&mut self, announcer: PeerId) {
+        if let Some(peer) = self.random_peer(Some(announcer)) {
+            tracing::debug!(
+                "an announcement from {announcer} could not be fetched: reconciling with {peer}"
+            );
+            self.start_sync(peer);
+        }
+    }
+
+    /// A connected peer, not already reconciling with this node, nor `except`.
+    fn random_peer(&mut self, except: Option<PeerId>) -> Option<PeerId> {
         let peers: Vec<PeerId> = self
             .swarm
             .connected_peers()
-            .filter(|p| !self.sessions.contains_key(p))
+            .filter(|p| !self.sessions.contains_key(p) && Some(**p) != except)
             .copied()
             .collect();
         if peers.is_empty() {
-            self.sync_schedule.started(None, now);
-            return;
+            return None;
         }
         // xorshift: a random enough pick without another dependency.
         self.rng ^= self.rng << 13;
         self.rng ^= self.rng >> 7;
         self.rng ^= self.rng << 17;
-        let peer = peers[(self.rng % peers.len() as u64) as usize];
-        self.sync_schedule.started(Some(peer), now);
-        self.start_sync(peer);
+        Some(peers[(self.rng % peers.len() as u64) as usize])
     }
 
     pub(super) fn start_sync(&mut self, peer: PeerId) {

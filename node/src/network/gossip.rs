@@ -171,7 +171,12 @@ impl EventLoop {
                     shared.metrics.reject(reason);
                     gossipsub::MessageAcceptance::Reject
                 }
-                Ok(Err(None)) | Err(_) => gossipsub::MessageAcceptance::Ignore,
+                Ok(Err(None)) => {
+                    // Announced and not served (a peer that lost what it had not flushed).
+                    let _ = shared.internal.send(Internal::Missed(source));
+                    gossipsub::MessageAcceptance::Ignore
+                }
+                Err(_) => gossipsub::MessageAcceptance::Ignore,
             };
             let _ = shared.internal.send(Internal::Validated {
                 message_id,

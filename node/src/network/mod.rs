@@ -251,6 +251,8 @@ enum Internal {
     },
     /// Reconcile with this peer (a record it sent waits for another).
     CatchUp(PeerId),
+    /// This peer announced a record and did not serve it: reconcile with another.
+    Missed(PeerId),
 }
 
 /// What the loop shares with the tasks it spawns.
@@ -776,6 +778,7 @@ impl EventLoop {
                 self.fetch_more(peer);
             }
             Internal::CatchUp(peer) => self.start_sync(peer),
+            Internal::Missed(peer) => self.catch_up_elsewhere(peer),
         }
     }
 }

@@ -165,6 +165,7 @@ impl EventLoop {
                     tracing::debug!("fetch from {peer} failed: {error}");
                     self.gossip_fetch_done(source);
                     self.report(&message_id, &source, gossipsub::MessageAcceptance::Ignore);
+                    self.catch_up_elsewhere(source);
                 }
                 Some(Fetch::Sync { .. }) => {
                     tracing::info!("catch-up with {peer} interrupted: {error}");

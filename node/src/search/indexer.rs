@@ -2,7 +2,7 @@
 //! record from the store's writer and commits what has queued as one, so that a burst of
 //! records costs one commit (every commit makes a segment, and segments cost every query):
 //! records from peers wait for the burst they came in to end (`PEER_COMMIT_QUIET`, at most
-//! `PEER_COMMIT_DELAY`) and share its commit; a local write is committed at once.
+//! 10-20 s) and share its commit; a local write is committed at once.
 
 use super::SearchIndex;
 use crate::store::Store;
@@ -92,27 +92,39 @@ fn job_bytes(job: &IndexJob) -> usize {
 const IDLE_CHECK: Duration = Duration::from_millis(500);
 
 /// Records from peers are committed once no other has come for `PEER_COMMIT_QUIET`, and at
-/// the latest `PEER_COMMIT_DELAY` after the first of them. A commit costs about the same for
+/// the latest 10 to 20 s after the first of them (`PEER_COMMIT_DELAY`). A commit costs about the same for
 /// one record as for a thousand (a new segment: the writer's arena, a handful of files, later a
 /// merge): committed one by one, a burst of gossip or a catch-up round spent most of a small
 /// machine's CPU there, and records wait to be forwarded behind it. The records are readable in
 /// the store meanwhile (listings, `show`, exports); only search shows them a little later. A
 /// local write is committed at once: its caller waits.
 pub const PEER_COMMIT_QUIET: Duration = Duration::from_millis(1000);
-/// See `PEER_COMMIT_QUIET`.
+/// See `PEER_COMMIT_QUIET`: the latest is between this and twice this, drawn at random for
+/// each commit. Every node of a network receives a burst at about the same moment; nodes that
+/// share a machine (an intercommunal IT service hosting several towns, the scale benchmark)
+/// would otherwise all commit at once, and 300 nodes on two cores then stalled for 5 s.
 pub const PEER_COMMIT_DELAY: Duration = Duration::from_secs(10);
+
+/// `PEER_COMMIT_DELAY`, stretched by a random factor in [1, 2).
+fn commit_deadline(now: Instant) -> Instant {
+    use std::hash::BuildHasher;
+    // Randomly keyed hasher: a fresh draw each time, without a dependency for it.
+    let draw = std::collections::hash_map::RandomState::new().hash_one(now);
+    let fraction = (draw >> 11) as f64 / (1u64 << 53) as f64;
+    now + PEER_COMMIT_DELAY.mul_f64(1.0 + fraction)
+}
 
 /// At most this many records in one commit.
 const COMMIT_RECORDS: usize = 4096;
 
 /// `first` and the jobs that come after it, until `PEER_COMMIT_QUIET` passes without one or
-/// `PEER_COMMIT_DELAY` after `first`, a job whose caller waits, or `COMMIT_RECORDS` records:
+/// `commit_deadline`, a job whose caller waits, or `COMMIT_RECORDS` records:
 /// one commit. Returns the jobs and their bytes in the queue.
 fn gather(
     rx: &mpsc::Receiver<(IndexJob, usize)>,
     first: (IndexJob, usize),
 ) -> (Vec<IndexJob>, usize) {
-    let latest = Instant::now() + PEER_COMMIT_DELAY;
+    let latest = commit_deadline(Instant::now());
     let records = |j: &IndexJob| j.records.len() + j.revealed.len() + j.hidden.len();
     let (mut count, mut bytes, mut waits) = (records(&first.0), first.1, first.0.reply.is_some());
     let mut jobs = vec![first.0];

@@ -253,6 +253,9 @@ impl Store {
         let db = sled::Config::new()
             .path(path)
             .cache_capacity(cache_mb.max(1).saturating_mul(1024 * 1024))
+            // Every write is flushed by its writer (`insert_batch`, the store's writer thread):
+            // sled's own flusher, a thread per store waking every 500 ms, has nothing to add.
+            .flush_every_ms(None)
             .open()
             .map_err(|e| match e {
                 sled::Error::Io(io)
