@@ -270,8 +270,10 @@ struct Proc {
 
 impl Proc {
     fn spawn(role: &str, bounds: Bounds, env: &[(&str, String)]) -> anyhow::Result<Proc> {
-        // A heap profiler around the child, to tell what holds its memory (its figures are
-        // then the profiler's process's, not to be reported): `CAILLOUX_MEMORY_WRAP=heaptrack`.
+        // A program around the child: a heap profiler, to tell what holds its memory (its
+        // figures are then the profiler's process's, not to be reported):
+        // `CAILLOUX_MEMORY_WRAP=heaptrack`; or a script that `exec`s the child in another
+        // allocator (the figures are then the child's): `node/benches/with-jemalloc.sh`.
         let mut command = match std::env::var_os(WRAP) {
             Some(wrap) => {
                 let mut c = Command::new(wrap);

@@ -844,7 +844,7 @@ mod tests {
             .unwrap_or_else(|e| panic!("{e}"));
         store.flush().unwrap_or_else(|e| panic!("{e}"));
         drop(store);
-        let store = open_at(&path);
+        let store = world::reopen(&path, Mode::Open);
         for r in [&old, &new] {
             let got = store.get(&r.id()).unwrap_or_else(|e| panic!("{e}"));
             assert_eq!(got.as_ref().map(Record::bytes), Some(r.bytes()));
@@ -859,7 +859,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let path = dir.path().join("s");
         let r = record(1, Kind::Practice, vec![Theme::Energy], "Vallon");
-        let store = open_at(&path);
+        let store = world::reopen(&path, Mode::Open);
         store
             .insert_batch(std::slice::from_ref(&r), 10_000)
             .unwrap_or_else(|e| panic!("{e}"));
@@ -869,7 +869,7 @@ mod tests {
         let last = bytes.len() - 1;
         bytes[last] ^= 1;
         std::fs::write(&file, &bytes[..]).unwrap_or_else(|e| panic!("{e}"));
-        let store = open_at(&path);
+        let store = world::reopen(&path, Mode::Open);
         match store.get(&r.id()) {
             Err(StoreError::Corrupt { id, .. }) => assert_eq!(id, r.id().to_hex()),
             other => panic!("expected a corrupt record, got {other:?}"),
