@@ -120,8 +120,19 @@ impl RecordLog {
         Ok(locations)
     }
 
-    /// The bytes at `at`.
+    /// The bytes at `at`. A location longer than any record (a damaged entry) is refused
+    /// before anything is allocated for it.
     pub fn read(&self, at: Location) -> io::Result<Vec<u8>> {
+        if at.len as usize > cailloux_protocol::MAX_RECORD_BYTES {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "a location of {} bytes, more than a record may hold ({})",
+                    at.len,
+                    cailloux_protocol::MAX_RECORD_BYTES
+                ),
+            ));
+        }
         let mut bytes = vec![0; at.len as usize];
         self.file.read_exact_at(&mut bytes, at.offset)?;
         Ok(bytes)
@@ -163,5 +174,24 @@ mod tests {
         // A record as a store made before the log held it: a CBOR map.
         assert_eq!(Location::decode(&[0xa5; 13]), None);
         assert_eq!(Location::decode(&[0; 12]), None);
+    }
+
+    #[test]
+    fn a_location_longer_than_any_record_is_refused_before_it_is_read() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let log = RecordLog::open(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+        let at = Location {
+            offset: 0,
+            len: u32::MAX,
+        };
+        let err = match log.read(at) {
+            Err(e) => e,
+            Ok(bytes) => panic!("read {} bytes", bytes.len()),
+        };
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+        assert!(
+            err.to_string().contains("more than a record may hold"),
+            "{err}"
+        );
     }
 }
