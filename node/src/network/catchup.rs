@@ -34,6 +34,12 @@ pub(super) const FETCHES_IN_FLIGHT: usize = 4;
 /// meets up to `max_peers` at once, each with the same records to offer).
 pub(super) const CATCHUP_FETCHES_IN_FLIGHT: usize = 8;
 
+/// At most one reconciliation started by `catch_up_elsewhere` in this time: a peer that
+/// announces ids it never serves costs the node one round per interval, not one per
+/// announcement (a round repairs every record missed before it; one missed within the interval
+/// waits for the next repair or periodic round).
+pub(super) const REPAIR_EVERY: Duration = Duration::from_secs(5);
+
 /// The periodic reconciliation's interval grows, while rounds find nothing, to at most this many
 /// times the base (`--sync-interval`): 16 minutes at the default minute.
 pub(super) const SYNC_BACKOFF_MAX: u32 = 16;
@@ -137,9 +143,17 @@ impl EventLoop {
     /// A gossiped record could not be fetched from `announcer` (its connection closed, or it
     /// did not have it): gossipsub will not offer that announcement again, so reconcile at once
     /// with another peer rather than wait for the periodic round, which a quiet network has
-    /// stretched to many minutes.
+    /// stretched to many minutes; at most once per `REPAIR_EVERY`.
     pub(super) fn catch_up_elsewhere(&mut self, announcer: PeerId) {
+        let now = Instant::now();
+        if self
+            .last_repair
+            .is_some_and(|at| now.duration_since(at) < REPAIR_EVERY)
+        {
+            return;
+        }
         if let Some(peer) = self.random_peer(Some(announcer)) {
+            self.last_repair = Some(now);
             tracing::debug!(
                 "an announcement from {announcer} could not be fetched: reconciling with {peer}"
             );

@@ -284,6 +284,8 @@ pub struct EventLoop {
     answers: ResponseBudget<InboundRequestId>,
     /// When the next periodic reconciliation is due.
     sync_schedule: SyncSchedule,
+    /// When `catch_up_elsewhere` last started a reconciliation.
+    last_repair: Option<Instant>,
     chatter: Chatter,
     listen_addrs: Vec<Multiaddr>,
     rng: u64,
@@ -449,6 +451,7 @@ pub fn new(
         banned: HashMap::new(),
         answers: ResponseBudget::new(RESPONSE_BYTES_PER_PEER, RESPONSE_BYTES_TOTAL),
         sync_schedule: SyncSchedule::new(config.sync_interval, Instant::now()),
+        last_repair: None,
         chatter,
         listen_addrs: Vec::new(),
         rng: u64::from_le_bytes(seed_bytes) | 1,

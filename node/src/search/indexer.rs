@@ -92,9 +92,9 @@ fn job_bytes(job: &IndexJob) -> usize {
 const IDLE_CHECK: Duration = Duration::from_millis(500);
 
 /// Records from peers are committed once no other has come for `PEER_COMMIT_QUIET`, and at
-/// the latest 10 to 20 s after the first of them (`PEER_COMMIT_DELAY`). A commit costs about the same for
-/// one record as for a thousand (a new segment: the writer's arena, a handful of files, later a
-/// merge): committed one by one, a burst of gossip or a catch-up round spent most of a small
+/// the latest 10 to 20 s after the first of them (`PEER_COMMIT_DELAY`). A commit costs about
+/// the same for one record as for a thousand (a new segment: the writer's arena, a handful of
+/// files, later a merge): committed one by one, a burst of gossip or a catch-up round spent most of a small
 /// machine's CPU there, and records wait to be forwarded behind it. The records are readable in
 /// the store meanwhile (listings, `show`, exports); only search shows them a little later. A
 /// local write is committed at once: its caller waits.

@@ -859,7 +859,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let path = dir.path().join("s");
         let r = record(1, Kind::Practice, vec![Theme::Energy], "Vallon");
-        let store = world::reopen(&path, Mode::Open);
+        let store = open_at(&path);
         store
             .insert_batch(std::slice::from_ref(&r), 10_000)
             .unwrap_or_else(|e| panic!("{e}"));
