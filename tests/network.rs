@@ -313,3 +313,34 @@ fn a_node_logging_to_a_file_writes_no_colour_codes() {
         "an ESC byte in a log written to a file:\n{log:?}"
     );
 }
+
+/// The node runs on jemalloc with the settings of `node/src/memory.rs`: its background thread
+/// (named `jemalloc_bg_thd`, started only when `background_thread:true` was read, so only when
+/// the settings' symbol is linked) is what returns the memory a catch-up freed.
+#[test]
+fn the_node_runs_on_its_allocator_with_the_background_purge() {
+    let node = NodeProcess::start("Allocville", &[]);
+    let pid = util::http::pid(&node);
+    let names = || -> Vec<String> {
+        std::fs::read_dir(format!("/proc/{pid}/task"))
+            .map(|tasks| {
+                tasks
+                    .flatten()
+                    .filter_map(|t| std::fs::read_to_string(t.path().join("comm")).ok())
+                    .map(|c| c.trim().to_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    // The background thread starts with the allocator's first use, before `main`; polled
+    // anyway, so a slow start is not a failure.
+    let started = wait_until(Duration::from_secs(10), || {
+        names().iter().any(|n| n == "jemalloc_bg_thd")
+    });
+    assert!(
+        started,
+        "no jemalloc background thread in the node's threads {:?}: the allocator or its \
+         settings (`_rjem_malloc_conf`) are not in the `cailloux` binary",
+        names()
+    );
+}

@@ -16,6 +16,9 @@ mod templates;
 mod trust;
 mod ui;
 
+// jemalloc, set to give back what a catch-up freed (node/src/memory.rs).
+cailloux_node::node_allocator!();
+
 use anyhow::Context;
 use args::*;
 use cailloux_node::Home;

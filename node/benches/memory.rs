@@ -1,7 +1,8 @@
 //! Memory of a small VM: the anonymous memory (`RssAnon`) of a node in a process of its own,
 //! sampled every 50 ms from `/proc/PID/status`, with the node's memory bounds (the defaults)
 //! beside the same run's baseline with the bounds before issue 10 (store cache 1024 MiB, index
-//! writer 64 MB with four merge threads, an unbounded indexer queue; `Tuning::BEFORE`).
+//! writer 64 MB with four merge threads, an unbounded indexer queue, four catch-up fetches per
+//! session; `Tuning::BEFORE`).
 //!
 //! Catch-up (default): a source node in this process holds N records of about 4 KB (signed
 //! here, stored through its writer); a new town, a child process (this program run again with
@@ -19,12 +20,17 @@
 //! every node holds them all and a rest of `IDLE_AFTER`: each node's figure, and the largest.
 //!
 //! With `--ablate`, either mode also runs the default bounds with one bound as it was before
-//! (store cache, index writer, indexer queue, allocator), to show what held the memory.
+//! (store cache, index writer, indexer queue, catch-up fetches in flight), to show what held the memory. The allocator is
+//! the node's (jemalloc, `node_allocator!`); `--features system-allocator` runs both sides on
+//! the system's instead, for the comparison.
 //!
 //! Run: `cargo bench -p cailloux-node --bench memory` (optionally `-- 20000` records),
 //! `cargo bench -p cailloux-node --bench memory -- --gossip [--records 200 --every-ms 2500]`.
 
 mod common;
+
+// The node's allocator, as in the `cailloux` binary: the children are this program.
+cailloux_node::node_allocator!();
 
 use cailloux_node::daemon::{DEFAULT_STORE_CACHE_MB, Daemon};
 use cailloux_node::memory::Tuning;
@@ -71,17 +77,15 @@ enum Bounds {
     OldCache,
     OldWriter,
     OldQueue,
-    NoArenaCap,
-    NoTrim,
+    OldFetches,
 }
 
 impl Bounds {
-    const ABLATIONS: [Bounds; 5] = [
+    const ABLATIONS: [Bounds; 4] = [
         Bounds::OldCache,
         Bounds::OldWriter,
         Bounds::OldQueue,
-        Bounds::NoArenaCap,
-        Bounds::NoTrim,
+        Bounds::OldFetches,
     ];
 
     fn name(self) -> &'static str {
@@ -91,8 +95,7 @@ impl Bounds {
             Bounds::OldCache => "default, store cache 1024 MiB",
             Bounds::OldWriter => "default, index writer 64 MB/4 merge threads",
             Bounds::OldQueue => "default, unbounded indexer queue",
-            Bounds::NoArenaCap => "default, glibc's arenas not capped",
-            Bounds::NoTrim => "default, no malloc_trim",
+            Bounds::OldFetches => "default, 4 catch-up fetches per session, unbounded in all",
         }
     }
 
@@ -113,8 +116,7 @@ impl Bounds {
             Bounds::OldCache => cache = BEFORE_STORE_CACHE_MB,
             Bounds::OldWriter => tuning.index_writer = Tuning::BEFORE.index_writer,
             Bounds::OldQueue => tuning.index_queue_bytes = Tuning::BEFORE.index_queue_bytes,
-            Bounds::NoArenaCap => tuning.cap_arenas = false,
-            Bounds::NoTrim => tuning.trim = false,
+            Bounds::OldFetches => tuning.catchup = Tuning::BEFORE.catchup,
         }
         (cache, tuning)
     }
@@ -272,8 +274,8 @@ impl Proc {
     fn spawn(role: &str, bounds: Bounds, env: &[(&str, String)]) -> anyhow::Result<Proc> {
         // A program around the child: a heap profiler, to tell what holds its memory (its
         // figures are then the profiler's process's, not to be reported):
-        // `CAILLOUX_MEMORY_WRAP=heaptrack`; or a script that `exec`s the child in another
-        // allocator (the figures are then the child's): `node/benches/with-jemalloc.sh`.
+        // `CAILLOUX_MEMORY_WRAP=heaptrack`, with `--features system-allocator` (heaptrack sees
+        // `malloc`, not jemalloc's own entry points).
         let mut command = match std::env::var_os(WRAP) {
             Some(wrap) => {
                 let mut c = Command::new(wrap);
@@ -354,6 +356,8 @@ struct Town {
     catchup_s: f64,
     indexed_s: f64,
     peak_kb: u64,
+    /// The peak until the store held every record (the rest of `peak_kb` is the indexing's).
+    catchup_peak_kb: u64,
     idle_kb: u64,
 }
 
@@ -366,12 +370,16 @@ fn new_town(addr: &Multiaddr, n: usize, bounds: Bounds) -> anyhow::Result<Town> 
     let deadline = Instant::now() + Duration::from_secs(900);
     let (mut caught_up, mut indexed) = (None, None);
     let mut idle_kb = None;
+    let mut catchup_peak_kb = 0;
     while idle_kb.is_none() {
         anyhow::ensure!(Instant::now() < deadline, "the new town took too long");
         if let Some(status) = town.child.try_wait()? {
             anyhow::bail!("the new town ended early: {status}");
         }
         let kb = town.sample()?;
+        if caught_up.is_none() {
+            catchup_peak_kb = town.peak_kb;
+        }
         while let Ok(line) = town.lines.try_recv() {
             let secs = |l: &str| l.split(' ').nth(1).and_then(|s| s.parse::<f64>().ok());
             if line.starts_with("caught_up ") {
@@ -391,6 +399,7 @@ fn new_town(addr: &Multiaddr, n: usize, bounds: Bounds) -> anyhow::Result<Town> 
         catchup_s: caught_up.map_or(0.0, |(s, _)| s),
         indexed_s: indexed.map_or(0.0, |(s, _)| s),
         peak_kb: town.peak_kb,
+        catchup_peak_kb,
         idle_kb: idle_kb.unwrap_or(0),
     };
     town.finish()?;
@@ -431,8 +440,9 @@ async fn catch_up(n: usize, ablate: bool) -> anyhow::Result<()> {
     println!("a new town catching up {n} records of {size} bytes from one peer (RssAnon):");
     for (name, t) in [("before (baseline)", &before), ("default bounds", &now)] {
         println!(
-            "  {name:<18} peak {:>7.1} MiB, idle {:>7.1} MiB ({} s after indexing), catch-up {:>6.2} s, indexed at {:>6.2} s",
+            "  {name:<18} peak {:>7.1} MiB ({:.1} until caught up), idle {:>7.1} MiB ({} s after indexing), catch-up {:>6.2} s, indexed at {:>6.2} s",
             mb(t.peak_kb),
+            mb(t.catchup_peak_kb),
             mb(t.idle_kb),
             IDLE_AFTER.as_secs(),
             t.catchup_s,
@@ -441,9 +451,10 @@ async fn catch_up(n: usize, ablate: bool) -> anyhow::Result<()> {
     }
     for (bounds, t) in &ablations {
         println!(
-            "  {}: peak {:.1} MiB, idle {:.1} MiB, catch-up {:.2} s, indexed at {:.2} s",
+            "  {}: peak {:.1} MiB ({:.1} until caught up), idle {:.1} MiB, catch-up {:.2} s, indexed at {:.2} s",
             bounds.name(),
             mb(t.peak_kb),
+            mb(t.catchup_peak_kb),
             mb(t.idle_kb),
             t.catchup_s,
             t.indexed_s
@@ -510,14 +521,10 @@ fn index_build(records: &[Record]) -> anyhow::Result<Build> {
 }
 
 /// The store alone (`--store`): a child stores N records through `insert_batch`, 512 at a
-/// time as catch-up does, generated as it goes (with the allocator's arena cap, and a trim at
-/// the end, for the default bounds); its peak and its figure 5 s after.
+/// time as catch-up does, generated as it goes; its peak and its figure 5 s after.
 fn store_only() -> anyhow::Result<()> {
     let n: usize = std::env::var(COUNT)?.parse()?;
-    let (cache, tuning) = Bounds::from_env().options();
-    if tuning.cap_arenas {
-        cailloux_node::memory::cap_arenas();
-    }
+    let (cache, _) = Bounds::from_env().options();
     let dir = tempfile::tempdir()?;
     let store = Store::open(
         &dir.path().join("store"),
@@ -528,9 +535,6 @@ fn store_only() -> anyhow::Result<()> {
     for start in (0..n).step_by(512) {
         let batch: Vec<Record> = (start..(start + 512).min(n)).map(record).collect();
         store.insert_batch(&batch, cailloux_node::now_millis())?;
-    }
-    if tuning.trim {
-        cailloux_node::memory::trim();
     }
     say(&format!("caught_up {}", started.elapsed().as_secs_f64()));
     say(&format!("indexed {}", started.elapsed().as_secs_f64()));

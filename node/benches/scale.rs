@@ -23,6 +23,9 @@
 
 mod common;
 
+// The node's allocator, as in the `cailloux` binary.
+cailloux_node::node_allocator!();
+
 use cailloux_node::network::Chatter;
 use cailloux_node::writer::Origin;
 use cailloux_protocol::RecordId;

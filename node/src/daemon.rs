@@ -88,7 +88,6 @@ pub struct Daemon {
     writer: Writer,
     store: crate::Store,
     search: Arc<SearchIndex>,
-    trimmer: Option<tokio::task::JoinHandle<()>>,
     network_task: tokio::task::JoinHandle<()>,
     writer_thread: std::thread::JoinHandle<()>,
     indexer_thread: std::thread::JoinHandle<()>,
@@ -137,9 +136,6 @@ impl Daemon {
         tuning: Tuning,
         chatter: network::Chatter,
     ) -> anyhow::Result<Daemon> {
-        if tuning.cap_arenas && !crate::memory::cap_arenas() {
-            tracing::debug!("the allocator's arenas are not capped (not glibc)");
-        }
         let identity = match home.load_identity() {
             Ok(identity) => identity,
             Err(HomeError::NoIdentity { .. }) => {
@@ -196,7 +192,6 @@ impl Daemon {
         let (to_indexer, indexer_thread) =
             crate::search::start_indexer(search.clone(), store.clone(), tuning.index_queue_bytes);
         let (writer, writer_thread) = Writer::start(store.clone(), index.clone(), Some(to_indexer));
-        let trimmer = tuning.trim.then(|| crate::memory::spawn_trimmer(&writer));
         let net_config = NetworkConfig {
             listen: options.listen.clone(),
             bootstrap: options.bootstrap.clone(),
@@ -205,6 +200,7 @@ impl Daemon {
             sync_interval: options.sync_interval,
             max_peers: options.max_peers,
             chatter,
+            catchup: tuning.catchup,
         };
         let (client, event_loop) = network::new(
             identity.seed(),
@@ -281,7 +277,6 @@ impl Daemon {
             writer,
             store,
             search,
-            trimmer,
             network_task,
             writer_thread,
             indexer_thread,
@@ -330,13 +325,9 @@ impl Daemon {
             server,
             public,
             stop_api,
-            trimmer,
             ..
         } = self;
         tracing::info!("stopping: API, then network, then store");
-        if let Some(trimmer) = trimmer {
-            trimmer.abort();
-        }
         let _ = std::fs::remove_file(home.api_addr_path());
         let _ = stop_api.send(true);
         // Both drain at once; each is done within its drain deadline.

@@ -6,20 +6,24 @@
 //!
 //! Where the memory went before these bounds, on a new town catching up 100,000 records of
 //! 4 KB: sled's page cache (1 GiB by default), the search indexer's queue (unbounded: records
-//! are stored faster than they are indexed, so most of them waited there), and tantivy's
-//! writer (a 64 MB arena, four merge threads).
+//! are stored faster than they are indexed, so most of them waited there), tantivy's writer
+//! (a 64 MB arena, four merge threads), and the catch-up answers in flight (four of up to 4 MiB
+//! per peer, each held as bytes and again decoded).
 //!
-//! And what a peak leaves behind: glibc's malloc keeps freed memory in its arenas (up to eight
-//! per core, one taken by each thread that allocates) for the next allocation, and gives back
-//! only what lies at the top of a heap. A node's threads (the runtime's, the writer, the
-//! indexer, tantivy's, sled's) each fill an arena during a catch-up and keep it. So the node
-//! caps the arenas at `ARENAS` and, after a burst of writes and every `TRIM_EVERY`, asks glibc
-//! to return its free pages (`malloc_trim`): the only `unsafe` code of the project, two calls
-//! into the C library with integer arguments.
+//! And what a peak leaves behind: glibc's malloc kept freed memory in its arenas (up to eight
+//! per core, one taken by each thread that allocates) and gave back only what lay at the top of
+//! a heap; capped at two arenas and trimmed after every burst, a node that had caught up 100,000
+//! records still rested about 60 MiB above its live heap. So a node's programs (the `cailloux`
+//! binary, the benchmarks that measure it) run on jemalloc, set by `node_allocator!` to two
+//! arenas and a background thread that returns freed pages after about a second
+//! (`MALLOC_CONF`). A town can change the settings without a rebuild through jemalloc's
+//! environment variable `_RJEM_MALLOC_CONF` (for example `narenas:1`).
+//!
+//! A library cannot choose the allocator of the program it is linked into (a test that counts
+//! allocations brings its own), hence a macro that each program writes once.
 
+use crate::network::CatchupWidth;
 use crate::search::WriterMemory;
-use crate::writer::Writer;
-use std::time::{Duration, Instant};
 
 /// The memory bounds of a node besides the store's page cache. `Default` is what a node runs
 /// with; `Tuning::BEFORE` is what it ran with before issue 10, for benchmarks' baselines.
@@ -30,23 +34,20 @@ pub struct Tuning {
     /// The bytes of records that may wait for the search indexer; records from peers beyond it
     /// are indexed from the store instead (`search::IndexQueue`).
     pub index_queue_bytes: usize,
-    /// Cap glibc's arenas at `ARENAS` (`cap_arenas`).
-    pub cap_arenas: bool,
-    /// Give freed memory back after bursts and periodically (`spawn_trimmer`).
-    pub trim: bool,
+    /// Catch-up fetches in flight, per session and in all (`network::CatchupWidth`).
+    pub catchup: CatchupWidth,
 }
 
-/// The default `index_queue_bytes`: four catch-up answers.
-pub const INDEX_QUEUE_BYTES: usize = 16 * 1024 * 1024;
+/// The default `index_queue_bytes`: two catch-up answers.
+pub const INDEX_QUEUE_BYTES: usize = 8 * 1024 * 1024;
 
 impl Tuning {
     /// The bounds before issue 10: a 64 MB index arena with four merge threads, an unbounded
-    /// indexer queue.
+    /// indexer queue, four catch-up fetches per session and no bound over all.
     pub const BEFORE: Tuning = Tuning {
         index_writer: WriterMemory::BEFORE,
         index_queue_bytes: usize::MAX,
-        cap_arenas: false,
-        trim: false,
+        catchup: CatchupWidth::BEFORE,
     };
 }
 
@@ -55,86 +56,50 @@ impl Default for Tuning {
         Tuning {
             index_writer: WriterMemory::default(),
             index_queue_bytes: INDEX_QUEUE_BYTES,
-            cap_arenas: true,
-            trim: true,
+            catchup: CatchupWidth::DEFAULT,
         }
     }
 }
 
-/// glibc malloc's arenas at most (its default is eight per core).
-pub const ARENAS: i32 = 2;
-/// Free memory is returned once the writer has stored nothing for this long after a burst.
-pub const QUIET: Duration = Duration::from_secs(2);
-/// And at least this often (searches, exports and the indexer allocate without the writer).
-pub const TRIM_EVERY: Duration = Duration::from_secs(10);
+/// jemalloc's settings for a node (its `malloc_conf`, read before `main`): two arenas
+/// (jemalloc's default is four per core: each keeps pages of its own), a background thread that
+/// purges freed pages instead of the thread that frees them, dirty pages returned after a
+/// second, and no lazily-purged ("muzzy") stage, which would keep them counted as resident.
+pub const MALLOC_CONF: &[u8; 70] =
+    b"narenas:2,background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0\0";
+// jemalloc reads a C string: it must end with its NUL.
+const _: () = assert!(MALLOC_CONF[MALLOC_CONF.len() - 1] == 0);
 
-/// Caps glibc's arenas at `ARENAS`, for the threads that allocate from now on (the earlier the
-/// better: a thread keeps the arena it first took). Whether it could.
-pub fn cap_arenas() -> bool {
-    glibc::cap_arenas(ARENAS)
-}
+/// The allocator `node_allocator!` installs: jemalloc; the system's with the feature
+/// `system-allocator` (for a heap profiler such as heaptrack, which sees only `malloc`, or to
+/// compare: `cargo bench -p cailloux-node --bench memory --features system-allocator`).
+#[cfg(all(not(target_env = "msvc"), not(feature = "system-allocator")))]
+pub type Allocator = tikv_jemallocator::Jemalloc;
+/// The allocator `node_allocator!` installs: the system's (feature `system-allocator`, or a
+/// target jemalloc does not build for).
+#[cfg(any(target_env = "msvc", feature = "system-allocator"))]
+pub type Allocator = std::alloc::System;
+/// The value of `Allocator`.
+#[cfg(all(not(target_env = "msvc"), not(feature = "system-allocator")))]
+pub const ALLOCATOR: Allocator = tikv_jemallocator::Jemalloc;
+/// The value of `Allocator`.
+#[cfg(any(target_env = "msvc", feature = "system-allocator"))]
+pub const ALLOCATOR: Allocator = std::alloc::System;
 
-/// Returns the allocator's free memory to the system. Whether any was.
-pub fn trim() -> bool {
-    glibc::trim()
-}
+/// Makes `Allocator` (jemalloc, with `MALLOC_CONF`) the allocator of the program that writes
+/// it, once, at the top level of its crate.
+#[macro_export]
+macro_rules! node_allocator {
+    () => {
+        #[global_allocator]
+        static NODE_ALLOCATOR: $crate::memory::Allocator = $crate::memory::ALLOCATOR;
 
-/// A task that returns free memory `QUIET` after the writer's last write of a burst, and every
-/// `TRIM_EVERY` (a trim of a resting node costs well under a millisecond); it ends with the
-/// writer.
-pub fn spawn_trimmer(writer: &Writer) -> tokio::task::JoinHandle<()> {
-    let mut stored = writer.subscribe();
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(QUIET / 2);
-        let mut last_write: Option<Instant> = None;
-        let mut last_trim = Instant::now();
-        loop {
-            tokio::select! {
-                event = stored.recv() => match event {
-                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
-                        last_write = Some(Instant::now());
-                    }
-                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
-                },
-                _ = tick.tick() => {
-                    let after_burst = last_write.is_some_and(|at| at.elapsed() >= QUIET);
-                    if after_burst || last_trim.elapsed() >= TRIM_EVERY {
-                        last_write = None;
-                        last_trim = Instant::now();
-                        let _ = tokio::task::spawn_blocking(trim).await;
-                    }
-                }
-            }
-        }
-    })
-}
-
-/// The two calls into glibc's allocator.
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-#[allow(unsafe_code)]
-mod glibc {
-    pub(super) fn cap_arenas(arenas: i32) -> bool {
-        // SAFETY: `mallopt` takes two integers and changes a setting of the allocator under its
-        // own lock; it reads and writes no memory of the caller's.
-        unsafe { libc::mallopt(libc::M_ARENA_MAX, arenas) == 1 }
-    }
-
-    pub(super) fn trim() -> bool {
-        // SAFETY: `malloc_trim` takes an integer (the bytes to keep at the top of the main
-        // heap) and, under the allocator's locks, returns pages that hold no allocation; it
-        // touches no memory still allocated.
-        unsafe { libc::malloc_trim(0) == 1 }
-    }
-}
-
-/// Other allocators (musl's, macOS's) have neither call: nothing to do.
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-mod glibc {
-    pub(super) fn cap_arenas(_: i32) -> bool {
-        false
-    }
-
-    pub(super) fn trim() -> bool {
-        false
-    }
+        /// jemalloc reads its settings from this symbol when it starts. The project's only
+        /// `unsafe` attribute: the symbol's name must be exact and defined once, which the
+        /// allocator crate leaves to the program.
+        #[cfg(not(target_env = "msvc"))]
+        #[allow(unsafe_code, non_upper_case_globals)]
+        #[unsafe(export_name = "_rjem_malloc_conf")]
+        static malloc_conf: &[u8; $crate::memory::MALLOC_CONF.len()] = $crate::memory::MALLOC_CONF;
+    };
 }

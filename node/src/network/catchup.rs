@@ -26,13 +26,31 @@ use libp2p::{PeerId, gossipsub};
 use std::collections::{HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
-/// Fetch requests in flight per catch-up session.
-pub(super) const FETCHES_IN_FLIGHT: usize = 4;
-/// Fetch requests in flight over all catch-up sessions: with answers of up to
-/// `MAX_FETCH_RESPONSE_BYTES` (4 MiB), at most 32 MiB of records are on their way, being
-/// verified or waiting for the writer, however many peers this node reconciles with (a new town
-/// meets up to `max_peers` at once, each with the same records to offer).
-pub(super) const CATCHUP_FETCHES_IN_FLIGHT: usize = 8;
+/// How many catch-up fetches may be in flight: `per_session` for one peer's session, `total` over
+/// all sessions. With answers of up to `MAX_FETCH_RESPONSE_BYTES` (4 MiB), `total` bounds the
+/// bytes on their way, being verified or waiting for the writer, however many peers this node
+/// reconciles with (a new town meets up to `max_peers` at once, each with the same records to
+/// offer). A memory bound (`memory::Tuning`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CatchupWidth {
+    pub per_session: usize,
+    pub total: usize,
+}
+
+impl CatchupWidth {
+    /// Two per session, four in all: at most 16 MiB of answers. Measured on a new town catching
+    /// up 100,000 records from one peer (`benches/memory.rs`): as fast as four per session (the
+    /// writer, not the network, sets the pace) and 50 MiB less at the peak.
+    pub const DEFAULT: CatchupWidth = CatchupWidth {
+        per_session: 2,
+        total: 4,
+    };
+    /// Before issue 10: four per session, no bound over all.
+    pub const BEFORE: CatchupWidth = CatchupWidth {
+        per_session: 4,
+        total: usize::MAX,
+    };
+}
 
 /// At most one reconciliation started by `catch_up_elsewhere` in this time: a peer that
 /// announces ids it never serves costs the node one round per interval, not one per
@@ -311,28 +329,29 @@ impl EventLoop {
         }
     }
 
-    /// Keeps up to `FETCHES_IN_FLIGHT` fetches going for a session, within
-    /// `CATCHUP_FETCHES_IN_FLIGHT` for all; ends it when all is fetched. What this session leaves
+    /// Keeps up to `CatchupWidth::per_session` fetches going for a session, within its `total`
+    /// for all; ends it when all is fetched. What this session leaves
     /// of the common bound goes to the sessions waiting for it.
     pub(super) fn fetch_more(&mut self, peer: PeerId) {
         self.send_fetches(peer);
         self.fetch_waiting();
     }
 
-    /// Gives what is free of `CATCHUP_FETCHES_IN_FLIGHT` to the sessions waiting for it (after
+    /// Gives what is free of `CatchupWidth::total` to the sessions waiting for it (after
     /// a fetch ends, or a session with fetches in flight is dropped).
     pub(super) fn fetch_waiting(&mut self) {
+        let width = self.catchup;
         let waiting: Vec<PeerId> = self
             .sessions
             .iter()
             .filter(|(_, state)| {
                 matches!(state, SyncState::Fetching { queue, in_flight, .. }
-                    if !queue.is_empty() && *in_flight < FETCHES_IN_FLIGHT)
+                    if !queue.is_empty() && *in_flight < width.per_session)
             })
             .map(|(p, _)| *p)
             .collect();
         for other in waiting {
-            if self.catchup_fetches() >= CATCHUP_FETCHES_IN_FLIGHT {
+            if self.catchup_fetches() >= width.total {
                 break;
             }
             self.send_fetches(other);
@@ -352,6 +371,7 @@ impl EventLoop {
 
     fn send_fetches(&mut self, peer: PeerId) {
         let mut total = self.catchup_fetches();
+        let width = self.catchup;
         let Some(SyncState::Fetching {
             queue,
             in_flight,
@@ -363,10 +383,7 @@ impl EventLoop {
         };
         let again = *stored > 0 && *pending > 0;
         let mut requests = Vec::new();
-        while *in_flight < FETCHES_IN_FLIGHT
-            && total < CATCHUP_FETCHES_IN_FLIGHT
-            && !queue.is_empty()
-        {
+        while *in_flight < width.per_session && total < width.total && !queue.is_empty() {
             let n = queue.len().min(MAX_FETCH_IDS);
             requests.push(queue.drain(..n).collect::<Vec<_>>());
             *in_flight += 1;

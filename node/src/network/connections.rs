@@ -743,6 +743,7 @@ mod tests {
             sync_interval: Duration::from_secs(60),
             max_peers: 24,
             chatter: crate::network::Chatter::default(),
+            catchup: crate::network::CatchupWidth::DEFAULT,
         }
     }
 

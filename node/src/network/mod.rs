@@ -61,6 +61,7 @@ mod scoring;
 mod serve;
 
 use budget::{RESPONSE_BYTES_PER_PEER, RESPONSE_BYTES_TOTAL, ResponseBudget};
+pub use catchup::CatchupWidth;
 use catchup::{Fetch, SyncSchedule, SyncState};
 use peers::{BAN_TICK, PeerLoad};
 
@@ -102,6 +103,8 @@ pub struct NetworkConfig {
     pub max_peers: usize,
     /// How often the periodic exchanges run.
     pub chatter: Chatter,
+    /// How many catch-up fetches may be in flight.
+    pub catchup: CatchupWidth,
 }
 
 /// How often each periodic exchange runs. `Chatter::default()` is what a node runs; benchmarks
@@ -225,7 +228,7 @@ impl Client {
 /// that counts against a per-peer limit until the loop receives it (`PeerLoad`: fetches served,
 /// reconciliation answers, gossip validations; `SyncState::Fetching`: catch-up batches), and a
 /// `PeerLoad` is kept while its work is in flight, even after a disconnection. So a peer has at
-/// most FETCHES_SERVED_PER_PEER + 1 + GOSSIP_FETCHES_PER_PEER + FETCHES_IN_FLIGHT messages in
+/// most FETCHES_SERVED_PER_PEER + 1 + GOSSIP_FETCHES_PER_PEER + `CatchupWidth::per_session` messages in
 /// it, whatever it sends, and the connection limits bound the peers that can start work.
 enum Internal {
     Respond(
@@ -287,6 +290,7 @@ pub struct EventLoop {
     /// When `catch_up_elsewhere` last started a reconciliation.
     last_repair: Option<Instant>,
     chatter: Chatter,
+    catchup: CatchupWidth,
     listen_addrs: Vec<Multiaddr>,
     rng: u64,
     /// Dials made from a new port after an "address in use" (`redial_from_a_new_port`): their
@@ -453,6 +457,7 @@ pub fn new(
         sync_schedule: SyncSchedule::new(config.sync_interval, Instant::now()),
         last_repair: None,
         chatter,
+        catchup: config.catchup,
         listen_addrs: Vec::new(),
         rng: u64::from_le_bytes(seed_bytes) | 1,
         redials: HashSet::new(),
