@@ -40,7 +40,7 @@ pub struct CatchupWidth {
 impl CatchupWidth {
     /// Two per session, four in all: at most 16 MiB of answers. Measured on a new town catching
     /// up 100,000 records from one peer (`benches/memory.rs`): as fast as four per session (the
-    /// writer, not the network, sets the pace) and 50 MiB less at the peak.
+    /// writer, not the network, sets the pace) and 34 MiB less at the peak.
     pub const DEFAULT: CatchupWidth = CatchupWidth {
         per_session: 2,
         total: 4,
