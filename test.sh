@@ -3,7 +3,8 @@
 # every test of the workspace (`cargo test --workspace`, with any arguments given here).
 #
 # The tests drive real things, not mocks: the corpus browser's test runs Debian's headless
-# Chromium through chromedriver. What is missing is installed with apt-get when this runs as root
+# Chromium through chromedriver; the NAT tests make network namespaces (iproute2) with kernel NAT
+# (nftables), which needs root. What is missing is installed with apt-get when this runs as root
 # (or with sudo, if it needs no password); otherwise the script says what to install and stops,
 # rather than letting a test skip.
 set -euo pipefail
@@ -18,6 +19,8 @@ fi
 needs=(
   "chromium chromium"
   "chromedriver chromium-driver"
+  "ip iproute2"
+  "nft nftables"
 )
 
 missing=()

@@ -48,7 +48,7 @@ fn run(path: &Path, args: &[&str]) -> std::process::Output {
 }
 
 #[test]
-fn without_chromium_and_without_root_it_names_the_packages_and_stops() {
+fn without_chromium_nor_the_namespace_tools_and_without_root_it_names_the_packages_and_stops() {
     let bin = stand_ins();
     let out = run(bin.path(), &["--test", "search"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -59,7 +59,8 @@ fn without_chromium_and_without_root_it_names_the_packages_and_stops() {
         "stdout: {stdout}\nstderr: {stderr}"
     );
     assert!(
-        stderr.contains("chromium chromium-driver") && stderr.contains("apt-get install"),
+        stderr.contains("chromium chromium-driver iproute2 nftables")
+            && stderr.contains("apt-get install"),
         "the message names the packages and how to install them: {stderr}"
     );
     assert!(!stdout.contains("fake cargo"), "no test ran: {stdout}");
@@ -70,6 +71,8 @@ fn with_what_the_tests_need_it_runs_every_test_with_the_arguments_given() {
     let bin = stand_ins();
     script(bin.path(), "chromium", "exit 0");
     script(bin.path(), "chromedriver", "exit 0");
+    script(bin.path(), "ip", "exit 0");
+    script(bin.path(), "nft", "exit 0");
     let out = run(bin.path(), &["--test", "search"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(

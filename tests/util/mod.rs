@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod http;
+pub mod netns;
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -45,6 +46,8 @@ pub fn md_files(dir: &Path) -> Vec<PathBuf> {
 /// A temporary home folder and a way to run `cailloux --home <it>`.
 pub struct TestHome {
     pub dir: tempfile::TempDir,
+    /// The network namespace its commands run in (`ip netns exec`), for the NAT test bed.
+    pub netns: Option<String>,
 }
 
 impl TestHome {
@@ -52,6 +55,7 @@ impl TestHome {
     pub fn empty() -> TestHome {
         TestHome {
             dir: tempfile::tempdir().unwrap_or_else(|e| panic!("{e}")),
+            netns: None,
         }
     }
 
@@ -67,7 +71,14 @@ impl TestHome {
     }
 
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(bin());
+        let mut c = match &self.netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, bin()]);
+                c
+            }
+            None => Command::new(bin()),
+        };
         c.arg("--home")
             .arg(self.path())
             .args(args)
@@ -196,6 +207,42 @@ impl NodeProcess {
     /// Starts the node again in the same home (after `stop` or `kill`).
     pub fn restart(&mut self, bootstrap: &[String]) {
         self.restart_on("/ip4/127.0.0.1/tcp/0", bootstrap);
+    }
+
+    /// Starts a node in network namespace `ns`, listening on `listen`; its CLI commands run
+    /// there too.
+    pub fn start_in_netns(ns: &str, town: &str, listen: &str, bootstrap: &[String]) -> NodeProcess {
+        let mut home = TestHome::empty();
+        home.netns = Some(ns.to_owned());
+        let mut node = NodeProcess {
+            home,
+            child: None,
+            town: town.to_owned(),
+        };
+        node.restart_on(listen, bootstrap);
+        node
+    }
+
+    /// The first address it listens on that starts with `prefix` (`/ip4/203.0.113.10/`), with
+    /// its peer id: what a node elsewhere bootstraps from.
+    pub fn addr_on(&self, prefix: &str) -> String {
+        let status = self.status();
+        let addr = status["listen_addrs"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|a| a.as_str())
+            .find(|a| a.starts_with(prefix))
+            .unwrap_or_else(|| panic!("{} listens on no {prefix} address: {status}", self.town))
+            .to_owned();
+        if addr.contains("/p2p/") {
+            addr
+        } else {
+            format!(
+                "{addr}/p2p/{}",
+                status["peer_id"].as_str().unwrap_or_default()
+            )
+        }
     }
 
     /// Starts a node listening on `listen` (a multiaddr).
