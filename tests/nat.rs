@@ -54,6 +54,14 @@ fn records_of_a_town_behind_nat_reach_another_through_a_public_node() {
         .filter_map(|a| a.as_str().map(str::to_owned))
         .collect();
     assert!(
+        peers
+            .as_array()
+            .into_iter()
+            .flatten()
+            .all(|p| p["connection"] == "direct"),
+        "R reaches A and B directly: {peers}"
+    );
+    assert!(
         seen.iter()
             .any(|a| a.starts_with(&format!("/ip4/{INTERNET}.1/")))
             && seen

@@ -133,9 +133,10 @@ pub(crate) fn peers(home: &Home, json: bool) -> anyhow::Result<()> {
             .filter_map(Value::as_str)
             .collect();
         println!(
-            "{}  {:<20}  {}",
+            "{}  {:<20}  {:<7}  {}",
             p["peer_id"].as_str().unwrap_or(""),
             p["town"].as_str().unwrap_or("?"),
+            p["connection"].as_str().unwrap_or("?"),
             addrs.join(" ")
         );
     }

@@ -173,8 +173,41 @@ pub struct NetStatus {
 #[derive(Clone, Debug, Serialize)]
 pub struct PeerInfo {
     pub peer_id: String,
+    /// Whether this node reaches the peer directly or only through a relay.
+    pub connection: ConnectionKind,
     pub addresses: Vec<String>,
     pub town: Option<String>,
+}
+
+/// How a peer is connected: `direct` when at least one connection goes straight to it,
+/// `relayed` when every connection passes through a relay (its address holds `/p2p-circuit`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConnectionKind {
+    Direct,
+    Relayed,
+}
+
+impl ConnectionKind {
+    /// The kind of a peer's open connections, by their remote addresses (none: `Direct`, the
+    /// peer is being connected).
+    pub fn of<'a>(addresses: impl IntoIterator<Item = &'a Multiaddr>) -> ConnectionKind {
+        let mut any = false;
+        for addr in addresses {
+            any = true;
+            if !addr
+                .iter()
+                .any(|p| matches!(p, libp2p::multiaddr::Protocol::P2pCircuit))
+            {
+                return ConnectionKind::Direct;
+            }
+        }
+        if any {
+            ConnectionKind::Relayed
+        } else {
+            ConnectionKind::Direct
+        }
+    }
 }
 
 enum Command {
@@ -228,8 +261,9 @@ impl Client {
 /// that counts against a per-peer limit until the loop receives it (`PeerLoad`: fetches served,
 /// reconciliation answers, gossip validations; `SyncState::Fetching`: catch-up batches), and a
 /// `PeerLoad` is kept while its work is in flight, even after a disconnection. So a peer has at
-/// most FETCHES_SERVED_PER_PEER + 1 + GOSSIP_FETCHES_PER_PEER + `CatchupWidth::per_session` messages in
-/// it, whatever it sends, and the connection limits bound the peers that can start work.
+/// most FETCHES_SERVED_PER_PEER + 1 + GOSSIP_FETCHES_PER_PEER + `CatchupWidth::per_session`
+/// messages in it, whatever it sends, and the connection limits bound the peers that can start
+/// work.
 enum Internal {
     Respond(
         PeerId,
@@ -275,7 +309,8 @@ pub struct EventLoop {
     shared: Shared,
     topic: gossipsub::IdentTopic,
     towns: HashMap<PeerId, String>,
-    addresses: HashMap<PeerId, HashSet<Multiaddr>>,
+    /// The remote address of each open connection, per peer.
+    addresses: HashMap<PeerId, HashMap<libp2p::swarm::ConnectionId, Multiaddr>>,
     fetches: HashMap<OutboundRequestId, Fetch>,
     sync_requests: HashMap<OutboundRequestId, PeerId>,
     sessions: HashMap<PeerId, SyncState>,
@@ -569,16 +604,23 @@ impl EventLoop {
                 let peers = self
                     .swarm
                     .connected_peers()
-                    .map(|p| PeerInfo {
-                        peer_id: p.to_string(),
-                        addresses: self
+                    .map(|p| {
+                        let open: Vec<&Multiaddr> = self
                             .addresses
                             .get(p)
                             .into_iter()
-                            .flatten()
-                            .map(ToString::to_string)
-                            .collect(),
-                        town: self.towns.get(p).cloned(),
+                            .flat_map(|open| open.values())
+                            .collect();
+                        let mut addresses: Vec<String> =
+                            open.iter().map(ToString::to_string).collect();
+                        addresses.sort();
+                        addresses.dedup();
+                        PeerInfo {
+                            peer_id: p.to_string(),
+                            connection: ConnectionKind::of(open.iter().copied()),
+                            addresses,
+                            town: self.towns.get(p).cloned(),
+                        }
                     })
                     .collect();
                 let _ = reply.send(peers);
@@ -607,7 +649,7 @@ impl EventLoop {
                 self.addresses
                     .entry(peer_id)
                     .or_default()
-                    .insert(endpoint.get_remote_address().clone());
+                    .insert(connection_id, endpoint.get_remote_address().clone());
                 self.shared
                     .metrics
                     .peers
@@ -623,8 +665,12 @@ impl EventLoop {
             SwarmEvent::ConnectionClosed {
                 peer_id,
                 num_established,
+                connection_id,
                 ..
             } => {
+                if let Some(open) = self.addresses.get_mut(&peer_id) {
+                    open.remove(&connection_id);
+                }
                 self.shared
                     .metrics
                     .peers
@@ -788,5 +834,34 @@ impl EventLoop {
             Internal::CatchUp(peer) => self.start_sync(peer),
             Internal::Missed(peer) => self.catch_up_elsewhere(peer),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ConnectionKind;
+    use libp2p::Multiaddr;
+
+    fn addr(text: &str) -> Multiaddr {
+        text.parse().unwrap_or_else(|e| panic!("{text}: {e}"))
+    }
+
+    #[test]
+    fn a_peer_is_relayed_only_when_every_connection_goes_through_a_circuit() {
+        let relay =
+            "/ip4/203.0.113.10/tcp/4747/p2p/12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN";
+        let relayed = addr(&format!("{relay}/p2p-circuit"));
+        let direct = addr("/ip4/203.0.113.1/tcp/4747");
+        assert_eq!(ConnectionKind::of([&relayed]), ConnectionKind::Relayed);
+        assert_eq!(
+            ConnectionKind::of([&relayed, &direct]),
+            ConnectionKind::Direct
+        );
+        assert_eq!(ConnectionKind::of([&direct]), ConnectionKind::Direct);
+        assert_eq!(ConnectionKind::of([]), ConnectionKind::Direct);
+        assert_eq!(
+            serde_json::to_value(ConnectionKind::Relayed).ok(),
+            Some(serde_json::json!("relayed"))
+        );
     }
 }
