@@ -18,7 +18,7 @@ fn records_of_a_town_behind_nat_reach_another_through_a_public_node() {
     let internet = lab.internet(PUBLIC_HOST);
     let a_ns = lab.town_behind_nat(&internet, "a", 1, 1, NatKind::PortPreserving);
     let b_ns = lab.town_behind_nat(&internet, "b", 2, 2, NatKind::PortPreserving);
-    // Nothing has a route beyond the lab: the routers none at all besides their two links.
+    // Nothing has a route beyond the lab: the routers have none besides their two links.
     for router in [format!("{a_ns}r"), format!("{b_ns}r")] {
         let out = std::process::Command::new("ip")
             .args(["-n", &router, "route", "show", "default"])

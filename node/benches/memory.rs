@@ -20,9 +20,9 @@
 //! every node holds them all and a rest of `IDLE_AFTER`: each node's figure, and the largest.
 //!
 //! With `--ablate`, either mode also runs the default bounds with one bound as it was before
-//! (store cache, index writer, indexer queue, catch-up fetches in flight), to show what held the memory. The allocator is
-//! the node's (jemalloc, `node_allocator!`); `--features system-allocator` runs both sides on
-//! the system's instead, for the comparison.
+//! (store cache, index writer, indexer queue, catch-up fetches in flight), to show what held
+//! the memory. The allocator is the node's (jemalloc, `node_allocator!`); `--features
+//! system-allocator` runs both sides on the system's instead, for the comparison.
 //!
 //! Run: `cargo bench -p cailloux-node --bench memory` (optionally `-- 20000` records),
 //! `cargo bench -p cailloux-node --bench memory -- --gossip [--records 200 --every-ms 2500]`.

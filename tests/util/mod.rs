@@ -174,6 +174,9 @@ pub fn wait_until(within: std::time::Duration, mut condition: impl FnMut() -> bo
     }
 }
 
+/// Where a node listens unless told otherwise: loopback, an ephemeral port.
+const LOOPBACK: &str = "/ip4/127.0.0.1/tcp/0";
+
 /// A `cailloux node` process on loopback, with ephemeral ports and mDNS off.
 pub struct NodeProcess {
     pub home: TestHome,
@@ -184,29 +187,28 @@ pub struct NodeProcess {
 impl NodeProcess {
     /// Starts a node for a new home; `bootstrap` are multiaddrs of other nodes.
     pub fn start(town: &str, bootstrap: &[String]) -> NodeProcess {
-        let mut node = NodeProcess {
-            home: TestHome::empty(),
-            child: None,
-            town: town.to_owned(),
-        };
-        node.restart(bootstrap);
-        node
+        NodeProcess::start_in(TestHome::empty(), town, bootstrap)
     }
 
     /// Starts a node in a home prepared beforehand (joined to a federation, say).
     pub fn start_in(home: TestHome, town: &str, bootstrap: &[String]) -> NodeProcess {
+        NodeProcess::started(home, town, LOOPBACK, bootstrap)
+    }
+
+    /// A node of `home`, started listening on `listen`.
+    fn started(home: TestHome, town: &str, listen: &str, bootstrap: &[String]) -> NodeProcess {
         let mut node = NodeProcess {
             home,
             child: None,
             town: town.to_owned(),
         };
-        node.restart(bootstrap);
+        node.restart_on(listen, bootstrap);
         node
     }
 
     /// Starts the node again in the same home (after `stop` or `kill`).
     pub fn restart(&mut self, bootstrap: &[String]) {
-        self.restart_on("/ip4/127.0.0.1/tcp/0", bootstrap);
+        self.restart_on(LOOPBACK, bootstrap);
     }
 
     /// Starts a node in network namespace `ns`, listening on `listen`; its CLI commands run
@@ -214,46 +216,26 @@ impl NodeProcess {
     pub fn start_in_netns(ns: &str, town: &str, listen: &str, bootstrap: &[String]) -> NodeProcess {
         let mut home = TestHome::empty();
         home.netns = Some(ns.to_owned());
-        let mut node = NodeProcess {
-            home,
-            child: None,
-            town: town.to_owned(),
-        };
-        node.restart_on(listen, bootstrap);
-        node
+        NodeProcess::started(home, town, listen, bootstrap)
     }
 
     /// The first address it listens on that starts with `prefix` (`/ip4/203.0.113.10/`), with
-    /// its peer id: what a node elsewhere bootstraps from.
+    /// its peer id (as `status` gives them): what a node elsewhere bootstraps from.
     pub fn addr_on(&self, prefix: &str) -> String {
         let status = self.status();
-        let addr = status["listen_addrs"]
+        status["listen_addrs"]
             .as_array()
             .into_iter()
             .flatten()
             .filter_map(|a| a.as_str())
             .find(|a| a.starts_with(prefix))
             .unwrap_or_else(|| panic!("{} listens on no {prefix} address: {status}", self.town))
-            .to_owned();
-        if addr.contains("/p2p/") {
-            addr
-        } else {
-            format!(
-                "{addr}/p2p/{}",
-                status["peer_id"].as_str().unwrap_or_default()
-            )
-        }
+            .to_owned()
     }
 
     /// Starts a node listening on `listen` (a multiaddr).
     pub fn start_on(town: &str, listen: &str, bootstrap: &[String]) -> NodeProcess {
-        let mut node = NodeProcess {
-            home: TestHome::empty(),
-            child: None,
-            town: town.to_owned(),
-        };
-        node.restart_on(listen, bootstrap);
-        node
+        NodeProcess::started(TestHome::empty(), town, listen, bootstrap)
     }
 
     pub fn restart_on(&mut self, listen: &str, bootstrap: &[String]) {

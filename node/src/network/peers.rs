@@ -23,8 +23,8 @@ pub(super) const BAD_RECORD_STRIKES: u32 = 32;
 pub(super) const GOSSIP_FETCHES_PER_PEER: usize = 32;
 /// Fetch requests from one peer being read from the store at once, and waiting for that. An
 /// honest peer has at most GOSSIP_FETCHES_PER_PEER + `CatchupWidth::per_session` (2; 4 before
-/// issue 10) requests out, which the queue holds; beyond it the answer is empty. Each answer is up to 4 MiB, and the bytes of
-/// answers held at once are bounded too (`budget`).
+/// issue 10) requests out, which the queue holds; beyond it the answer is empty. Each answer is
+/// up to 4 MiB, and the bytes of answers held at once are bounded too (`budget`).
 pub(super) const FETCHES_SERVED_PER_PEER: usize = 8;
 pub(super) const FETCH_QUEUE_PER_PEER: usize = 64;
 /// Reconciliation messages answered per peer: a burst of SYNC_BURST, then one per SYNC_REFILL.
