@@ -4,7 +4,7 @@
 #
 # The tests drive real things, not mocks: the corpus browser's test runs Debian's headless
 # Chromium through chromedriver; the NAT tests make network namespaces (iproute2) with kernel NAT
-# (nftables), which needs root. What is missing is installed with apt-get when this runs as root
+# (nftables), which needs root, and read the metrics of nodes inside them with curl. What is missing is installed with apt-get when this runs as root
 # (or with sudo, if it needs no password); otherwise the script says what to install and stops,
 # rather than letting a test skip.
 set -euo pipefail
@@ -21,6 +21,7 @@ needs=(
   "chromedriver chromium-driver"
   "ip iproute2"
   "nft nftables"
+  "curl curl"
 )
 
 missing=()

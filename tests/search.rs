@@ -253,6 +253,7 @@ fn the_api_answers_what_the_cli_answers_and_refuses_bad_queries_with_400() {
         home,
         child: None,
         town: "Ville-Test".into(),
+        flags: Vec::new(),
     };
     node.restart(&[]);
     for (q, expected) in queries.iter().zip(&offline) {
@@ -376,6 +377,7 @@ fn a_damaged_index_is_rebuilt_from_the_store_when_the_node_starts() {
         home,
         child: None,
         town: "Ville-Test".into(),
+        flags: Vec::new(),
     };
     node.restart(&[]);
     let rebuilt = wait_until(Duration::from_secs(20), || {
@@ -543,6 +545,7 @@ fn served_corpus() -> NodeProcess {
         home: published_home(),
         child: None,
         town: "Ville-Test".into(),
+        flags: Vec::new(),
     };
     node.restart(&[]);
     // The node indexes the store's records (published with no node running) as it starts.

@@ -299,6 +299,10 @@ pub(crate) struct NodeArgs {
     /// Memory for the store's page cache, in MiB (default 16).
     #[arg(long, value_name = "MIB")]
     pub(crate) store_cache_mb: Option<u64>,
+    /// Serve relay circuits for towns behind NAT (a public node: the federation's
+    /// coordinator, an intercommunal IT service).
+    #[arg(long)]
+    pub(crate) relay: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

@@ -74,6 +74,7 @@ pub(crate) fn node(home: Home, args: NodeArgs) -> anyhow::Result<()> {
             .or(config.store_cache_mb)
             .unwrap_or(daemon::DEFAULT_STORE_CACHE_MB)
             .max(1),
+        relay: args.relay || config.relay.unwrap_or(false),
     };
     if !home.has_identity() && options.town.is_none() {
         eprintln!(
@@ -116,7 +117,31 @@ pub(crate) fn status(home: &Home, json: bool) -> anyhow::Result<()> {
     }
     println!("records      {}", s["records"]);
     println!("peers        {}", s["peers"]);
+    println!("reachability {}", reachability_words(s));
+    for addr in s["external_addrs"].as_array().into_iter().flatten() {
+        println!("reached at   {}", addr.as_str().unwrap_or(""));
+    }
+    if s["relay_service"] == true {
+        println!("relay        serving circuits for towns behind NAT");
+    }
     Ok(())
+}
+
+/// What `reachability` means for the operator, in a line.
+fn reachability_words(s: &serde_json::Value) -> String {
+    let relays = s["relays"].as_array().map_or(0, Vec::len);
+    match s["reachability"].as_str() {
+        Some("public") => "public: other towns can connect to this node".into(),
+        Some("private") if relays > 0 => format!(
+            "private: other towns cannot connect to this node directly (NAT or firewall); \
+             they reach it through {relays} relay{}",
+            if relays == 1 { "" } else { "s" }
+        ),
+        Some("private") => "private: other towns cannot connect to this node (NAT or firewall), \
+             and no relay holds a reservation for it yet: it reaches others, they cannot reach it"
+            .into(),
+        _ => "unknown: not yet tested (it takes a connected peer and about 10 s)".into(),
+    }
 }
 
 pub(crate) fn peers(home: &Home, json: bool) -> anyhow::Result<()> {

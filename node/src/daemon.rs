@@ -54,6 +54,8 @@ pub struct NodeOptions {
     pub max_peers: usize,
     /// sled's page cache, in MiB (`store_cache_mb`).
     pub store_cache_mb: u64,
+    /// Serve relay circuits for nodes behind NAT (`relay`).
+    pub relay: bool,
 }
 
 impl NodeOptions {
@@ -201,6 +203,7 @@ impl Daemon {
             max_peers: options.max_peers,
             chatter,
             catchup: tuning.catchup,
+            relay: options.relay,
         };
         let (client, event_loop) = network::new(
             identity.seed(),

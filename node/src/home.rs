@@ -101,6 +101,8 @@ pub struct Config {
     pub max_peers: Option<usize>,
     /// sled's page cache in MiB (`--store-cache-mb`). Absent: 16.
     pub store_cache_mb: Option<u64>,
+    /// Serve relay circuits for nodes behind NAT (`--relay`). Absent: false.
+    pub relay: Option<bool>,
     /// The federation this node belongs to: its key, 64 hex characters (`cailloux join` writes
     /// it). Absent: open mode, any valid signature is accepted.
     pub federation: Option<String>,
@@ -141,6 +143,11 @@ town = {town}
 # Memory for the store's page cache, in MiB (a small VM needs little; reads come from the OS
 # page cache too).
 # store_cache_mb = 16
+
+# Relay connections for towns behind NAT (on a node that others can reach: the federation's
+# coordinator, an intercommunal IT service). A circuit lasts up to 1 hour and carries up to
+# 64 MiB; half of max_peers can hold a reservation. See the README's "Behind a NAT".
+# relay = false
 
 # The federation this node belongs to (its key, from the coordinator). Only records whose
 # author chains to it are accepted. Absent: open mode. `cailloux join KEY` sets it.

@@ -1,8 +1,9 @@
 //! The node's Prometheus metrics, served at `/metrics`: what records came in and by which path,
 //! what was refused and why, what was published, how catch-up went, how many peers, which were
 //! banned and why, what the connection policy closed, dialled and denied, what the HTTP
-//! addresses refused or cut and why, and how much signature checking submissions cost. libp2p's
-//! own bandwidth metrics are registered in the same registry by the swarm builder.
+//! addresses refused or cut and why, how much signature checking submissions cost, and how the
+//! node stands behind NATs (reachability changes, hole punches, relay reservations and circuits).
+//! libp2p's own bandwidth metrics (by transport: a `p2p-circuit` in the label is relayed traffic) are registered in the same registry by the swarm builder.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -48,6 +49,13 @@ pub struct ConnectionReason {
     pub reason: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Outcome {
+    /// Reachability changes: the new state, `public`, `private` or `unknown`. Hole punches:
+    /// `direct` or `failed`. Relay reservations and circuits served: `accepted` or `denied`.
+    pub outcome: &'static str,
+}
+
 /// Counters shared by every task of the node.
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -73,6 +81,15 @@ pub struct Metrics {
     pub submit_verified: Counter,
     /// Submitted records the store already held: answered without checking them again.
     pub submit_held: Counter,
+    /// Changes of reachability (AutoNAT), by the new state.
+    pub reachability_changes: Family<Outcome, Counter>,
+    /// Hole punches (DCUtR) of relayed connections, by outcome.
+    pub hole_punches: Family<Outcome, Counter>,
+    /// Reservations held by this node on relays.
+    pub relay_reservations_held: Gauge,
+    /// What this node, as a relay (`--relay`), was asked: reservations and circuits, by outcome.
+    pub relay_reservations_served: Family<Outcome, Counter>,
+    pub relay_circuits_served: Family<Outcome, Counter>,
 }
 
 impl Metrics {
@@ -160,6 +177,31 @@ impl Metrics {
             "Submitted records already held, answered without checking them again",
             self.submit_held.clone(),
         );
+        r.register(
+            "reachability_changes",
+            "Changes of this node's reachability from outside (AutoNAT), by the new state",
+            self.reachability_changes.clone(),
+        );
+        r.register(
+            "hole_punches",
+            "Attempts to turn a relayed connection into a direct one (DCUtR), by outcome",
+            self.hole_punches.clone(),
+        );
+        r.register(
+            "relay_reservations_held",
+            "Reservations this node holds on relays (a node that cannot be reached from outside)",
+            self.relay_reservations_held.clone(),
+        );
+        r.register(
+            "relay_reservations_served",
+            "Reservation requests this relay answered, by outcome",
+            self.relay_reservations_served.clone(),
+        );
+        r.register(
+            "relay_circuits_served",
+            "Circuit requests this relay answered, by outcome",
+            self.relay_circuits_served.clone(),
+        );
     }
 
     pub fn reject(&self, reason: &'static str) {
@@ -178,5 +220,10 @@ impl Metrics {
 
     pub fn ban(&self, reason: &'static str) {
         self.banned.get_or_create(&BanReason { reason }).inc();
+    }
+
+    /// Counts one event of `family` with this outcome.
+    pub fn count(family: &Family<Outcome, Counter>, outcome: &'static str) {
+        family.get_or_create(&Outcome { outcome }).inc();
     }
 }

@@ -182,6 +182,8 @@ pub struct NodeProcess {
     pub home: TestHome,
     pub child: Option<std::process::Child>,
     pub town: String,
+    /// More `cailloux node` flags, on every start.
+    pub flags: Vec<String>,
 }
 
 impl NodeProcess {
@@ -201,6 +203,7 @@ impl NodeProcess {
             home,
             child: None,
             town: town.to_owned(),
+            flags: Vec::new(),
         };
         node.restart_on(listen, bootstrap);
         node
@@ -214,9 +217,27 @@ impl NodeProcess {
     /// Starts a node in network namespace `ns`, listening on `listen`; its CLI commands run
     /// there too.
     pub fn start_in_netns(ns: &str, town: &str, listen: &str, bootstrap: &[String]) -> NodeProcess {
+        NodeProcess::start_in_netns_with(ns, town, listen, bootstrap, &[])
+    }
+
+    /// Likewise, with more `cailloux node` flags (`--relay`).
+    pub fn start_in_netns_with(
+        ns: &str,
+        town: &str,
+        listen: &str,
+        bootstrap: &[String],
+        flags: &[&str],
+    ) -> NodeProcess {
         let mut home = TestHome::empty();
         home.netns = Some(ns.to_owned());
-        NodeProcess::started(home, town, listen, bootstrap)
+        let mut node = NodeProcess {
+            home,
+            child: None,
+            town: town.to_owned(),
+            flags: flags.iter().map(|f| f.to_string()).collect(),
+        };
+        node.restart_on(listen, bootstrap);
+        node
     }
 
     /// The first address it listens on that starts with `prefix` (`/ip4/203.0.113.10/`), with
@@ -258,6 +279,7 @@ impl NodeProcess {
             args.push("--bootstrap".into());
             args.push(b.clone());
         }
+        args.extend(self.flags.iter().cloned());
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let _ = std::fs::remove_file(self.home.path().join("api.addr"));
         let log = std::fs::File::create(
@@ -269,7 +291,10 @@ impl NodeProcess {
         let child = self
             .home
             .command(&args)
-            .env("RUST_LOG", "info,libp2p=warn")
+            .env(
+                "RUST_LOG",
+                std::env::var("CAILLOUX_TEST_LOG").unwrap_or_else(|_| "info,libp2p=warn".into()),
+            )
             .stdout(std::process::Stdio::null())
             .stderr(log)
             .spawn()
@@ -336,9 +361,16 @@ impl NodeProcess {
         self.home.listed_ids().into_iter().collect()
     }
 
-    /// The node's Prometheus text.
+    /// The node's Prometheus text (inside its network namespace, if it runs in one, by curl).
     pub fn metrics(&self) -> String {
         let url = format!("http://{}/metrics", self.api());
+        if let Some(ns) = &self.home.netns {
+            return Command::new("ip")
+                .args(["netns", "exec", ns, "curl", "-sf", &url])
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                .unwrap_or_default();
+        }
         ureq::get(&url)
             .call()
             .ok()

@@ -125,7 +125,13 @@ impl Lab {
     /// The internet: a namespace holding a bridge `inet0` with address `203.0.113.<host>/24`; its
     /// name. Other namespaces join it with `join_internet`.
     pub fn internet(&mut self, host: u8) -> String {
-        let ns = self.host("net");
+        self.bridge("net", host)
+    }
+
+    /// A namespace `short` holding a bridge `inet0` on the internet's /24 as `203.0.113.<host>`
+    /// (`internet` is one; two of them joined by `join_bridges` are one network that can be cut).
+    pub fn bridge(&mut self, short: &str, host: u8) -> String {
+        let ns = self.host(short);
         self.exec(
             &ns,
             &["ip", "link", "add", "name", "inet0", "type", "bridge"],
@@ -159,11 +165,28 @@ impl Lab {
         self.exec(internet, &["ip", "link", "set", port, "master", "inet0"]);
     }
 
+    /// Joins two bridges by a veth link, `<a's interface>` being `trunk` on both sides; cut it
+    /// with `set_link(a, "trunk", false)`.
+    pub fn join_bridges(&self, a: &str, b: &str) {
+        self.link(a, "trunk", "", b, "trunk", "");
+        for ns in [a, b] {
+            self.exec(ns, &["ip", "link", "set", "trunk", "master", "inet0"]);
+        }
+    }
+
+    /// Takes interface `name` of namespace `ns` up or down.
+    pub fn set_link(&self, ns: &str, name: &str, up: bool) {
+        let state = if up { "up" } else { "down" };
+        self.exec(ns, &["ip", "link", "set", name, state]);
+    }
+
     /// A town behind a NAT router: a router namespace on the internet as `203.0.113.<host>`
     /// with a LAN `100.64.<lan>.0/24`, and the town's host on it at `100.64.<lan>.2`, whose only
     /// route out is the router. The router masquerades what leaves by `wan` (`kind`) and drops
     /// what arrives from the internet unless it belongs to a connection from inside (a
-    /// stateful firewall, as town halls have). Returns the town's namespace.
+    /// stateful firewall, as town halls have), silently: a connection attempt from outside to
+    /// the router itself is dropped too, not answered with a reset. Returns the town's
+    /// namespace.
     pub fn town_behind_nat(
         &mut self,
         internet: &str,
@@ -206,6 +229,8 @@ impl Lab {
              table ip filter {{\n\
                chain through {{ type filter hook forward priority 0; policy drop;\n\
                  iifname \"lan\" accept; ct state established,related accept; }}\n\
+               chain mine {{ type filter hook input priority 0; policy accept;\n\
+                 iifname \"wan\" ct state new drop; }}\n\
              }}\n"
         );
         let path = std::env::temp_dir().join(format!("{router}.nft"));

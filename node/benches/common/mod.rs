@@ -27,6 +27,7 @@ pub fn options(bootstrap: Vec<Multiaddr>) -> NodeOptions {
         sync_interval: Duration::from_secs(3600),
         max_peers: cailloux_node::daemon::DEFAULT_MAX_PEERS,
         store_cache_mb: cailloux_node::daemon::DEFAULT_STORE_CACHE_MB,
+        relay: false,
     }
 }
 

@@ -26,6 +26,10 @@ pub(super) async fn status(State(state): State<ApiState>) -> Result<Json<Value>,
         "peers": net.peers,
         "gossip_peers": net.gossip_peers,
         "banned_peers": net.banned_peers,
+        "reachability": net.reachability,
+        "external_addrs": net.external_addrs,
+        "relays": net.relays,
+        "relay_service": net.relay_service,
     })))
 }
 

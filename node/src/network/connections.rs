@@ -78,8 +78,10 @@ const BOOTSTRAP_BACKOFF: (Duration, Duration) =
     (Duration::from_secs(5), Duration::from_secs(10 * 60));
 /// Peers dialled per tick below half the bound.
 const DIALS_PER_TICK: usize = 4;
-/// Connections per peer (TCP and QUIC, or both sides dialling at once).
-pub(super) const MAX_ESTABLISHED_PER_PEER: u32 = 2;
+/// Connections per peer: TCP and QUIC, or both sides dialling at once, or a relayed connection
+/// and the direct one a hole punch made (until the relayed one is closed), and an AutoNAT
+/// dial-back on top.
+pub(super) const MAX_ESTABLISHED_PER_PEER: u32 = 3;
 
 /// The room above `max_peers`: a third of it, at least 8.
 pub(super) fn margin(max_peers: usize) -> usize {
@@ -235,6 +237,10 @@ pub(super) struct Policy {
     own: HashSet<ConnectionId>,
     /// Peers the policy closed, and when.
     closed: HashMap<PeerId, Instant>,
+    /// Relays this node holds (or asks for) a reservation on, and peers holding one on this
+    /// node (a relay): never closed, since the reservation lives on the connection.
+    relays: HashSet<PeerId>,
+    reserved_here: HashSet<PeerId>,
     salt: [u8; 32],
     metrics: Arc<Metrics>,
 }
@@ -272,13 +278,34 @@ impl Policy {
             dialling: HashSet::new(),
             own: HashSet::new(),
             closed: HashMap::new(),
+            relays: HashSet::new(),
+            reserved_here: HashSet::new(),
             salt,
             metrics,
         }
     }
 
+    /// A peer the policy never closes: a bootstrap peer, or one a reservation lives on.
     fn protected(&self, peer: &PeerId) -> bool {
+        self.is_bootstrap(peer) || self.relays.contains(peer) || self.reserved_here.contains(peer)
+    }
+
+    pub(super) fn is_bootstrap(&self, peer: &PeerId) -> bool {
         self.bootstrap.iter().any(|b| b.peer.as_ref() == Some(peer))
+    }
+
+    /// The relays this node holds or asks for a reservation on.
+    pub(super) fn set_relays(&mut self, relays: HashSet<PeerId>) {
+        self.relays = relays;
+    }
+
+    /// Whether `peer` holds a reservation on this node (a relay).
+    pub(super) fn reserved_here(&mut self, peer: PeerId, holds: bool) {
+        if holds {
+            self.reserved_here.insert(peer);
+        } else {
+            self.reserved_here.remove(&peer);
+        }
     }
 
     /// Whether the policy closed `peer` less than `span` ago.
@@ -478,6 +505,7 @@ impl NetworkBehaviour for Policy {
                 self.connections.remove(&e.connection_id);
                 if e.remaining_established == 0 {
                     self.peers.remove(&e.peer_id);
+                    self.reserved_here.remove(&e.peer_id);
                     self.disconnected(e.peer_id, Instant::now());
                 } else if let Some(n) = self.peers.get_mut(&e.peer_id) {
                     *n = n.saturating_sub(1);
@@ -528,6 +556,8 @@ impl EventLoop {
         } else if connected.len() < max_peers.div_ceil(2) {
             self.dial_more(&connected, max_peers.div_ceil(2) - connected.len(), now);
         }
+        self.close_relayed_where_direct();
+        self.relay_tick();
     }
 
     fn close_excess(&mut self, connected: &[PeerId], max_peers: usize, now: Instant) {
@@ -744,6 +774,7 @@ mod tests {
             max_peers: 24,
             chatter: crate::network::Chatter::default(),
             catchup: crate::network::CatchupWidth::DEFAULT,
+            relay: false,
         }
     }
 

@@ -57,6 +57,8 @@ mod catchup;
 mod connections;
 mod gossip;
 mod peers;
+mod reachability;
+mod relays;
 mod scoring;
 mod serve;
 
@@ -64,6 +66,8 @@ use budget::{RESPONSE_BYTES_PER_PEER, RESPONSE_BYTES_TOTAL, ResponseBudget};
 pub use catchup::CatchupWidth;
 use catchup::{Fetch, SyncSchedule, SyncState};
 use peers::{BAN_TICK, PeerLoad};
+pub use reachability::Reachability;
+pub use relays::{CIRCUIT_BYTES, CIRCUIT_DURATION};
 
 use crate::metrics::Metrics;
 use crate::store::Store;
@@ -80,8 +84,8 @@ use libp2p::request_response::{
 };
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent, behaviour::toggle::Toggle};
 use libp2p::{
-    Multiaddr, PeerId, StreamProtocol, Swarm, allow_block_list, connection_limits, gossipsub,
-    identify, identity, kad, mdns, noise, ping, tcp, yamux,
+    Multiaddr, PeerId, StreamProtocol, Swarm, allow_block_list, autonat, connection_limits, dcutr,
+    gossipsub, identify, identity, kad, mdns, noise, ping, relay, tcp, yamux,
 };
 use prometheus_client::registry::Registry;
 use serde::Serialize;
@@ -105,6 +109,8 @@ pub struct NetworkConfig {
     pub chatter: Chatter,
     /// How many catch-up fetches may be in flight.
     pub catchup: CatchupWidth,
+    /// Serve relay circuits for nodes behind NAT (`--relay`).
+    pub relay: bool,
 }
 
 /// How often each periodic exchange runs. `Chatter::default()` is what a node runs; benchmarks
@@ -155,6 +161,10 @@ struct Behaviour {
     ping: ping::Behaviour,
     sync: request_response::cbor::Behaviour<SyncRequest, SyncResponse>,
     fetch: request_response::cbor::Behaviour<FetchRequest, FetchResponse>,
+    autonat: autonat::v1::Behaviour,
+    relay_client: relay::client::Behaviour,
+    relay: Toggle<relay::Behaviour>,
+    dcutr: dcutr::Behaviour,
 }
 
 /// What `status` reports of the network.
@@ -167,6 +177,15 @@ pub struct NetStatus {
     pub gossip_peers: usize,
     /// Peers banned (disconnected and blocked) now.
     pub banned_peers: usize,
+    /// Whether other nodes can reach this one (AutoNAT).
+    pub reachability: Reachability,
+    /// The addresses others reach this node at, as confirmed: by AutoNAT (a public node), or by
+    /// a relay's reservation (`.../p2p-circuit/p2p/<self>`).
+    pub external_addrs: Vec<String>,
+    /// The relays holding a reservation for this node.
+    pub relays: Vec<String>,
+    /// Whether this node serves relay circuits (`--relay`).
+    pub relay_service: bool,
 }
 
 /// One connected peer.
@@ -195,10 +214,7 @@ impl ConnectionKind {
         let mut any = false;
         for addr in addresses {
             any = true;
-            if !addr
-                .iter()
-                .any(|p| matches!(p, libp2p::multiaddr::Protocol::P2pCircuit))
-            {
+            if !relays::is_relayed(addr) {
                 return ConnectionKind::Direct;
             }
         }
@@ -309,7 +325,8 @@ pub struct EventLoop {
     shared: Shared,
     topic: gossipsub::IdentTopic,
     towns: HashMap<PeerId, String>,
-    /// The remote address of each open connection, per peer.
+    /// The path of each open connection, per peer (`relays::path_of`: the remote address, or
+    /// the circuit through a relay).
     addresses: HashMap<PeerId, HashMap<libp2p::swarm::ConnectionId, Multiaddr>>,
     fetches: HashMap<OutboundRequestId, Fetch>,
     sync_requests: HashMap<OutboundRequestId, PeerId>,
@@ -331,6 +348,8 @@ pub struct EventLoop {
     /// Dials made from a new port after an "address in use" (`redial_from_a_new_port`): their
     /// failure is final, so a redial is never redialled. An entry lives until its dial ends.
     redials: HashSet<libp2p::swarm::ConnectionId>,
+    /// Relays: candidates and the reservations held on them (`relays`).
+    relays: relays::Relays,
 }
 
 impl std::fmt::Debug for EventLoop {
@@ -356,6 +375,7 @@ pub fn new(
     let keypair = identity::Keypair::ed25519_from_bytes(seed)?;
     let town = config.town.clone();
     let mdns_on = config.mdns;
+    let relay_on = config.relay;
     let chatter = config.chatter.clone();
     let policy = connections::Policy::new(config, metrics.clone());
     let mut swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
@@ -367,8 +387,9 @@ pub fn new(
         )?
         .with_quic()
         .with_dns()?
+        .with_relay_client(noise::Config::new, yamux::Config::default)?
         .with_bandwidth_metrics(registry)
-        .with_behaviour(|key| {
+        .with_behaviour(|key, relay_client| {
             let peer_id = key.public().to_peer_id();
             let gossip_config = gossipsub::ConfigBuilder::default()
                 .validation_mode(gossipsub::ValidationMode::Anonymous)
@@ -449,6 +470,10 @@ pub fn new(
                     [(StreamProtocol::new(FETCH_PROTOCOL), ProtocolSupport::Full)],
                     rr,
                 ),
+                autonat: reachability::behaviour(peer_id),
+                relay_client,
+                relay: Toggle::from(relay_on.then(|| relays::server(peer_id, config.max_peers))),
+                dcutr: dcutr::Behaviour::new(peer_id),
             })
         })?
         .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(300)))
@@ -496,6 +521,7 @@ pub fn new(
         listen_addrs: Vec::new(),
         rng: u64::from_le_bytes(seed_bytes) | 1,
         redials: HashSet::new(),
+        relays: relays::Relays::default(),
     };
     Ok((Client { tx }, event_loop))
 }
@@ -598,6 +624,14 @@ impl EventLoop {
                         .mesh_peers(&self.topic.hash())
                         .count(),
                     banned_peers: self.banned.len(),
+                    reachability: self.reachability(),
+                    external_addrs: self
+                        .swarm
+                        .external_addresses()
+                        .map(ToString::to_string)
+                        .collect(),
+                    relays: self.relays.held().map(ToString::to_string).collect(),
+                    relay_service: self.swarm.behaviour().relay.is_enabled(),
                 });
             }
             Command::Peers(reply) => {
@@ -638,6 +672,14 @@ impl EventLoop {
             SwarmEvent::ExpiredListenAddr { address, .. } => {
                 self.listen_addrs.retain(|a| *a != address)
             }
+            SwarmEvent::ListenerClosed {
+                listener_id,
+                reason,
+                ..
+            } => self.on_listener_closed(listener_id, &reason),
+            SwarmEvent::ExternalAddrConfirmed { address } => {
+                tracing::info!("reachable from outside at {address}")
+            }
             SwarmEvent::ConnectionEstablished {
                 peer_id,
                 endpoint,
@@ -646,10 +688,11 @@ impl EventLoop {
                 ..
             } => {
                 self.redials.remove(&connection_id);
+                self.relays.connected(peer_id, connection_id, &endpoint);
                 self.addresses
                     .entry(peer_id)
                     .or_default()
-                    .insert(connection_id, endpoint.get_remote_address().clone());
+                    .insert(connection_id, relays::path_of(&endpoint, peer_id));
                 self.shared
                     .metrics
                     .peers
@@ -671,6 +714,7 @@ impl EventLoop {
                 if let Some(open) = self.addresses.get_mut(&peer_id) {
                     open.remove(&connection_id);
                 }
+                self.relays.closed(peer_id, connection_id, num_established);
                 self.shared
                     .metrics
                     .peers
@@ -765,6 +809,8 @@ impl EventLoop {
                 {
                     self.towns.insert(peer_id, town.to_owned());
                 }
+                self.relays
+                    .identified(peer_id, info.protocols.contains(&relay::HOP_PROTOCOL_NAME));
                 if info.protocols.iter().any(|p| p.as_ref() == KAD_PROTOCOL) {
                     for addr in info.listen_addrs {
                         self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
@@ -781,6 +827,10 @@ impl EventLoop {
             }
             BehaviourEvent::Sync(event) => self.on_sync_event(event),
             BehaviourEvent::Fetch(event) => self.on_fetch_event(event),
+            BehaviourEvent::Autonat(event) => self.on_autonat_event(event),
+            BehaviourEvent::RelayClient(event) => self.on_relay_client_event(event),
+            BehaviourEvent::Relay(event) => self.on_relay_server_event(event),
+            BehaviourEvent::Dcutr(event) => self.on_dcutr_event(event),
             _ => {}
         }
     }
