@@ -10,7 +10,8 @@
 //! The policy, run every `TICK` by the event loop (`connection_tick`) and at the swarm's gates
 //! by `Policy`, a `NetworkBehaviour` with no protocol of its own:
 //! - **A bound.** At most `max_peers` peers stay connected, inbound included. Above it, the
-//!   excess is closed, least useful first (`choose_victims`): never a bootstrap peer; then
+//!   excess is closed, least useful first (`choose_victims`): never a bootstrap peer (nor a
+//!   peer a relay reservation lives on, either way); then
 //!   peers outside the gossip mesh before mesh peers, idle ones (no catch-up session, no fetch
 //!   in flight, nothing in `PeerLoad`) before busy ones, those connected for more than `GRACE`
 //!   before new ones, and within that, peers of the Kademlia buckets that hold the most kept
@@ -36,7 +37,8 @@
 //! - **Hard limits.** `limits` derives `connection_limits` from `max_peers` plus a margin
 //!   (`margin`: a third of it, at least 8), the room for newcomers' handshakes and for what
 //!   opens between two ticks: no more connections in all than `max_peers + margin` (32 by
-//!   default), at most two per peer, and `2 * margin` handshakes from outside at once. Once the
+//!   default), at most three per peer (a relayed connection, a hole-punched one, an AutoNAT
+//!   dial-back), and `2 * margin` handshakes from outside at once. Once the
 //!   node holds its hard cap, an incoming connection is refused as soon as it is accepted,
 //!   before any handshake (`handle_pending_inbound_connection`): it costs an accept and a close.
 //!
@@ -119,7 +121,7 @@ enum Refused {
 #[derive(Clone, Debug)]
 pub(super) struct PeerView {
     pub(super) peer: PeerId,
-    /// A bootstrap peer: never closed.
+    /// A bootstrap peer, or one a relay reservation lives on: never closed.
     pub(super) protected: bool,
     pub(super) in_mesh: bool,
     /// A catch-up session, a fetch or an answer in flight with it.

@@ -50,7 +50,9 @@
 //! `gossip` (announcements and their validation), `catchup` (reconciliation sessions and the
 //! fetches that follow), `serve` (answering other peers' fetch requests), `budget` (the bytes
 //! those answers may hold), `peers` (per-peer limits and bans), `connections` (which peers stay
-//! connected, and the connection limits) and `scoring` (gossipsub's peer-score parameters).
+//! connected, and the connection limits), `scoring` (gossipsub's peer-score parameters),
+//! `reachability` (AutoNAT: whether peers can dial this node) and `relays` (serving circuits,
+//! choosing relays when private, hole punching to direct connections).
 
 mod budget;
 mod catchup;
