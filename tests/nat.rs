@@ -91,6 +91,24 @@ fn towns_behind(kind: NatKind) -> Towns {
     }
 }
 
+impl Towns {
+    /// Waits until A sees B connected as `kind` (`direct`, `relayed`); how long after A started.
+    fn connected(&self, kind: &str) -> Duration {
+        let mut seen = None;
+        let done = wait_until(Duration::from_secs(90), || {
+            seen = connection(&self.a, &self.b);
+            seen.as_deref() == Some(kind)
+        });
+        assert!(
+            done,
+            "A does not see B connected {kind} after 90 s (but {seen:?}); A's log:\n{}\nB's log:\n{}",
+            self.a.log(),
+            self.b.log()
+        );
+        self.a_started.elapsed()
+    }
+}
+
 /// How `from` is connected to `to` (`direct`, `relayed`), if it is.
 fn connection(from: &NodeProcess, to: &NodeProcess) -> Option<String> {
     let id = to.peer_id();
@@ -146,18 +164,7 @@ fn records_flow(from: &NodeProcess, to: &NodeProcess, n: usize, tag: &str) -> Du
 #[test]
 fn behind_port_preserving_nats_towns_punch_through_and_keep_exchanging_without_the_relay() {
     let mut t = towns_behind(NatKind::PortPreserving);
-    let mut seen = None;
-    let direct = wait_until(Duration::from_secs(90), || {
-        seen = connection(&t.a, &t.b);
-        seen.as_deref() == Some("direct")
-    });
-    assert!(
-        direct,
-        "A and B are not directly connected after 90 s (A sees B as {seen:?}); A's log:\n{}\nB's log:\n{}",
-        t.a.log(),
-        t.b.log()
-    );
-    let to_direct = t.a_started.elapsed();
+    let to_direct = t.connected("direct");
     let mut punched = 0.0;
     wait_until(Duration::from_secs(10), || {
         punched = hole_punches(&t.a, "direct") + hole_punches(&t.b, "direct");
@@ -184,18 +191,7 @@ fn behind_port_preserving_nats_towns_punch_through_and_keep_exchanging_without_t
 #[test]
 fn behind_port_randomising_nats_towns_stay_connected_through_the_relay() {
     let t = towns_behind(NatKind::PortRandomising);
-    let mut seen = None;
-    let relayed = wait_until(Duration::from_secs(90), || {
-        seen = connection(&t.a, &t.b);
-        seen.as_deref() == Some("relayed")
-    });
-    assert!(
-        relayed,
-        "A and B are not connected through the relay after 90 s (A sees B as {seen:?}); A's log:\n{}\nB's log:\n{}",
-        t.a.log(),
-        t.b.log()
-    );
-    let to_relayed = t.a_started.elapsed();
+    let to_relayed = t.connected("relayed");
     let took = records_flow(&t.a, &t.b, 3, "par le relais");
     // The NATs pick a new port for every mapping: hole punching fails, and says so.
     let failed = wait_until(Duration::from_secs(60), || {

@@ -64,6 +64,11 @@ pub(super) fn behaviour(peer_id: PeerId) -> autonat::Behaviour {
             // The first probe, once the bootstrap peers are connected [15 s].
             boot_delay: Duration::from_secs(10),
             only_global_ips: false,
+            // As a server, dial back at most 10 probes per 10 s in all and 1 per peer [30 and 3
+            // per second]: a probe is one peer checking itself every 90 s at most.
+            throttle_clients_period: Duration::from_secs(10),
+            throttle_clients_global_max: 10,
+            throttle_clients_peer_max: 1,
             ..autonat::Config::default()
         },
     )
