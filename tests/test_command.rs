@@ -59,7 +59,7 @@ fn without_chromium_nor_the_namespace_tools_and_without_root_it_names_the_packag
         "stdout: {stdout}\nstderr: {stderr}"
     );
     assert!(
-        stderr.contains("chromium chromium-driver iproute2 nftables")
+        stderr.contains("chromium chromium-driver iproute2 nftables curl")
             && stderr.contains("apt-get install"),
         "the message names the packages and how to install them: {stderr}"
     );
@@ -73,6 +73,7 @@ fn with_what_the_tests_need_it_runs_every_test_with_the_arguments_given() {
     script(bin.path(), "chromedriver", "exit 0");
     script(bin.path(), "ip", "exit 0");
     script(bin.path(), "nft", "exit 0");
+    script(bin.path(), "curl", "exit 0");
     let out = run(bin.path(), &["--test", "search"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
