@@ -3,7 +3,8 @@
 //! banned and why, what the connection policy closed, dialled and denied, what the HTTP
 //! addresses refused or cut and why, how much signature checking submissions cost, and how the
 //! node stands behind NATs (reachability changes, hole punches, relay reservations and circuits).
-//! libp2p's own bandwidth metrics (by transport: a `p2p-circuit` in the label is relayed traffic) are registered in the same registry by the swarm builder.
+//! libp2p's own bandwidth metrics (by transport: a `p2p-circuit` in the label is relayed
+//! traffic) are registered in the same registry by the swarm builder.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;

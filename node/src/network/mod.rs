@@ -69,7 +69,6 @@ pub use catchup::CatchupWidth;
 use catchup::{Fetch, SyncSchedule, SyncState};
 use peers::{BAN_TICK, PeerLoad};
 pub use reachability::Reachability;
-pub use relays::{CIRCUIT_BYTES, CIRCUIT_DURATION};
 
 use crate::metrics::Metrics;
 use crate::store::Store;
