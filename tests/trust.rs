@@ -441,6 +441,49 @@ fn revisions_and_retractions_come_only_from_the_author_or_its_town_and_reach_off
         !export.contains(&doomed),
         "exports leave retracted records out"
     );
+    // Asked for everything, the export marks each record with its status, and every town here
+    // chains to the federation: certified.
+    let all = c
+        .home
+        .ok(&["export", "--all-versions", "--include-retracted"]);
+    let lines: Vec<serde_json::Value> = all
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}")))
+        .collect();
+    let marks = |id: &str| {
+        lines
+            .iter()
+            .find(|v| v["id"] == id)
+            .map(|v| (v["status"].clone(), v["certified"].clone()))
+            .unwrap_or_else(|| panic!("{id} is not in the export"))
+    };
+    for (id, status) in [
+        (&doomed, "retracted"),
+        (&second, "retracted"),
+        (&first, "current"),
+    ] {
+        assert_eq!(
+            marks(id),
+            (serde_json::json!(status), serde_json::json!(true)),
+            "{id}"
+        );
+    }
+    assert!(
+        lines.iter().all(|v| v["certified"] == true),
+        "every record of a federation's members is certified"
+    );
+    let csv_text = c.home.ok(&[
+        "export",
+        "--format",
+        "csv",
+        "--all-versions",
+        "--include-retracted",
+    ]);
+    let row = csv_text
+        .lines()
+        .find(|l| l.starts_with(doomed.as_str()))
+        .unwrap_or_else(|| panic!("no row for {doomed}: {csv_text}"));
+    assert!(row.ends_with(",retracted,true"), "{row}");
 }
 
 #[test]

@@ -109,10 +109,15 @@ pub(crate) enum Command {
         #[arg(long)]
         history: bool,
     },
-    /// Export every record, oldest first.
+    /// Export every record, oldest first (or those the filters keep).
     Export {
         #[arg(long, value_enum, default_value = "jsonl")]
         format: Format,
+        /// CSV only: one row per record (the default), per indicator, or per link.
+        #[arg(long, value_enum)]
+        table: Option<TableArg>,
+        #[command(flatten)]
+        filter: FilterArgs,
         /// Write to FILE instead of standard output.
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
@@ -251,7 +256,7 @@ pub(crate) enum KeyCommand {
     },
 }
 
-/// The filters `list` and `search` share.
+/// The filters `list`, `search` and `export` share.
 #[derive(Debug, clap::Args)]
 pub(crate) struct FilterArgs {
     #[arg(long, value_enum)]
@@ -332,4 +337,22 @@ impl From<KindArg> for Kind {
 pub(crate) enum Format {
     Jsonl,
     Csv,
+}
+
+/// The CSV export's tables.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub(crate) enum TableArg {
+    Records,
+    Indicators,
+    Links,
+}
+
+impl From<TableArg> for cailloux_node::exchange::Table {
+    fn from(t: TableArg) -> Self {
+        match t {
+            TableArg::Records => Self::Records,
+            TableArg::Indicators => Self::Indicators,
+            TableArg::Links => Self::Links,
+        }
+    }
 }

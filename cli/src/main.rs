@@ -7,7 +7,7 @@
 //! 3 the environment failed (home, store, files, disk).
 
 mod args;
-mod files;
+mod exchange;
 mod publishing;
 mod reading;
 mod remote;
@@ -25,7 +25,7 @@ use cailloux_node::Home;
 use cailloux_node::search::SearchQuery;
 use cailloux_protocol::Kind;
 use clap::Parser;
-use files::{export, import, verify};
+use exchange::{export, import, verify};
 use publishing::publish;
 use reading::{list, reindex, search, show, stats};
 use running::{init, node, peers, status};
@@ -156,9 +156,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Reindex => reindex(&home),
         Command::Export {
             format,
+            table,
+            filter,
             out,
             hidden,
-        } => export(&home, format, out, &hidden),
+        } => export(&home, format, table, filter, out, &hidden),
         Command::Import { file } => import(&home, &file),
         Command::Verify { file } => verify(&file),
         Command::Federation {

@@ -15,11 +15,11 @@
 
 use super::params::Params;
 use super::{ApiError, ApiState, bad_request};
-use crate::exchange::{ExportFormat, ExportSteps};
+use crate::exchange::{ExportFormat, ExportSteps, Table};
 use crate::http::ClientAddr;
 use crate::http::admission::refusal;
 use crate::http::permits::{AddressLimit, Full, Permit};
-use crate::search::{check_known, flag, shown};
+use crate::search::{check_known, flag, shown, town, vocab};
 use crate::store::{Filter, Store};
 use axum::Extension;
 use axum::body::{Body, Bytes};
@@ -63,38 +63,65 @@ pub const LOCAL_EXPORTS: ExportLimits = ExportLimits {
     per_address: 4,
 };
 
-/// What `/export` takes: `format` (`jsonl`, the default, or `csv`), and the switches
-/// `include_retracted` and `all_versions` (`true` or `false`).
+/// What `/export` takes: `format` (`jsonl`, the default, or `csv`), `table` (CSV only:
+/// `records`, the default, `indicators` or `links`), the filters `kind`, `theme` and `town`
+/// (as a search takes them), and the switches `include_retracted` and `all_versions` (`true`
+/// or `false`).
 #[derive(Debug)]
 struct ExportQuery {
     format: ExportFormat,
-    include_retracted: bool,
-    all_versions: bool,
+    filter: Filter,
 }
 
-const EXPORT_PARAMS: &[&str] = &["format", "include_retracted", "all_versions"];
+const EXPORT_PARAMS: &[&str] = &[
+    "format",
+    "table",
+    "kind",
+    "theme",
+    "town",
+    "include_retracted",
+    "all_versions",
+];
 
 impl ExportQuery {
     fn from_params(params: &HashMap<String, String>) -> Result<ExportQuery, ApiError> {
         let bad = |e: crate::search::ParamError| bad_request(e.to_string());
         check_known(params, EXPORT_PARAMS).map_err(bad)?;
-        let format = match params.get("format").map(|f| f.trim()) {
-            None | Some("") | Some("jsonl") => ExportFormat::Jsonl,
-            Some("csv") => ExportFormat::Csv,
-            Some(other) => {
+        let table = match params.get("table").map(|t| t.trim()) {
+            None | Some("") => None,
+            Some(word) => Some(Table::parse(word).ok_or_else(|| {
+                bad_request(format!(
+                    "table: `{}` is not `records`, `indicators` or `links`",
+                    shown(word)
+                ))
+            })?),
+        };
+        let format = match (params.get("format").map(|f| f.trim()), table) {
+            (None | Some("") | Some("jsonl"), None) => ExportFormat::Jsonl,
+            (Some("csv"), table) => ExportFormat::Csv(table.unwrap_or_default()),
+            (None | Some("") | Some("jsonl"), Some(_)) => {
+                return Err(bad_request(
+                    "table: only a CSV export has tables (add `format=csv`); a JSONL line holds the whole record",
+                ));
+            }
+            (Some(other), _) => {
                 return Err(bad_request(format!(
                     "format: `{}` is not `jsonl` or `csv`",
                     shown(other)
                 )));
             }
         };
-        Ok(ExportQuery {
-            format,
+        let filter = Filter {
+            kind: vocab(params, "kind").map_err(bad)?,
+            theme: vocab(params, "theme").map_err(bad)?,
+            town: town(params).map_err(bad)?,
+            author: None,
             include_retracted: flag(params, "include_retracted")
                 .map_err(bad)?
                 .unwrap_or(false),
             all_versions: flag(params, "all_versions").map_err(bad)?.unwrap_or(false),
-        })
+        };
+        Ok(ExportQuery { format, filter })
     }
 }
 
@@ -132,15 +159,8 @@ pub(super) async fn export(
             ));
         }
     };
-    let filter = Filter {
-        include_retracted: q.include_retracted,
-        all_versions: q.all_versions,
-        ..Filter::default()
-    };
-    let content_type = match format {
-        ExportFormat::Csv => "text/csv; charset=utf-8",
-        ExportFormat::Jsonl => "application/jsonl",
-    };
+    let filter = q.filter;
+    let disposition = format!("attachment; filename=\"{}\"", format.file_name());
     let export = Export {
         steps: ExportSteps::new(format, filter),
         store: state.store.clone(),
@@ -148,7 +168,10 @@ pub(super) async fn export(
     };
     let stream = futures::stream::try_unfold(export, next_step);
     Ok((
-        [(header::CONTENT_TYPE, content_type)],
+        [
+            (header::CONTENT_TYPE, format.media_type().to_owned()),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
         Body::from_stream(stream),
     )
         .into_response())

@@ -39,6 +39,7 @@ pub use index::{SearchIndex, WriterMemory};
 pub use indexer::{IndexQueue, start_indexer};
 pub use params::{
     FILTER_PARAMS, MAX_LIMIT, ParamError, SEARCH_PARAMS, SearchQuery, check_known, flag, shown,
+    town, vocab,
 };
 pub use results::{Facets, Hit, Results, results_json};
 pub use run::Ranking;

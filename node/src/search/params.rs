@@ -106,7 +106,8 @@ pub fn flag(params: &HashMap<String, String>, name: &str) -> Result<Option<bool>
     }
 }
 
-fn vocab<T: cailloux_protocol::vocab::Vocabulary>(
+/// A word of one of the vocabularies (`kind`, `theme`, `outcome`); absent when not given.
+pub fn vocab<T: cailloux_protocol::vocab::Vocabulary>(
     params: &HashMap<String, String>,
     name: &str,
 ) -> Result<Option<T>, ParamError> {
@@ -143,6 +144,20 @@ fn year(params: &HashMap<String, String>, name: &str) -> Result<Option<u64>, Par
             )),
         })
         .transpose()
+}
+
+/// `town`: a town's name, at most `MAX_TOWN_CHARS` characters; absent when not given.
+pub fn town(params: &HashMap<String, String>) -> Result<Option<String>, ParamError> {
+    match get(params, "town") {
+        Some(t) if t.chars().nth(MAX_TOWN_CHARS).is_some() => Err(ParamError::new(
+            "town",
+            format!(
+                "`{}` is longer than a town's name (at most {MAX_TOWN_CHARS} characters)",
+                shown(t)
+            ),
+        )),
+        t => Ok(t.map(str::to_owned)),
+    }
 }
 
 impl SearchQuery {
@@ -190,18 +205,7 @@ impl SearchQuery {
     }
 
     fn filters(params: &HashMap<String, String>) -> Result<SearchQuery, ParamError> {
-        let town = match get(params, "town") {
-            Some(t) if t.chars().nth(MAX_TOWN_CHARS).is_some() => {
-                return Err(ParamError::new(
-                    "town",
-                    format!(
-                        "`{}` is longer than a town's name (at most {MAX_TOWN_CHARS} characters)",
-                        shown(t)
-                    ),
-                ));
-            }
-            t => t.map(str::to_owned),
-        };
+        let town = town(params)?;
         let query = SearchQuery {
             kind: vocab(params, "kind")?,
             theme: vocab(params, "theme")?,

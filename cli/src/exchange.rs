@@ -1,12 +1,14 @@
-//! Records as files: `export` (JSONL or CSV), `import` and `verify`.
+//! Records as files: `export` (JSONL, or one of the CSV tables), `import` and `verify`.
 
 use crate::Refused;
 use crate::args::*;
+use crate::reading::parse_theme;
 use crate::remote::{Remote, error_text};
 use crate::ui::progress_bar;
 use anyhow::Context;
-use cailloux_node::exchange::{self, BadLine, Report};
+use cailloux_node::exchange::{self, BadLine, ExportFormat, Report, Table};
 use cailloux_node::{Filter, Home};
+use cailloux_protocol::Kind;
 use indicatif::ProgressBar;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -14,26 +16,58 @@ use std::path::{Path, PathBuf};
 pub(crate) fn export(
     home: &Home,
     format: Format,
+    table: Option<TableArg>,
+    filter: FilterArgs,
     out: Option<PathBuf>,
     hidden: &HiddenArgs,
 ) -> anyhow::Result<()> {
+    let format = match (format, table) {
+        (Format::Jsonl, None) => ExportFormat::Jsonl,
+        (Format::Csv, table) => ExportFormat::Csv(table.map(Table::from).unwrap_or_default()),
+        (Format::Jsonl, Some(_)) => {
+            return Err(Refused(
+                "--table: only a CSV export has tables (add --format csv); a JSONL line holds the whole record"
+                    .into(),
+            )
+            .into());
+        }
+    };
+    let FilterArgs { kind, theme, town } = filter;
     let filter = Filter {
+        kind: kind.map(Kind::from),
+        theme: theme.as_deref().map(parse_theme).transpose()?,
+        town,
+        author: None,
         include_retracted: hidden.include_retracted,
         all_versions: hidden.all_versions,
-        ..Filter::default()
     };
     if let Some(remote) = Remote::find(home) {
-        let format = match format {
-            Format::Jsonl => "jsonl",
-            Format::Csv => "csv",
-        };
-        let mut query = vec![("format", format)];
+        let mut query: Vec<(&str, String)> = vec![(
+            "format",
+            match format {
+                ExportFormat::Jsonl => "jsonl".into(),
+                ExportFormat::Csv(_) => "csv".into(),
+            },
+        )];
+        if let ExportFormat::Csv(table) = format {
+            query.push(("table", table.as_str().into()));
+        }
+        if let Some(k) = filter.kind {
+            query.push(("kind", k.slug().into()));
+        }
+        if let Some(t) = filter.theme {
+            query.push(("theme", t.slug().into()));
+        }
+        if let Some(t) = &filter.town {
+            query.push(("town", t.clone()));
+        }
         if hidden.include_retracted {
-            query.push(("include_retracted", "true"));
+            query.push(("include_retracted", "true".into()));
         }
         if hidden.all_versions {
-            query.push(("all_versions", "true"));
+            query.push(("all_versions", "true".into()));
         }
+        let query: Vec<(&str, &str)> = query.iter().map(|(k, v)| (*k, v.as_str())).collect();
         return write_output(out.as_deref(), |w| {
             remote.download("/api/v1/export", &query, w)?;
             Ok(None)
@@ -47,10 +81,9 @@ pub(crate) fn export(
     let bar = progress_bar(Some(store.len() as u64), "exporting");
     let mut tick = || bar.inc(1);
     write_output(out.as_deref(), |w| {
-        Ok(Some(match format {
-            Format::Jsonl => exchange::export_jsonl(&store, &filter, w, &mut tick)?,
-            Format::Csv => exchange::export_csv(&store, &filter, w, &mut tick)?,
-        }))
+        Ok(Some(exchange::export(
+            &store, format, &filter, w, &mut tick,
+        )?))
     })?;
     bar.finish_and_clear();
     Ok(())
