@@ -4,7 +4,9 @@
 #
 # The tests drive real things, not mocks: the corpus browser's test runs Debian's headless
 # Chromium through chromedriver; the NAT tests make network namespaces (iproute2) with kernel NAT
-# (nftables), which needs root, and read the metrics of nodes inside them with curl. What is missing is installed with apt-get when this runs as root
+# (nftables), which needs root, and read the metrics of nodes inside them with curl; the tests of
+# what outside tools see run Python (a virtual environment made here, from PyPI). What is missing
+# is installed with apt-get when this runs as root
 # (or with sudo, if it needs no password); otherwise the script says what to install and stops,
 # rather than letting a test skip.
 set -euo pipefail
@@ -22,6 +24,7 @@ needs=(
   "ip iproute2"
   "nft nftables"
   "curl curl"
+  "python3 python3"
 )
 
 missing=()
@@ -31,6 +34,11 @@ for need in "${needs[@]}"; do
     missing+=("$package")
   fi
 done
+
+# Debian keeps Python's venv module in a package of its own.
+if ! command -v python3 >/dev/null 2>&1 || ! python3 -c "import ensurepip, venv" >/dev/null 2>&1; then
+  missing+=("python3-venv")
+fi
 
 if [ ${#missing[@]} -gt 0 ]; then
   echo "== test.sh: installing the Debian packages the tests need: ${missing[*]}"
@@ -53,6 +61,26 @@ if [ ${#missing[@]} -gt 0 ]; then
     exit 1
   fi
 fi
+
+# The Python the tests run outside tools with (the protocol conformance check, DuckDB, pandas,
+# jsonschema, pySHACL), from PyPI, in a virtual environment of its own: made again when the
+# pinned requirements change.
+venv=${CAILLOUX_VENV:-target/venv}
+case "$venv" in /*) ;; *) venv="$PWD/$venv" ;; esac
+wanted=$(cat tests/python/requirements.txt conformance/requirements.txt)
+if [ ! -x "$venv/bin/python" ] || [ "$(cat "$venv/.requirements" 2>/dev/null)" != "$wanted" ]; then
+  echo "== test.sh: making the Python environment the tests use ($venv, from tests/python/requirements.txt)"
+  if ! python3 -m venv --clear "$venv"; then
+    echo "test.sh: python3 cannot make a virtual environment in $venv: install python3-venv, then run ./test.sh again" >&2
+    exit 1
+  fi
+  if ! "$venv/bin/pip" install -q --disable-pip-version-check -r tests/python/requirements.txt; then
+    echo "test.sh: pip could not install tests/python/requirements.txt into $venv (no access to PyPI?); fix that, then run ./test.sh again" >&2
+    exit 1
+  fi
+  printf '%s' "$wanted" >"$venv/.requirements"
+fi
+export CAILLOUX_PYTHON="$venv/bin/python"
 
 echo "== cargo test --workspace $*"
 exec cargo test --workspace "$@"

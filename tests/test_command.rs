@@ -34,6 +34,8 @@ fn stand_ins() -> tempfile::TempDir {
     dir
 }
 
+/// Runs test.sh with `path` as its PATH and a Python environment of its own (never the one the
+/// real tests use).
 fn run(path: &Path, args: &[&str]) -> std::process::Output {
     let bash = ["/usr/bin/bash", "/bin/bash"]
         .iter()
@@ -43,6 +45,7 @@ fn run(path: &Path, args: &[&str]) -> std::process::Output {
         .arg(util::workspace().join("test.sh"))
         .args(args)
         .env("PATH", path)
+        .env("CAILLOUX_VENV", path.join("venv"))
         .output()
         .unwrap_or_else(|e| panic!("cannot run test.sh: {e}"))
 }
@@ -59,7 +62,7 @@ fn without_chromium_nor_the_namespace_tools_and_without_root_it_names_the_packag
         "stdout: {stdout}\nstderr: {stderr}"
     );
     assert!(
-        stderr.contains("chromium chromium-driver iproute2 nftables curl")
+        stderr.contains("chromium chromium-driver iproute2 nftables curl python3 python3-venv")
             && stderr.contains("apt-get install"),
         "the message names the packages and how to install them: {stderr}"
     );
@@ -74,6 +77,24 @@ fn with_what_the_tests_need_it_runs_every_test_with_the_arguments_given() {
     script(bin.path(), "ip", "exit 0");
     script(bin.path(), "nft", "exit 0");
     script(bin.path(), "curl", "exit 0");
+    // A python3 whose `-m venv DIR` makes a DIR/bin/pip that installs nothing.
+    script(
+        bin.path(),
+        "python3",
+        r#"if [ "$1" = -m ] && [ "$2" = venv ]; then
+  for dir; do :; done
+  mkdir -p "$dir/bin" && printf '#!/bin/sh\nexit 0\n' >"$dir/bin/pip" && chmod +x "$dir/bin/pip"
+fi
+exit 0"#,
+    );
+    for tool in ["cat", "mkdir", "printf", "chmod"] {
+        let real = ["/usr/bin", "/bin"]
+            .iter()
+            .map(|d| Path::new(d).join(tool))
+            .find(|p| p.exists())
+            .unwrap_or_else(|| panic!("{tool} not found"));
+        std::os::unix::fs::symlink(real, bin.path().join(tool)).unwrap_or_else(|e| panic!("{e}"));
+    }
     let out = run(bin.path(), &["--test", "search"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -84,5 +105,9 @@ fn with_what_the_tests_need_it_runs_every_test_with_the_arguments_given() {
     assert!(
         stdout.contains("fake cargo: test --workspace --test search"),
         "{stdout}"
+    );
+    assert!(
+        stdout.contains("making the Python environment"),
+        "a fresh machine gets the tests' Python: {stdout}"
     );
 }

@@ -425,3 +425,26 @@ pub fn publication_files(n: usize, tag: &str) -> tempfile::TempDir {
     }
     dir
 }
+
+/// The Python of the tests' virtual environment, which `./test.sh` makes (`CAILLOUX_PYTHON`;
+/// else `target/venv`). Missing, the test fails saying so: a missing tool is never a pass.
+pub fn python() -> PathBuf {
+    let path = std::env::var_os("CAILLOUX_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join("target/venv/bin/python"));
+    assert!(
+        path.exists(),
+        "no Python environment for the tests at {}: run ./test.sh, which makes it from tests/python/requirements.txt",
+        path.display()
+    );
+    path
+}
+
+/// Runs `python` on `script` (a path in the workspace) with `args`; its output, whatever its exit.
+pub fn run_python(script: &str, args: &[&std::ffi::OsStr]) -> Output {
+    Command::new(python())
+        .arg(workspace().join(script))
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {script}: {e}"))
+}

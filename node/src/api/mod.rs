@@ -9,8 +9,10 @@
 //! public one also sheds load and bounds each request (`crate::http::admission`), and exports
 //! are bounded per router, in all and per client address, for as long as they stream.
 //! Both routers end in the same security-headers layer (`headers`): every answer, fallback and
-//! error included, carries the Content-Security-Policy and its companions.
+//! error included, carries the Content-Security-Policy and its companions. The public router's
+//! reads are open to pages of other origins (`cors`).
 
+mod cors;
 mod export;
 mod headers;
 mod node;
@@ -118,6 +120,7 @@ pub fn public_router(state: ApiState) -> Router {
             admission::admit,
         ))
         .with_state(state)
+        .layer(axum::middleware::from_fn(cors::public_reads))
         .layer(axum::middleware::from_fn(headers::security_headers))
 }
 

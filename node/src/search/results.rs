@@ -47,9 +47,9 @@ pub struct Facets {
 
 #[derive(Clone, Debug)]
 pub struct Results {
-    /// How many records match in all; counted only with facets (counting visits every match,
-    /// which the ranking alone does not need to).
-    pub total: Option<usize>,
+    /// How many records match in all, exactly: counted with every search (the ranking visits
+    /// every match anyway, so the count adds an increment per match).
+    pub total: usize,
     pub hits: Vec<Hit>,
     /// Whether more results follow this page.
     pub more: bool,

@@ -34,8 +34,8 @@ pub struct Ranking {
     pub hits: Vec<(RecordId, f32)>,
     /// The token of the next page, if another follows.
     pub next_cursor: Option<String>,
-    /// How many records match in all (counted only with facets).
-    pub total: Option<usize>,
+    /// How many records match in all, exactly.
+    pub total: usize,
     pub facets: Facets,
     /// The most documents the ranking held at once in one segment: at most a page and one,
     /// however deep the page.
@@ -191,9 +191,10 @@ impl SearchIndex {
             after: cursor.map(|c| c.key),
             scored: order == Order::Score,
         };
-        let counted = q.facets.then_some((Count, FacetCollector));
-        let collectors = (keyset, counted);
-        let (page, counts) = match &stats {
+        // The total is always counted (a count of matching documents, no scoring): exact and
+        // cheap. Facets are counted only on request.
+        let collectors = (keyset, Count, q.facets.then_some(FacetCollector));
+        let (page, total, facets) = match &stats {
             Some(stats) => {
                 let frozen = Frozen {
                     searcher: &searcher,
@@ -220,10 +221,7 @@ impl SearchIndex {
             ),
             _ => None,
         };
-        let (total, facets) = match counts {
-            Some((total, facets)) => (Some(total), facets),
-            None => (None, Facets::default()),
-        };
+        let facets = facets.unwrap_or_default();
         let ranking = Ranking {
             hits: ranked
                 .iter()

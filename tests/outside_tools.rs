@@ -1,0 +1,384 @@
+//! What tools that are not Cailloux see of a node, against a real `cailloux node` with a public
+//! address: the read API's answers checked against its OpenAPI document (by Python's
+//! `jsonschema`, from the tests' virtual environment), exact totals, cross-origin reads on the
+//! public address and nothing that writes, and exports that name their file.
+
+mod util;
+
+use serde_json::{Value, json};
+use util::http::*;
+use util::*;
+
+/// A node with a public address holding the project's examples, one of them retracted and one
+/// revised, so that pages show versions and retractions.
+struct Corpus {
+    node: NodeProcess,
+    /// Every publication the node holds, with versions and retracted ones.
+    ids: Vec<String>,
+}
+
+fn corpus() -> Corpus {
+    let node = NodeProcess::start_in(home_with_public_api(None), "Ville-Outils", &[]);
+    node.home
+        .ok(&["publish", examples().to_str().unwrap_or_default()]);
+    let listed = node.home.listed_ids();
+    assert!(listed.len() >= 8, "{listed:?}");
+    node.home
+        .ok(&["retract", &listed[0], "--reason", "doublon"]);
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let revised = dir.path().join("revue.md");
+    std::fs::write(
+        &revised,
+        "---\nkind: practice\ntitle: Fiche revue\nsummary: Une fiche, revue.\nthemes: [water]\n---\nCorps.\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let first = published(&node.home.ok(&["publish", "--json", revised.to_str().unwrap_or_default()]))
+        [0]
+    .1
+    .clone();
+    std::fs::write(
+        &revised,
+        "---\nkind: practice\ntitle: Fiche revue deux fois\nsummary: Une fiche, revue.\nthemes: [water]\n---\nCorps.\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    node.home.ok(&[
+        "publish",
+        revised.to_str().unwrap_or_default(),
+        "--supersedes",
+        &first,
+    ]);
+    let ids = ids_of(&node.home.json(&[
+        "list",
+        "--json",
+        "--include-retracted",
+        "--all-versions",
+    ]));
+    Corpus { node, ids }
+}
+
+/// A GET on `addr`; panics when no answer comes.
+fn get_from(addr: std::net::SocketAddr, path: &str) -> RawAnswer {
+    request(addr, "GET", path, &[])
+}
+
+/// A request with the given head lines and no body, on a connection closed after the answer
+/// (so that a streamed answer ends when the connection does).
+fn request(addr: std::net::SocketAddr, method: &str, path: &str, headers: &[&str]) -> RawAnswer {
+    let mut text =
+        format!("{method} {path} HTTP/1.1\r\nHost: cailloux.test\r\nConnection: close\r\n");
+    for h in headers {
+        text.push_str(h);
+        text.push_str("\r\n");
+    }
+    text.push_str("Content-Length: 0\r\n\r\n");
+    request_from(loopback(1), addr, text.as_bytes(), 4 << 20)
+        .unwrap_or_else(|| panic!("no answer to {method} {path}"))
+}
+
+/// One answer for the OpenAPI check: what it is, the document's path template, its status.
+fn answer(what: &str, template: &str, status: u16, value: Value) -> Value {
+    json!({ "what": what, "path": template, "method": "get", "status": status, "value": value })
+}
+
+#[test]
+fn every_read_answer_matches_the_openapi_document_field_for_field() {
+    let c = corpus();
+    let local = local_addr(&c.node);
+    let public = public_addr(&c.node);
+    let mut answers = Vec::new();
+    let mut json_of = |addr, path: &str, template: &str, status: u16| {
+        let a = get_from(addr, path);
+        assert_eq!(
+            a.status,
+            status,
+            "GET {path}: {}",
+            String::from_utf8_lossy(&a.body)
+        );
+        let value = a.json();
+        answers.push(answer(path, template, status, value.clone()));
+        value
+    };
+    for addr in [local, public] {
+        let page = json_of(addr, "/api/v1/records?limit=2", "/api/v1/records", 200);
+        let cursor = page["next_cursor"].as_str().unwrap_or_default().to_owned();
+        json_of(
+            addr,
+            &format!("/api/v1/records?limit=2&cursor={cursor}"),
+            "/api/v1/records",
+            200,
+        );
+        json_of(
+            addr,
+            "/api/v1/records?q=jardin&facets=true",
+            "/api/v1/records",
+            200,
+        );
+        json_of(
+            addr,
+            "/api/v1/records?kind=nothing",
+            "/api/v1/records",
+            400,
+        );
+        for id in &c.ids {
+            json_of(
+                addr,
+                &format!("/api/v1/records/{id}"),
+                "/api/v1/records/{id}",
+                200,
+            );
+        }
+        json_of(
+            addr,
+            "/api/v1/records/not-an-id",
+            "/api/v1/records/{id}",
+            400,
+        );
+        json_of(
+            addr,
+            &format!("/api/v1/records/{}", "0".repeat(64)),
+            "/api/v1/records/{id}",
+            404,
+        );
+        json_of(addr, "/api/v1/stats", "/api/v1/stats", 200);
+        json_of(addr, "/api/v1/stats?theme=water", "/api/v1/stats", 200);
+        json_of(addr, "/api/v1/vocabulary", "/api/v1/vocabulary", 200);
+        json_of(addr, "/api/v1/members", "/api/v1/members", 200);
+        json_of(addr, "/api/v1/export?format=xml", "/api/v1/export", 400);
+    }
+    json_of(local, "/api/v1/status", "/api/v1/status", 200);
+    json_of(local, "/api/v1/peers", "/api/v1/peers", 200);
+    // An act's page: the retraction.
+    let all = c.node.home.ok(&["export", "--include-retracted"]);
+    let retracted: Value = all
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap_or_default())
+        .find(|v| v["status"] == "retracted")
+        .unwrap_or_else(|| panic!("no retracted record in {all}"));
+    let retraction = c
+        .node
+        .home
+        .json(&["show", retracted["id"].as_str().unwrap_or_default(), "--json"])
+        ["versions"]["retracted"]["record"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let act = json_of(
+        local,
+        &format!("/api/v1/records/{retraction}"),
+        "/api/v1/records/{id}",
+        200,
+    );
+    assert_eq!(act["act"], "retract", "{act}");
+
+    // The document's vocabularies are the node's.
+    let doc: Value = serde_json::from_slice(&get_from(local, "/api/v1/openapi.json").body)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let vocabulary = get_from(local, "/api/v1/vocabulary").json();
+    let slugs = |v: &Value| {
+        let mut s: Vec<String> = v
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(k, _)| k.clone())
+            .collect();
+        s.sort();
+        s
+    };
+    let enumerated = |v: &Value| {
+        let mut s: Vec<String> = v
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|x| x.as_str().map(str::to_owned))
+            .collect();
+        s.sort();
+        s
+    };
+    let schemas = &doc["components"]["schemas"];
+    assert_eq!(
+        enumerated(&schemas["Summary"]["properties"]["themes"]["items"]["enum"]),
+        slugs(&vocabulary["themes"])
+    );
+    assert_eq!(
+        enumerated(&schemas["Summary"]["properties"]["kind"]["enum"]),
+        slugs(&vocabulary["kinds"])
+    );
+    assert_eq!(
+        enumerated(&schemas["Publication"]["properties"]["outcome"]["enum"]),
+        slugs(&vocabulary["outcomes"])
+    );
+
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let (doc_file, answers_file) = (dir.path().join("openapi.json"), dir.path().join("answers.json"));
+    std::fs::write(&doc_file, serde_json::to_vec(&doc).unwrap_or_default())
+        .unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(&answers_file, serde_json::to_vec(&answers).unwrap_or_default())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let out = run_python(
+        "tests/python/openapi_answers.py",
+        &[doc_file.as_os_str(), answers_file.as_os_str()],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "answers that the OpenAPI document does not describe:\n{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(&format!("{} answer(s) checked, 0 failure(s)", answers.len())),
+        "{stdout}"
+    );
+
+    // The check bites: an answer with a field the document does not describe, or without one
+    // it requires, fails by name.
+    let mut bent = answers.clone();
+    bent[0]["value"]["undocumented"] = json!(1);
+    if let Some(first) = bent[0]["value"]["records"][0].as_object_mut() {
+        first.remove("title");
+    }
+    std::fs::write(&answers_file, serde_json::to_vec(&bent).unwrap_or_default())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let out = run_python(
+        "tests/python/openapi_answers.py",
+        &[doc_file.as_os_str(), answers_file.as_os_str()],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("'undocumented' was unexpected")
+            && stdout.contains("'title' is a required property"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn every_list_answer_has_the_exact_total_without_asking_for_facets() {
+    let c = corpus();
+    let local = local_addr(&c.node);
+    let current = c.node.home.listed_ids().len() as u64;
+    for (query, expected) in [
+        ("limit=1".to_owned(), current),
+        ("limit=1&facets=true".to_owned(), current),
+        (
+            "kind=practice&limit=1".to_owned(),
+            c.node
+                .home
+                .json(&["list", "--json", "--kind", "practice"])
+                .as_array()
+                .map_or(0, |a| a.len() as u64),
+        ),
+        ("q=zzzzqqqq".to_owned(), 0),
+    ] {
+        let page = get_from(local, &format!("/api/v1/records?{query}")).json();
+        assert_eq!(page["total"].as_u64(), Some(expected), "{query}: {page}");
+    }
+    // A words query: the total counts every match, whatever the page's size.
+    let all = get_from(local, "/api/v1/records?q=jardin&limit=100").json();
+    let matches = all["records"].as_array().map_or(0, |a| a.len() as u64);
+    assert!(matches >= 2, "{all}");
+    let one = get_from(local, "/api/v1/records?q=jardin&limit=1").json();
+    assert_eq!(one["total"].as_u64(), Some(matches), "{one}");
+}
+
+#[test]
+fn public_reads_are_open_to_other_origins_and_nothing_that_writes_is() {
+    let c = corpus();
+    let (local, public) = (local_addr(&c.node), public_addr(&c.node));
+    let origin = "Origin: https://notebook.example";
+    for path in [
+        "/api/v1/records?limit=1",
+        "/api/v1/records/not-an-id",
+        "/api/v1/stats",
+        "/api/v1/export",
+        "/api/v1/openapi.json",
+    ] {
+        let a = request(public, "GET", path, &[origin]);
+        assert_eq!(
+            a.header("access-control-allow-origin").as_deref(),
+            Some("*"),
+            "GET {path} on the public address: {}",
+            a.head
+        );
+        let a = request(local, "GET", path, &[origin]);
+        assert_eq!(
+            a.header("access-control-allow-origin"),
+            None,
+            "GET {path} on the local address: {}",
+            a.head
+        );
+    }
+    // A browser's preflight for a read is answered; for a write, or another method, it is not.
+    let read = request(
+        public,
+        "OPTIONS",
+        "/api/v1/records",
+        &[origin, "Access-Control-Request-Method: GET"],
+    );
+    assert_eq!(read.status, 204, "{}", read.head);
+    assert_eq!(read.header("access-control-allow-origin").as_deref(), Some("*"));
+    assert!(
+        read.header("access-control-allow-methods")
+            .is_some_and(|m| m.contains("GET") && !m.contains("POST")),
+        "{}",
+        read.head
+    );
+    for (path, method) in [
+        ("/api/v1/submit", "POST"),
+        ("/api/v1/records", "POST"),
+        ("/api/v1/records", "DELETE"),
+    ] {
+        let refused = request(
+            public,
+            "OPTIONS",
+            path,
+            &[origin, &format!("Access-Control-Request-Method: {method}")],
+        );
+        assert_eq!(
+            refused.header("access-control-allow-origin"),
+            None,
+            "a preflight for {method} {path} is given permission: {}",
+            refused.head
+        );
+        assert_eq!(refused.header("access-control-allow-methods"), None);
+    }
+    let post = request(public, "POST", "/api/v1/submit", &[origin]);
+    assert_eq!(post.header("access-control-allow-origin"), None, "{}", post.head);
+}
+
+#[test]
+fn an_export_names_its_file_and_its_media_type() {
+    let c = corpus();
+    let public = public_addr(&c.node);
+    for (query, media, file) in [
+        ("", "application/jsonl", "cailloux.jsonl"),
+        ("?format=csv", "text/csv", "cailloux-records.csv"),
+        (
+            "?format=csv&table=indicators",
+            "text/csv",
+            "cailloux-indicators.csv",
+        ),
+        ("?format=csv&table=links", "text/csv", "cailloux-links.csv"),
+    ] {
+        let a = get_from(public, &format!("/api/v1/export{query}"));
+        assert_eq!(a.status, 200, "{query}: {}", a.head);
+        assert!(
+            a.header("content-type").is_some_and(|t| t.starts_with(media)),
+            "{query}: {}",
+            a.head
+        );
+        assert_eq!(
+            a.header("content-disposition").as_deref(),
+            Some(format!("attachment; filename=\"{file}\"").as_str()),
+            "{query}"
+        );
+    }
+    let bad = get_from(public, "/api/v1/export?table=links");
+    assert_eq!(bad.status, 400);
+    assert!(
+        bad.json()["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("format=csv")),
+        "{:?}",
+        bad.json()
+    );
+}
