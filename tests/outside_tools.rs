@@ -18,7 +18,16 @@ struct Corpus {
 }
 
 fn corpus() -> Corpus {
-    let node = NodeProcess::start_in(home_with_public_api(None), "Ville-Outils", &[]);
+    corpus_with("")
+}
+
+/// `corpus`, with more lines in the node's `config.toml`.
+fn corpus_with(config: &str) -> Corpus {
+    let home = home_with_public_api(None);
+    let mut text = std::fs::read_to_string(home.path().join("config.toml")).unwrap_or_default();
+    text.push_str(config);
+    std::fs::write(home.path().join("config.toml"), text).unwrap_or_else(|e| panic!("{e}"));
+    let node = NodeProcess::start_in(home, "Ville-Outils", &[]);
     node.home
         .ok(&["publish", examples().to_str().unwrap_or_default()]);
     let listed = node.home.listed_ids();
@@ -32,10 +41,14 @@ fn corpus() -> Corpus {
         "---\nkind: practice\ntitle: Fiche revue\nsummary: Une fiche, revue.\nthemes: [water]\n---\nCorps.\n",
     )
     .unwrap_or_else(|e| panic!("{e}"));
-    let first = published(&node.home.ok(&["publish", "--json", revised.to_str().unwrap_or_default()]))
-        [0]
-    .1
-    .clone();
+    let first =
+        published(
+            &node
+                .home
+                .ok(&["publish", "--json", revised.to_str().unwrap_or_default()]),
+        )[0]
+        .1
+        .clone();
     std::fs::write(
         &revised,
         "---\nkind: practice\ntitle: Fiche revue deux fois\nsummary: Une fiche, revue.\nthemes: [water]\n---\nCorps.\n",
@@ -47,12 +60,11 @@ fn corpus() -> Corpus {
         "--supersedes",
         &first,
     ]);
-    let ids = ids_of(&node.home.json(&[
-        "list",
-        "--json",
-        "--include-retracted",
-        "--all-versions",
-    ]));
+    let ids = ids_of(
+        &node
+            .home
+            .json(&["list", "--json", "--include-retracted", "--all-versions"]),
+    );
     Corpus { node, ids }
 }
 
@@ -113,12 +125,7 @@ fn every_read_answer_matches_the_openapi_document_field_for_field() {
             "/api/v1/records",
             200,
         );
-        json_of(
-            addr,
-            "/api/v1/records?kind=nothing",
-            "/api/v1/records",
-            400,
-        );
+        json_of(addr, "/api/v1/records?kind=nothing", "/api/v1/records", 400);
         for id in &c.ids {
             json_of(
                 addr,
@@ -154,11 +161,11 @@ fn every_read_answer_matches_the_openapi_document_field_for_field() {
         .map(|l| serde_json::from_str::<Value>(l).unwrap_or_default())
         .find(|v| v["status"] == "retracted")
         .unwrap_or_else(|| panic!("no retracted record in {all}"));
-    let retraction = c
-        .node
-        .home
-        .json(&["show", retracted["id"].as_str().unwrap_or_default(), "--json"])
-        ["versions"]["retracted"]["record"]
+    let retraction = c.node.home.json(&[
+        "show",
+        retracted["id"].as_str().unwrap_or_default(),
+        "--json",
+    ])["versions"]["retracted"]["record"]
         .as_str()
         .unwrap_or_default()
         .to_owned();
@@ -209,11 +216,17 @@ fn every_read_answer_matches_the_openapi_document_field_for_field() {
     );
 
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let (doc_file, answers_file) = (dir.path().join("openapi.json"), dir.path().join("answers.json"));
+    let (doc_file, answers_file) = (
+        dir.path().join("openapi.json"),
+        dir.path().join("answers.json"),
+    );
     std::fs::write(&doc_file, serde_json::to_vec(&doc).unwrap_or_default())
         .unwrap_or_else(|e| panic!("{e}"));
-    std::fs::write(&answers_file, serde_json::to_vec(&answers).unwrap_or_default())
-        .unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(
+        &answers_file,
+        serde_json::to_vec(&answers).unwrap_or_default(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     let out = run_python(
         "tests/python/openapi_answers.py",
         &[doc_file.as_os_str(), answers_file.as_os_str()],
@@ -225,7 +238,10 @@ fn every_read_answer_matches_the_openapi_document_field_for_field() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        stdout.contains(&format!("{} answer(s) checked, 0 failure(s)", answers.len())),
+        stdout.contains(&format!(
+            "{} answer(s) checked, 0 failure(s)",
+            answers.len()
+        )),
         "{stdout}"
     );
 
@@ -315,7 +331,10 @@ fn public_reads_are_open_to_other_origins_and_nothing_that_writes_is() {
         &[origin, "Access-Control-Request-Method: GET"],
     );
     assert_eq!(read.status, 204, "{}", read.head);
-    assert_eq!(read.header("access-control-allow-origin").as_deref(), Some("*"));
+    assert_eq!(
+        read.header("access-control-allow-origin").as_deref(),
+        Some("*")
+    );
     assert!(
         read.header("access-control-allow-methods")
             .is_some_and(|m| m.contains("GET") && !m.contains("POST")),
@@ -342,7 +361,12 @@ fn public_reads_are_open_to_other_origins_and_nothing_that_writes_is() {
         assert_eq!(refused.header("access-control-allow-methods"), None);
     }
     let post = request(public, "POST", "/api/v1/submit", &[origin]);
-    assert_eq!(post.header("access-control-allow-origin"), None, "{}", post.head);
+    assert_eq!(
+        post.header("access-control-allow-origin"),
+        None,
+        "{}",
+        post.head
+    );
 }
 
 #[test]
@@ -362,7 +386,8 @@ fn an_export_names_its_file_and_its_media_type() {
         let a = get_from(public, &format!("/api/v1/export{query}"));
         assert_eq!(a.status, 200, "{query}: {}", a.head);
         assert!(
-            a.header("content-type").is_some_and(|t| t.starts_with(media)),
+            a.header("content-type")
+                .is_some_and(|t| t.starts_with(media)),
             "{query}: {}",
             a.head
         );
@@ -380,5 +405,228 @@ fn an_export_names_its_file_and_its_media_type() {
             .is_some_and(|e| e.contains("format=csv")),
         "{:?}",
         bad.json()
+    );
+}
+
+/// An answer's body, its chunked transfer coding undone.
+fn body_of(answer: &RawAnswer) -> Vec<u8> {
+    let chunked = answer
+        .header("transfer-encoding")
+        .is_some_and(|t| t.eq_ignore_ascii_case("chunked"));
+    if !chunked {
+        return answer.body.clone();
+    }
+    let (mut rest, mut out) = (answer.body.as_slice(), Vec::new());
+    while let Some(at) = rest.windows(2).position(|w| w == b"\r\n") {
+        let size = std::str::from_utf8(&rest[..at])
+            .ok()
+            .and_then(|s| usize::from_str_radix(s.split(';').next().unwrap_or("").trim(), 16).ok())
+            .unwrap_or_else(|| panic!("a bad chunk size in {}", String::from_utf8_lossy(rest)));
+        rest = &rest[at + 2..];
+        if size == 0 {
+            break;
+        }
+        assert!(rest.len() >= size + 2, "a chunk cut short");
+        out.extend_from_slice(&rest[..size]);
+        rest = &rest[size + 2..];
+    }
+    out
+}
+
+/// Every JSONL line of an export answer.
+fn jsonl_records(answer: &RawAnswer) -> Vec<Value> {
+    String::from_utf8_lossy(&body_of(answer))
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
+#[test]
+fn the_catalogue_is_dcat_ap_with_a_dataset_per_town_whose_downloads_work() {
+    const PUBLIC_URL: &str = "https://cailloux.example-town.fr";
+    let c = corpus_with(&format!("public_url = \"{PUBLIC_URL}/\"\n"));
+    let (local, public) = (local_addr(&c.node), public_addr(&c.node));
+    let answer = get_from(public, "/api/v1/catalog.jsonld");
+    assert_eq!(answer.status, 200, "{}", answer.head);
+    assert!(
+        answer
+            .header("content-type")
+            .is_some_and(|t| t.starts_with("application/ld+json")),
+        "{}",
+        answer.head
+    );
+    assert_eq!(
+        answer.header("access-control-allow-origin").as_deref(),
+        Some("*")
+    );
+    let catalog = answer.json();
+    assert_eq!(get_from(local, "/api/v1/catalog.jsonld").json(), catalog);
+    assert_eq!(catalog["@type"], "dcat:Catalog");
+
+    // One dataset per town of the current records, and one for the whole corpus.
+    let current = jsonl_records(&get_from(public, "/api/v1/export"));
+    let mut towns: Vec<String> = current
+        .iter()
+        .filter_map(|r| r["town"].as_str().map(str::to_owned))
+        .collect();
+    towns.sort();
+    towns.dedup();
+    assert!(towns.len() >= 3, "{towns:?}");
+    let datasets = catalog["dcat:dataset"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(datasets.len(), towns.len() + 1, "{catalog:#}");
+    let mut published_by: Vec<String> = Vec::new();
+    for dataset in &datasets {
+        assert_eq!(dataset["@type"], "dcat:Dataset");
+        let publisher = dataset["dct:publisher"]["foaf:name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        // The whole corpus's dataset, published by the node's town; each town's, by the town.
+        let whole = dataset["@id"] == format!("{PUBLIC_URL}/#corpus");
+        let town = (!whole).then(|| {
+            towns
+                .iter()
+                .find(|t| **t == publisher)
+                .cloned()
+                .unwrap_or_else(|| panic!("{publisher} publishes a dataset but holds no record"))
+        });
+        if let Some(t) = &town {
+            published_by.push(t.clone());
+        }
+        let expected: Vec<&Value> = current
+            .iter()
+            .filter(|r| town.as_deref().is_none_or(|t| r["town"] == t))
+            .collect();
+        // Temporal coverage: from the earliest period's start to the latest period's end.
+        let temporal = &dataset["dct:temporal"];
+        let (start, end) = (
+            temporal["dcat:startDate"]["@value"].as_str().unwrap_or(""),
+            temporal["dcat:endDate"]["@value"].as_str().unwrap_or(""),
+        );
+        assert!(
+            start.len() == 10 && end.len() == 10 && start <= end,
+            "{temporal}"
+        );
+        for r in &expected {
+            if let Some(s) = r["period"]["start"].as_str() {
+                // `2019-01-01` against `2019`: as far as the period says.
+                let covered = &start[..s.len().min(start.len())];
+                assert!(
+                    covered <= s,
+                    "{start} is after the period {s} of {}",
+                    r["id"]
+                );
+            }
+        }
+        let themes = dataset["dcat:theme"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        assert!(!themes.is_empty());
+        assert!(themes.iter().all(|t| t["@id"].as_str().is_some_and(|id| {
+            id.starts_with("http://publications.europa.eu/resource/authority/data-theme/")
+        })));
+        // Each distribution's download is the export, filtered to the dataset's town.
+        let distributions = dataset["dcat:distribution"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let mut media: Vec<String> = Vec::new();
+        for d in &distributions {
+            media.push(d["dcat:mediaType"]["@id"].as_str().unwrap_or("").to_owned());
+            // One licence: its URI; several: a rights statement naming each.
+            let mut licences: Vec<&str> = expected
+                .iter()
+                .filter_map(|r| r["licence"].as_str())
+                .collect();
+            licences.sort();
+            licences.dedup();
+            match licences.as_slice() {
+                [one] => assert_eq!(
+                    d["dct:license"]["@id"],
+                    format!("https://spdx.org/licenses/{one}.html"),
+                    "{d}"
+                ),
+                several => {
+                    let rights = d["dct:rights"]["rdfs:label"]["@value"]
+                        .as_str()
+                        .unwrap_or("");
+                    assert!(several.iter().all(|l| rights.contains(l)), "{d}");
+                }
+            }
+            let url = d["dcat:downloadURL"]["@id"].as_str().unwrap_or_default();
+            let path = url
+                .strip_prefix(PUBLIC_URL)
+                .unwrap_or_else(|| panic!("{url} does not start with the public URL"));
+            let got = get_from(public, path);
+            assert_eq!(got.status, 200, "{url}: {}", got.head);
+            if path.contains("format=jsonl") {
+                let lines = jsonl_records(&got);
+                assert_eq!(lines.len(), expected.len(), "{url}");
+                assert!(
+                    lines
+                        .iter()
+                        .all(|l| expected.iter().any(|e| e["id"] == l["id"]))
+                );
+            } else {
+                let text = String::from_utf8_lossy(&body_of(&got)).into_owned();
+                assert!(text.contains("id,kind,title,town"), "{url}: {text}");
+            }
+        }
+        media.sort();
+        assert_eq!(
+            media,
+            [
+                "https://www.iana.org/assignments/media-types/application/jsonl",
+                "https://www.iana.org/assignments/media-types/text/csv"
+            ]
+        );
+    }
+    published_by.sort();
+    assert_eq!(published_by, towns, "each town publishes its dataset");
+    let service = &catalog["dcat:service"];
+    assert_eq!(service["@type"], "dcat:DataService");
+    assert_eq!(
+        service["dcat:endpointDescription"]["@id"],
+        format!("{PUBLIC_URL}/api/v1/openapi.json")
+    );
+
+    // DCAT-AP 3.0.0's shapes, by pySHACL: the catalogue conforms; one without a distribution's
+    // access URL or a dataset's title does not.
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let shapes = workspace().join("tests/dcat-ap/dcat-ap-3.0.0-SHACL.ttl");
+    let file = dir.path().join("catalog.jsonld");
+    std::fs::write(&file, &answer.body).unwrap_or_else(|e| panic!("{e}"));
+    let out = run_python(
+        "tests/python/dcat_validate.py",
+        &[shapes.as_os_str(), file.as_os_str()],
+    );
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && report.contains("conforms: True"),
+        "{report}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut broken = catalog.clone();
+    if let Some(d) = broken["dcat:dataset"][1].as_object_mut() {
+        d.remove("dct:title");
+    }
+    if let Some(d) = broken["dcat:dataset"][0]["dcat:distribution"][0].as_object_mut() {
+        d.remove("dcat:accessURL");
+    }
+    std::fs::write(&file, serde_json::to_vec(&broken).unwrap_or_default())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let out = run_python(
+        "tests/python/dcat_validate.py",
+        &[shapes.as_os_str(), file.as_os_str()],
+    );
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{report}");
+    assert!(
+        report.contains("dcat:accessURL") && report.contains("title"),
+        "{report}"
     );
 }

@@ -283,6 +283,10 @@ pub(crate) struct NodeArgs {
     /// for the public.
     #[arg(long, value_name = "HOST:PORT")]
     pub(crate) public_api: Option<String>,
+    /// The URL the public reaches that address at (behind a reverse proxy): the open-data
+    /// catalogue's links start with it. Default: the visitor's own Host.
+    #[arg(long, value_name = "URL")]
+    pub(crate) public_url: Option<String>,
     /// A peer to connect to at start, ending in /p2p/<peer id> (repeatable).
     #[arg(long = "bootstrap", value_name = "MULTIADDR")]
     pub(crate) bootstrap: Vec<String>,

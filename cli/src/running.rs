@@ -55,6 +55,11 @@ pub(crate) fn node(home: Home, args: NodeArgs) -> anyhow::Result<()> {
             .or(config.api.clone())
             .unwrap_or_else(|| daemon::DEFAULT_API.into()),
         public_api: args.public_api.or(config.public_api.clone()),
+        public_url: args
+            .public_url
+            .or(config.public_url.clone())
+            .map(|u| daemon::check_public_url(&u))
+            .transpose()?,
         bootstrap: parse_addrs("--bootstrap", &bootstrap)?,
         mdns: !args.no_mdns && config.mdns.unwrap_or(true),
         town: args.town.or(config.town.clone()),

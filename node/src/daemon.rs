@@ -38,6 +38,29 @@ pub const DEFAULT_MAX_PEERS: usize = 24;
 /// The default size of sled's page cache (`store_cache_mb`); sled's own default is 1 GiB.
 pub const DEFAULT_STORE_CACHE_MB: u64 = 16;
 
+/// A `public_url` that cannot start the catalogue's links.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "public_url: `{0}` is not a URL such as https://cailloux.example-town.fr (http or https, a host, an optional path, no query, no fragment)"
+)]
+pub struct BadPublicUrl(pub String);
+
+/// The public URL as the catalogue's links start with it: `http://` or `https://`, a host, an
+/// optional path, nothing a link could not hold; without a trailing `/`.
+pub fn check_public_url(url: &str) -> Result<String, BadPublicUrl> {
+    let bad = || BadPublicUrl(url.chars().take(200).collect());
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .ok_or_else(bad)?;
+    let host = rest.split('/').next().unwrap_or("");
+    let fits = |c: char| c.is_ascii_graphic() && !"\"<>\\^`{|}?#".contains(c);
+    if host.is_empty() || !url.chars().all(fits) {
+        return Err(bad());
+    }
+    Ok(url.trim_end_matches('/').to_owned())
+}
+
 /// Everything `cailloux node` needs, after flags and `config.toml` are merged (flags win).
 #[derive(Clone, Debug)]
 pub struct NodeOptions {
@@ -45,6 +68,8 @@ pub struct NodeOptions {
     pub api: String,
     /// A second address serving only the corpus browser and the read API, for the public.
     pub public_api: Option<String>,
+    /// The URL the public address is reached at (`public_url`), checked by `check_public_url`.
+    pub public_url: Option<String>,
     pub bootstrap: Vec<Multiaddr>,
     pub mdns: bool,
     /// Names the town when the identity is created on this run.
@@ -230,6 +255,8 @@ impl Daemon {
             town: town.clone(),
             token: home.api_token()?.into(),
             api_addr: api_addr.clone(),
+            public_url: options.public_url.as_deref().map(Arc::from),
+            catalog: Arc::new(crate::catalog::CorpusCache::default()),
             metrics: metrics.clone(),
             registry: Arc::new(registry),
             verifier: Arc::new(tokio::sync::Semaphore::new(api::SUBMIT_VERIFIERS)),
@@ -376,4 +403,47 @@ pub async fn signals() {
     }
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_public_url;
+
+    #[test]
+    fn a_public_url_is_http_or_https_with_a_host_and_loses_its_trailing_slash() {
+        for (url, expected) in [
+            ("https://cailloux.example.fr", "https://cailloux.example.fr"),
+            (
+                "https://cailloux.example.fr/",
+                "https://cailloux.example.fr",
+            ),
+            (
+                "http://203.0.113.7:8080/cailloux/",
+                "http://203.0.113.7:8080/cailloux",
+            ),
+        ] {
+            assert_eq!(
+                check_public_url(url).ok().as_deref(),
+                Some(expected),
+                "{url}"
+            );
+        }
+        for bad in [
+            "cailloux.example.fr",
+            "ftp://cailloux.example.fr",
+            "https://",
+            "https:///path",
+            "https://a.example/?q=1",
+            "https://a.example/#x",
+            "https://a.example/\"><script>",
+            "https://a b.example",
+        ] {
+            let err = check_public_url(bad).err().map(|e| e.to_string());
+            assert!(
+                err.as_deref()
+                    .is_some_and(|e| e.contains("https://cailloux.example-town.fr")),
+                "{bad}: {err:?}"
+            );
+        }
+    }
 }

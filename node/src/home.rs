@@ -88,6 +88,10 @@ pub struct Config {
     /// Serve the corpus browser and the read API (nothing that writes) on this address too, for
     /// the public (`--public-api`). Absent: not served beyond the local API.
     pub public_api: Option<String>,
+    /// The address visitors reach the public address at, as a URL without a trailing `/`
+    /// (`https://cailloux.example-town.fr`, behind a reverse proxy): what the open-data
+    /// catalogue's links start with (`--public-url`). Absent: the visitor's own `Host`.
+    pub public_url: Option<String>,
     /// Peers to connect to at start (`--bootstrap`), as multiaddrs ending in `/p2p/<peer id>`.
     /// Absent: none (mDNS and Kademlia find the rest).
     pub bootstrap: Option<Vec<String>>,
@@ -124,6 +128,10 @@ town = {town}
 
 # The corpus browser and the read API for the public (no writes), e.g. behind a reverse proxy.
 # public_api = "0.0.0.0:8080"
+
+# The URL the public reaches that address at (behind a reverse proxy, with TLS): the links of
+# the open-data catalogue (/api/v1/catalog.jsonld) start with it.
+# public_url = "https://cailloux.example-town.fr"
 
 # Towns to connect to at start: multiaddrs ending in /p2p/<peer id> (see `cailloux status`).
 # bootstrap = ["/dns4/node.example-town.fr/tcp/4747/p2p/12D3KooW..."]

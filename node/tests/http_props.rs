@@ -59,6 +59,7 @@ fn node() -> &'static Node {
             ],
             api: "127.0.0.1:0".into(),
             public_api: Some("127.0.0.1:0".into()),
+            public_url: None,
             bootstrap: Vec::new(),
             mdns: false,
             town: None,

@@ -21,6 +21,7 @@ pub fn options(bootstrap: Vec<Multiaddr>) -> NodeOptions {
         ],
         api: "127.0.0.1:0".into(),
         public_api: None,
+        public_url: None,
         bootstrap,
         mdns: false,
         town: Some("Bench".into()),

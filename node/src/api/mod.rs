@@ -12,6 +12,7 @@
 //! error included, carries the Content-Security-Policy and its companions. The public router's
 //! reads are open to pages of other origins (`cors`).
 
+mod catalog;
 mod cors;
 mod export;
 mod headers;
@@ -77,6 +78,10 @@ pub struct ApiState {
     pub town: Option<String>,
     pub token: Arc<str>,
     pub api_addr: String,
+    /// The URL the public address is reached at, for the catalogue's links.
+    pub public_url: Option<Arc<str>>,
+    /// The corpus summary the catalogue is made from.
+    pub catalog: Arc<crate::catalog::CorpusCache>,
     pub metrics: Arc<Metrics>,
     pub registry: Arc<Registry>,
     /// Turns to check a submission (`SUBMIT_VERIFIERS`), shared by both addresses.
@@ -139,6 +144,7 @@ fn read_routes(exports: export::ExportLimits) -> Router<ApiState> {
         .route("/api/v1/vocabulary", get(page::vocabulary))
         .route("/api/v1/members", get(records::members))
         .route("/api/v1/openapi.json", get(page::openapi))
+        .route("/api/v1/catalog.jsonld", get(catalog::catalog))
 }
 
 impl std::fmt::Debug for ApiState {
