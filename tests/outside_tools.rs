@@ -630,3 +630,88 @@ fn the_catalogue_is_dcat_ap_with_a_dataset_per_town_whose_downloads_work() {
         "{report}"
     );
 }
+
+/// The code of the README's example marked `<!-- example: NAME -->`.
+fn readme_example(name: &str) -> String {
+    let readme = std::fs::read_to_string(workspace().join("README.md")).unwrap_or_default();
+    let marker = format!("<!-- example: {name} -->");
+    let at = readme
+        .find(&marker)
+        .unwrap_or_else(|| panic!("the README has no {marker}"));
+    let rest = &readme[at..];
+    let open = "```python\n";
+    let start = rest
+        .find(open)
+        .unwrap_or_else(|| panic!("no python block after {marker}"))
+        + open.len();
+    let end = rest[start..]
+        .find("```")
+        .unwrap_or_else(|| panic!("the block after {marker} does not end"));
+    rest[start..start + end].to_owned()
+}
+
+#[test]
+fn the_readme_duckdb_and_pandas_examples_run_on_a_real_export() {
+    let home = TestHome::init("Ville-Mesures");
+    home.ok(&["publish", examples().to_str().unwrap_or_default()]);
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let experiment = home.listed_ids()[0].clone();
+    let evaluation = dir.path().join("mesures.md");
+    std::fs::write(
+        &evaluation,
+        format!(
+            "---\nkind: evaluation\ntitle: Deux mesures\nsummary: Avant, après.\nthemes: [energy]\nmethod: metered\nindicators:\n  - {{ name: Consommation, unit: kWh, value: 800, baseline: 1000 }}\n  - {{ name: Participants, unit: personnes, value: 40, baseline: 25.5 }}\n  - {{ name: Sans référence, unit: '%', value: 3 }}\nlinks:\n  - {{ rel: evaluates, id: \"{experiment}\" }}\n---\nCorps.\n"
+        ),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    home.ok(&["publish", evaluation.to_str().unwrap_or_default()]);
+    let csv = dir.path().join("indicators.csv");
+    home.ok(&[
+        "export",
+        "--format",
+        "csv",
+        "--table",
+        "indicators",
+        "--out",
+        csv.to_str().unwrap_or_default(),
+    ]);
+    let run = |name: &str| {
+        // Not `duckdb.py`: a script of that name would shadow the module it imports.
+        let script = dir.path().join(format!("readme_{name}.py"));
+        std::fs::write(&script, readme_example(name)).unwrap_or_else(|e| panic!("{e}"));
+        let out = std::process::Command::new(python())
+            .arg(&script)
+            .current_dir(dir.path())
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "the README's {name} example fails:\n{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    };
+    // DuckDB: one tuple per indicator with a baseline, the change computed from numbers.
+    let duck = run("duckdb");
+    for expected in [
+        "'Saint-Aubin-des-Prés'",
+        "'Chaleur livrée', 'MWh/an', 395.0, 410.0, 15.0",
+        "'Ville-Mesures', 'Deux mesures', 'Consommation', 'kWh', 1000.0, 800.0, -200.0",
+        "'Participants', 'personnes', 25.5, 40.0, 14.5",
+    ] {
+        assert!(duck.contains(expected), "{expected} not in:\n{duck}");
+    }
+    assert!(!duck.contains("Sans référence"), "{duck}");
+    // pandas: the same rows, and by town how many indicators have a baseline and improved.
+    let pandas = run("pandas");
+    for expected in [
+        "Saint-Aubin-des-Prés,Chaleur livrée,MWh/an,395.0,410.0,15.0",
+        "Ville-Mesures,Consommation,kWh,1000.0,800.0,-200.0",
+        "Ville-Mesures,Participants,personnes,25.5,40.0,14.5",
+        "Ville-Mesures,2,1",
+        "Saint-Aubin-des-Prés,1,1",
+    ] {
+        assert!(pandas.contains(expected), "{expected} not in:\n{pandas}");
+    }
+}
