@@ -67,7 +67,13 @@ fi
 # pinned requirements change.
 venv=${CAILLOUX_VENV:-target/venv}
 case "$venv" in /*) ;; *) venv="$PWD/$venv" ;; esac
-wanted=$(cat tests/python/requirements.txt conformance/requirements.txt)
+if ! python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+  echo "test.sh: the tests' Python packages need Python 3.11 or later; this python3 is $(python3 -V 2>&1)" >&2
+  exit 1
+fi
+# Made again when the pinned requirements or the system's Python change.
+wanted="$(python3 -VV 2>&1)
+$(cat tests/python/requirements.txt conformance/requirements.txt)"
 if [ ! -x "$venv/bin/python" ] || [ "$(cat "$venv/.requirements" 2>/dev/null)" != "$wanted" ]; then
   echo "== test.sh: making the Python environment the tests use ($venv, from tests/python/requirements.txt)"
   if ! python3 -m venv --clear "$venv"; then

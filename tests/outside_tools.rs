@@ -5,6 +5,7 @@
 
 mod util;
 
+use cailloux_protocol::vocab::fold;
 use serde_json::{Value, json};
 use util::http::*;
 use util::*;
@@ -370,6 +371,37 @@ fn public_reads_are_open_to_other_origins_and_nothing_that_writes_is() {
 }
 
 #[test]
+fn without_public_url_the_catalogue_links_to_the_host_asked_for_and_says_it_varies() {
+    let c = corpus();
+    let public = public_addr(&c.node);
+    let answer = get_from(public, "/api/v1/catalog.jsonld");
+    assert_eq!(answer.status, 200, "{}", answer.head);
+    assert_eq!(answer.header("vary").as_deref(), Some("Host"));
+    let catalog = answer.json();
+    assert_eq!(
+        catalog["dcat:service"]["dcat:endpointURL"]["@id"],
+        "http://cailloux.test/api/v1/"
+    );
+    // No Host (HTTP/1.0), or one that is not a plain host: no links made from it.
+    for head in [
+        "GET /api/v1/catalog.jsonld HTTP/1.0\r\n\r\n".to_owned(),
+        "GET /api/v1/catalog.jsonld HTTP/1.1\r\nHost: evil.example/\"><x\r\nConnection: close\r\n\r\n"
+            .to_owned(),
+    ] {
+        let refused = request_from(loopback(1), public, head.as_bytes(), 1 << 16)
+            .unwrap_or_else(|| panic!("no answer"));
+        assert_eq!(refused.status, 400, "{}", refused.head);
+        assert!(
+            refused.json()["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("Host") && e.contains("public_url")),
+            "{:?}",
+            refused.json()
+        );
+    }
+}
+
+#[test]
 fn an_export_names_its_file_and_its_media_type() {
     let c = corpus();
     let public = public_addr(&c.node);
@@ -406,6 +438,19 @@ fn an_export_names_its_file_and_its_media_type() {
         "{:?}",
         bad.json()
     );
+}
+
+/// Percent-encoding of everything but unreserved characters, as the catalogue's fragments are.
+fn url_encoded(text: &str) -> String {
+    text.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
 }
 
 /// An answer's body, its chunked transfer coding undone.
@@ -477,24 +522,26 @@ fn the_catalogue_is_dcat_ap_with_a_dataset_per_town_whose_downloads_work() {
         .cloned()
         .unwrap_or_default();
     assert_eq!(datasets.len(), towns.len() + 1, "{catalog:#}");
-    let mut published_by: Vec<String> = Vec::new();
+    let mut with_dataset: Vec<String> = Vec::new();
     for dataset in &datasets {
         assert_eq!(dataset["@type"], "dcat:Dataset");
-        let publisher = dataset["dct:publisher"]["foaf:name"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned();
-        // The whole corpus's dataset, published by the node's town; each town's, by the town.
-        let whole = dataset["@id"] == format!("{PUBLIC_URL}/#corpus");
-        let town = (!whole).then(|| {
+        // Open mode: a town is only what signers say, so the node publishes every dataset.
+        assert_eq!(
+            dataset["dct:publisher"]["foaf:name"], "Ville-Outils",
+            "{dataset}"
+        );
+        let id = dataset["@id"].as_str().unwrap_or_default();
+        let town = (id != format!("{PUBLIC_URL}/#corpus")).then(|| {
             towns
                 .iter()
-                .find(|t| **t == publisher)
+                .find(|t| id == format!("{PUBLIC_URL}/#town/{}", url_encoded(&fold(t))))
                 .cloned()
-                .unwrap_or_else(|| panic!("{publisher} publishes a dataset but holds no record"))
+                .unwrap_or_else(|| panic!("{id}: a dataset for no town the node holds"))
         });
         if let Some(t) = &town {
-            published_by.push(t.clone());
+            let title = dataset["dct:title"]["@value"].as_str().unwrap_or_default();
+            assert!(title.ends_with(&format!("au nom de {t}")), "{title}");
+            with_dataset.push(t.clone());
         }
         let expected: Vec<&Value> = current
             .iter()
@@ -585,8 +632,13 @@ fn the_catalogue_is_dcat_ap_with_a_dataset_per_town_whose_downloads_work() {
             ]
         );
     }
-    published_by.sort();
-    assert_eq!(published_by, towns, "each town publishes its dataset");
+    with_dataset.sort();
+    assert_eq!(with_dataset, towns, "each town has its dataset");
+    assert_eq!(
+        answer.header("vary"),
+        None,
+        "links from public_url do not vary"
+    );
     let service = &catalog["dcat:service"];
     assert_eq!(service["@type"], "dcat:DataService");
     assert_eq!(

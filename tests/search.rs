@@ -736,7 +736,10 @@ fn every_parameter_is_bounded_and_refused_with_a_json_400_that_names_it() {
     api.refused(
         "/export",
         &[("colour", "blue")],
-        &["colour", "format, include_retracted, all_versions"],
+        &[
+            "colour",
+            "format, table, kind, theme, town, include_retracted, all_versions",
+        ],
     );
     let (status, export) = api
         .get(

@@ -484,6 +484,32 @@ fn revisions_and_retractions_come_only_from_the_author_or_its_town_and_reach_off
         .find(|l| l.starts_with(doomed.as_str()))
         .unwrap_or_else(|| panic!("no row for {doomed}: {csv_text}"));
     assert!(row.ends_with(",retracted,true"), "{row}");
+
+    // Every town here is certified: each publishes its own dataset in the node's catalogue.
+    let local: std::net::SocketAddr = c.api().parse().unwrap_or_else(|e| panic!("{e}"));
+    let catalog = util::http::request_from(
+        util::http::loopback(1),
+        local,
+        b"GET /api/v1/catalog.jsonld HTTP/1.1\r\nHost: cailloux.test\r\nConnection: close\r\n\r\n",
+        1 << 20,
+    )
+    .map(|a| a.json())
+    .unwrap_or_default();
+    let towns: Vec<&str> = fed.towns.iter().map(|t| t.town.as_str()).collect();
+    let mut published = 0;
+    for dataset in catalog["dcat:dataset"].as_array().into_iter().flatten() {
+        if dataset["@id"] == "http://cailloux.test/#corpus" {
+            continue;
+        }
+        let publisher = dataset["dct:publisher"]["foaf:name"].as_str().unwrap_or("");
+        assert!(towns.contains(&publisher), "{publisher}: {dataset}");
+        assert_eq!(
+            dataset["dct:title"]["@value"],
+            format!("Cailloux : publications de {publisher}")
+        );
+        published += 1;
+    }
+    assert!(published >= 1, "{catalog}");
 }
 
 #[test]

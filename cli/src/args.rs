@@ -70,28 +70,7 @@ pub(crate) enum Command {
     },
     /// Search the corpus by words (accents and plurals do not matter), best first; with no words,
     /// list what the filters keep, newest first.
-    Search {
-        /// The words to look for.
-        #[arg(value_name = "QUERY")]
-        words: Vec<String>,
-        #[command(flatten)]
-        filter: FilterArgs,
-        /// From this year on (the start of the record's period, else its creation).
-        #[arg(long, value_name = "YEAR")]
-        since: Option<u64>,
-        /// Up to this year, included.
-        #[arg(long, value_name = "YEAR")]
-        until: Option<u64>,
-        /// An experiment's outcome: succeeded, partial, failed or abandoned.
-        #[arg(long)]
-        outcome: Option<String>,
-        /// At most this many results.
-        #[arg(long, default_value_t = 10)]
-        limit: usize,
-        /// Print one JSON array: the list fields plus `score` and `snippet`.
-        #[arg(long)]
-        json: bool,
-    },
+    Search(SearchArgs),
     /// Counts by kind, theme, town, year and outcome.
     Stats {
         #[arg(long)]
@@ -254,6 +233,31 @@ pub(crate) enum KeyCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// `search`'s words, filters and output.
+#[derive(Debug, clap::Args)]
+pub(crate) struct SearchArgs {
+    /// The words to look for.
+    #[arg(value_name = "QUERY")]
+    pub(crate) words: Vec<String>,
+    #[command(flatten)]
+    pub(crate) filter: FilterArgs,
+    /// From this year on (the start of the record's period, else its creation).
+    #[arg(long, value_name = "YEAR")]
+    pub(crate) since: Option<u64>,
+    /// Up to this year, included.
+    #[arg(long, value_name = "YEAR")]
+    pub(crate) until: Option<u64>,
+    /// An experiment's outcome: succeeded, partial, failed or abandoned.
+    #[arg(long)]
+    pub(crate) outcome: Option<String>,
+    /// At most this many results.
+    #[arg(long, default_value_t = 10)]
+    pub(crate) limit: usize,
+    /// Print one JSON array: the list fields plus `score` and `snippet`.
+    #[arg(long)]
+    pub(crate) json: bool,
 }
 
 /// The filters `list`, `search` and `export` share.

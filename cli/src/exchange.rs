@@ -49,7 +49,10 @@ pub(crate) fn export(
                 ExportFormat::Csv(_) => "csv".into(),
             },
         )];
-        if let ExportFormat::Csv(table) = format {
+        // `records` is the default: a node from before the tables takes the query too.
+        if let ExportFormat::Csv(table) = format
+            && table != Table::Records
+        {
             query.push(("table", table.as_str().into()));
         }
         if let Some(k) = filter.kind {

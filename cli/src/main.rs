@@ -22,8 +22,6 @@ cailloux_node::node_allocator!();
 use anyhow::Context;
 use args::*;
 use cailloux_node::Home;
-use cailloux_node::search::SearchQuery;
-use cailloux_protocol::Kind;
 use clap::Parser;
 use exchange::{export, import, verify};
 use publishing::publish;
@@ -123,35 +121,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             json,
         } => list(&home, filter, &hidden, json),
         Command::Show { id, json, history } => show(&home, &id, json, history),
-        Command::Search {
-            words,
-            filter: FilterArgs { kind, theme, town },
-            since,
-            until,
-            outcome,
-            limit,
-            json,
-        } => {
-            let mut params: std::collections::HashMap<String, String> =
-                std::collections::HashMap::new();
-            params.insert("q".into(), words.join(" "));
-            params.insert("limit".into(), limit.to_string());
-            let optional = [
-                ("kind", kind.map(|k| Kind::from(k).slug().to_owned())),
-                ("theme", theme),
-                ("town", town),
-                ("since", since.map(|y| y.to_string())),
-                ("until", until.map(|y| y.to_string())),
-                ("outcome", outcome),
-            ];
-            for (k, v) in optional {
-                if let Some(v) = v {
-                    params.insert(k.into(), v);
-                }
-            }
-            let query = SearchQuery::from_params(&params).map_err(|e| Refused(e.to_string()))?;
-            search(&home, &query, json)
-        }
+        Command::Search(args) => search(&home, args),
         Command::Stats { json } => stats(&home, json),
         Command::Reindex => reindex(&home),
         Command::Export {

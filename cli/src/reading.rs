@@ -175,7 +175,39 @@ pub(crate) fn local_search(home: &Home) -> anyhow::Result<Option<(Store, SearchI
     Ok(Some((store, index)))
 }
 
-pub(crate) fn search(home: &Home, query: &SearchQuery, json: bool) -> anyhow::Result<()> {
+/// `search`: the arguments read as the API reads its parameters (one set of checks and
+/// messages), then the search.
+pub(crate) fn search(home: &Home, args: SearchArgs) -> anyhow::Result<()> {
+    let SearchArgs {
+        words,
+        filter: FilterArgs { kind, theme, town },
+        since,
+        until,
+        outcome,
+        limit,
+        json,
+    } = args;
+    let mut params: std::collections::HashMap<String, String> = std::collections::HashMap::new();
+    params.insert("q".into(), words.join(" "));
+    params.insert("limit".into(), limit.to_string());
+    let optional = [
+        ("kind", kind.map(|k| Kind::from(k).slug().to_owned())),
+        ("theme", theme),
+        ("town", town),
+        ("since", since.map(|y| y.to_string())),
+        ("until", until.map(|y| y.to_string())),
+        ("outcome", outcome),
+    ];
+    for (k, v) in optional {
+        if let Some(v) = v {
+            params.insert(k.into(), v);
+        }
+    }
+    let query = SearchQuery::from_params(&params).map_err(|e| Refused(e.to_string()))?;
+    run_search(home, &query, json)
+}
+
+fn run_search(home: &Home, query: &SearchQuery, json: bool) -> anyhow::Result<()> {
     let page = if let Some(remote) = Remote::find(home) {
         let params = query.to_params();
         let params: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();

@@ -8,10 +8,17 @@
 //! API is a `dcat:DataService`. The `@context` is inline: a harvester (or a test) needs nothing
 //! but the document.
 //!
+//! Who publishes a town's dataset depends on what the node knows: in a federation, every record
+//! it holds chains to a town the federation certified, and that town is the publisher; in open
+//! mode a town is only what a record's signer wrote, so the node itself publishes every dataset
+//! ("filed under" the town), and says so.
+//!
 //! Building it reads every current record (`Corpus::scan`), so the answer is made from a summary
-//! kept for `CORPUS_TTL`: a visitor asking again and again costs one scan a minute, whatever
-//! the rate. URLs are made per request from the node's public URL (`public_url`), or else from
-//! the request's own `Host`.
+//! kept for `CORPUS_TTL`, and its rendering is kept beside it for the last base URL asked: a
+//! visitor asking again and again costs one scan a minute, whatever the rate. While a summary is
+//! made again, other requests are answered from the one before (only the very first summary is
+//! waited for). At most `MAX_TOWN_DATASETS` towns get a dataset of their own (those with the
+//! most records), so the answer stays bounded whatever the towns signers name.
 
 use crate::store::{Filter, Store, StoreError};
 use cailloux_protocol::Theme;
@@ -19,11 +26,16 @@ use cailloux_protocol::time::{PartialDate, rfc3339_millis};
 use cailloux_protocol::vocab::fold;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// How long a corpus summary is reused before the store is read again.
 pub const CORPUS_TTL: Duration = Duration::from_secs(60);
+
+/// Towns with a dataset of their own, at most (those with the most records); the corpus's
+/// dataset holds every record whatever their number. About 3 KB of JSON-LD each.
+pub const MAX_TOWN_DATASETS: usize = 500;
 
 /// The EU data theme a Cailloux theme belongs to
 /// (<http://publications.europa.eu/resource/authority/data-theme>).
@@ -115,25 +127,96 @@ impl Corpus {
     }
 }
 
-/// A corpus summary, made again once it is older than `CORPUS_TTL`.
+/// A corpus summary, made again once it is older than `CORPUS_TTL`, and the catalogue last
+/// rendered from it.
 #[derive(Debug, Default)]
 pub struct CorpusCache {
-    held: Mutex<Option<(Instant, Arc<Corpus>)>>,
+    /// Held only to read or swap what it holds, never during a scan.
+    held: Mutex<Option<Held>>,
+    /// Set while a stale summary is being made again (by one request; the others are answered
+    /// from the stale one).
+    refreshing: AtomicBool,
+    /// Serialises the first scan, when there is nothing to answer from yet.
+    first: Mutex<()>,
+}
+
+#[derive(Debug)]
+struct Held {
+    at: Instant,
+    corpus: Arc<Corpus>,
+    /// The catalogue rendered from `corpus`, for one base URL.
+    rendered: Option<(String, Arc<[u8]>)>,
+}
+
+/// Clears `refreshing` when the refresh ends, however it ends.
+struct Refreshing<'a>(&'a AtomicBool);
+
+impl Drop for Refreshing<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
 }
 
 impl CorpusCache {
-    /// The summary, scanning the store when the one held is too old (blocking). Callers wait
-    /// for one scan rather than each making their own.
+    fn held(&self) -> std::sync::MutexGuard<'_, Option<Held>> {
+        self.held.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn store_fresh(&self, corpus: Arc<Corpus>) {
+        *self.held() = Some(Held {
+            at: Instant::now(),
+            corpus,
+            rendered: None,
+        });
+    }
+
+    /// The summary: the one held while it is fresh; when it is stale, a new one made by this
+    /// caller if no other is making one, else the stale one. Blocking (it may read the store).
     pub fn get(&self, store: &Store) -> Result<Arc<Corpus>, StoreError> {
-        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((at, corpus)) = held.as_ref()
-            && at.elapsed() < CORPUS_TTL
-        {
-            return Ok(corpus.clone());
+        let current = self.held().as_ref().map(|h| (h.at, h.corpus.clone()));
+        match current {
+            Some((at, corpus)) if at.elapsed() < CORPUS_TTL => Ok(corpus),
+            Some((_, stale)) => {
+                if self.refreshing.swap(true, Ordering::AcqRel) {
+                    return Ok(stale);
+                }
+                let _refreshing = Refreshing(&self.refreshing);
+                let fresh = Arc::new(Corpus::scan(store)?);
+                self.store_fresh(fresh.clone());
+                Ok(fresh)
+            }
+            None => {
+                let _first = self.first.lock().unwrap_or_else(|p| p.into_inner());
+                if let Some(h) = self.held().as_ref() {
+                    return Ok(h.corpus.clone());
+                }
+                let fresh = Arc::new(Corpus::scan(store)?);
+                self.store_fresh(fresh.clone());
+                Ok(fresh)
+            }
         }
-        let corpus = Arc::new(Corpus::scan(store)?);
-        *held = Some((Instant::now(), corpus.clone()));
-        Ok(corpus)
+    }
+
+    /// The catalogue as JSON-LD bytes for `node` (blocking): rendered again only when the
+    /// summary or the base URL changed.
+    pub fn catalog(&self, store: &Store, node: &Node<'_>) -> Result<Arc<[u8]>, StoreError> {
+        let corpus = self.get(store)?;
+        if let Some(h) = self.held().as_ref()
+            && Arc::ptr_eq(&h.corpus, &corpus)
+            && let Some((base, bytes)) = &h.rendered
+            && base == node.base
+        {
+            return Ok(bytes.clone());
+        }
+        let bytes: Arc<[u8]> = serde_json::to_vec(&catalog(&corpus, node))
+            .unwrap_or_default()
+            .into();
+        if let Some(h) = self.held().as_mut()
+            && Arc::ptr_eq(&h.corpus, &corpus)
+        {
+            h.rendered = Some((node.base.to_owned(), bytes.clone()));
+        }
+        Ok(bytes)
     }
 }
 
@@ -144,6 +227,8 @@ pub struct Node<'a> {
     pub base: &'a str,
     /// The node's own town, when it has one.
     pub town: Option<&'a str>,
+    /// Whether the node belongs to a federation (its records' towns are then certified).
+    pub federated: bool,
 }
 
 /// The catalogue, in JSON-LD.
@@ -163,14 +248,34 @@ pub fn catalog(corpus: &Corpus, node: &Node<'_>) -> Value {
         node,
         &service,
     )];
-    for part in corpus.towns.values() {
+    // The towns with the most records first, at most `MAX_TOWN_DATASETS` of them; then in
+    // the order of their names, so the document is stable.
+    let mut towns: Vec<&Part> = corpus.towns.values().collect();
+    towns.sort_by(|a, b| b.records.cmp(&a.records).then_with(|| a.name.cmp(&b.name)));
+    towns.truncate(MAX_TOWN_DATASETS);
+    towns.sort_by_key(|p| fold(&p.name));
+    for part in towns {
+        let (title, description) = if node.federated {
+            (
+                format!("Cailloux : publications de {}", part.name),
+                format!(
+                    "Les {} publications de {} que ce nœud du réseau Cailloux tient : retours d'expérience, fiches pratiques et résultats d'évaluation, signés par la commune ou ses délégués, que la fédération a certifiés.",
+                    part.records, part.name
+                ),
+            )
+        } else {
+            (
+                format!("Cailloux : publications déposées au nom de {}", part.name),
+                format!(
+                    "Les {} publications que ce nœud du réseau Cailloux tient et que leurs auteurs ont déposées au nom de {} : ce nœud n'appartient à aucune fédération, la commune n'est donc que ce que dit la signature.",
+                    part.records, part.name
+                ),
+            )
+        };
         datasets.push(dataset(
-            &format!("{base}/#town-{}", url_encode(&fold(&part.name))),
-            &format!("Cailloux : publications de {}", part.name),
-            &format!(
-                "Les {} publications de {} que ce nœud du réseau Cailloux tient : retours d'expérience, fiches pratiques et résultats d'évaluation, signés par la commune.",
-                part.records, part.name
-            ),
+            &format!("{base}/#town/{}", url_encode(&fold(&part.name))),
+            &title,
+            &description,
             part,
             Some(&part.name),
             node,
@@ -185,6 +290,7 @@ pub fn catalog(corpus: &Corpus, node: &Node<'_>) -> Value {
         "dct:title": fr("Cailloux : le corpus d'un nœud du réseau"),
         "dct:description": fr("Retours d'expérience, fiches pratiques et résultats d'évaluation que des communes partagent sur le réseau Cailloux, chacun signé par la commune qui l'a écrit et vérifiable par tous."),
         "dct:publisher": agent(&format!("{base}/#publisher"), publisher_name),
+        "dct:identifier": format!("{base}/api/v1/catalog.jsonld"),
         "dct:language": language("fr"),
         "dct:modified": date_time(corpus.all.modified),
         "foaf:homepage": document(&format!("{base}/")),
@@ -227,7 +333,7 @@ fn dataset(
     };
     let distribution = |suffix: &str, title: &str, format: &str, media: &str, query: &str| {
         let mut d = json!({
-            "@id": format!("{id}-{suffix}"),
+            "@id": format!("{id}/{suffix}"),
             "@type": "dcat:Distribution",
             "dct:title": fr(title),
             "dcat:accessURL": resource(&format!("{base}/api/v1/export?{query}{filter}")),
@@ -283,9 +389,12 @@ fn dataset(
             "dcat:endDate": date(end),
         });
     }
+    // A certified town publishes its own dataset; otherwise the node does.
     d["dct:publisher"] = match town {
-        Some(t) => agent(&format!("{base}/#publisher-{}", url_encode(&fold(t))), t),
-        None => agent(
+        Some(t) if node.federated => {
+            agent(&format!("{base}/#publisher/{}", url_encode(&fold(t))), t)
+        }
+        _ => agent(
             &format!("{base}/#publisher"),
             node.town.unwrap_or("Nœud Cailloux"),
         ),

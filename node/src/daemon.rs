@@ -41,7 +41,7 @@ pub const DEFAULT_STORE_CACHE_MB: u64 = 16;
 /// A `public_url` that cannot start the catalogue's links.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "public_url: `{0}` is not a URL such as https://cailloux.example-town.fr (http or https, a host, an optional path, no query, no fragment)"
+    "public_url: `{0}` is not a URL such as https://cailloux.example-town.fr (http or https, a host, an optional path; no user or password, query or fragment)"
 )]
 pub struct BadPublicUrl(pub String);
 
@@ -55,7 +55,8 @@ pub fn check_public_url(url: &str) -> Result<String, BadPublicUrl> {
         .ok_or_else(bad)?;
     let host = rest.split('/').next().unwrap_or("");
     let fits = |c: char| c.is_ascii_graphic() && !"\"<>\\^`{|}?#".contains(c);
-    if host.is_empty() || !url.chars().all(fits) {
+    // No `user:password@`: it would be published in every link.
+    if host.is_empty() || host.contains('@') || !url.chars().all(fits) {
         return Err(bad());
     }
     Ok(url.trim_end_matches('/').to_owned())
@@ -437,6 +438,7 @@ mod tests {
             "https://a.example/#x",
             "https://a.example/\"><script>",
             "https://a b.example",
+            "https://user:secret@a.example",
         ] {
             let err = check_public_url(bad).err().map(|e| e.to_string());
             assert!(

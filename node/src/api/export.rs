@@ -184,33 +184,42 @@ struct Export {
     _permit: Permit,
 }
 
-/// Runs one step on a blocking thread; the permit stays with the stream meanwhile. None (and the
-/// permit given back) once the export has ended.
+/// Runs steps on a blocking thread, one short call each, until one has bytes (a step of a
+/// filtered export may have none) or the export ends; the permit stays with the stream
+/// meanwhile. None (and the permit given back) once the export has ended.
 async fn next_step(export: Export) -> std::io::Result<Option<(Bytes, Export)>> {
     let Export {
         mut steps,
-        store,
+        mut store,
         _permit,
     } = export;
-    let (steps, store, step) = tokio::task::spawn_blocking(move || {
-        let step = steps.next_step(&store, STEP_BYTES);
-        (steps, store, step)
-    })
-    .await
-    .map_err(std::io::Error::other)?;
-    match step {
-        Ok(Some(bytes)) => Ok(Some((
-            Bytes::from(bytes),
-            Export {
-                steps,
-                store,
-                _permit,
-            },
-        ))),
-        Ok(None) => Ok(None),
-        Err(e) => {
-            tracing::error!("export: {e}");
-            Err(std::io::Error::other(e.to_string()))
+    loop {
+        let step;
+        (steps, store, step) = tokio::task::spawn_blocking(move || {
+            let step = steps.next_step(&store, STEP_BYTES);
+            (steps, store, step)
+        })
+        .await
+        .map_err(std::io::Error::other)?;
+        match step {
+            // Nothing kept among the entries examined: the next step, after the runtime has
+            // had its turn.
+            Ok(Some(bytes)) if bytes.is_empty() => tokio::task::yield_now().await,
+            Ok(Some(bytes)) => {
+                return Ok(Some((
+                    Bytes::from(bytes),
+                    Export {
+                        steps,
+                        store,
+                        _permit,
+                    },
+                )));
+            }
+            Ok(None) => return Ok(None),
+            Err(e) => {
+                tracing::error!("export: {e}");
+                return Err(std::io::Error::other(e.to_string()));
+            }
         }
     }
 }

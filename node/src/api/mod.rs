@@ -125,6 +125,8 @@ pub fn public_router(state: ApiState) -> Router {
             admission::admit,
         ))
         .with_state(state)
+        // Outside admission: a preflight is answered from its head alone, costs nothing, and
+        // refusals (429, 503) carry the CORS header so a page elsewhere can read them.
         .layer(axum::middleware::from_fn(cors::public_reads))
         .layer(axum::middleware::from_fn(headers::security_headers))
 }

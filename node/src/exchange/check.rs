@@ -51,7 +51,10 @@ fn exact_export_line(line: &str, keys: &mut KeyCache) -> Option<Unverified> {
     // `expected` is `{...}`; the line is `{...,"status":"…","certified":…,"record":"..."}`.
     let fields = expected.len() - 1;
     let same = line.len() >= fields && expected.as_bytes()[..fields] == line.as_bytes()[..fields];
-    (same && (fields == at || well_formed_marks(&line[fields..at]))).then_some(unverified)
+    // A line whose last readable field ends in `,"record":"` text puts `at` before `fields`:
+    // no slice is taken then, and the general path judges the line.
+    let marks = || line.get(fields..at).is_some_and(well_formed_marks);
+    (same && (fields == at || marks())).then_some(unverified)
 }
 
 /// `,"status":"<status>","certified":<bool>`, as an export writes its marks.
@@ -300,9 +303,68 @@ pub fn verify(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::exchange::jsonl_line;
+    use crate::exchange::marks::Marks;
+    use crate::exchange::{jsonl_line, jsonl_line_marked};
     use cailloux_protocol::SigningKey;
     use cailloux_protocol::trust::Mode;
+
+    fn practice(body: &str) -> Record {
+        let text = format!(
+            "---\nkind: practice\ntitle: Fiche\nsummary: Essai.\nthemes: [food]\ntown: Vallon\n---\n{body}"
+        );
+        let p = cailloux_protocol::parse_publication(&text, None)
+            .unwrap_or_else(|v| panic!("{v:?}"))
+            .publication;
+        Record::sign(&SigningKey::from_bytes(&[2; 32]), 1_000, p).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn the_fast_path_takes_marked_lines_and_nothing_between_the_marks_and_the_record() {
+        let record = practice("Corps.\n");
+        let marks = Marks {
+            status: Status::Superseded,
+            certified: true,
+        };
+        let mut keys = KeyCache::default();
+        let marked = jsonl_line_marked(&record, marks).to_string();
+        assert!(exact_export_line(&marked, &mut keys).is_some(), "{marked}");
+        let bare = jsonl_line(&record).to_string();
+        assert!(exact_export_line(&bare, &mut keys).is_some(), "{bare}");
+        // Something unsigned between the marks and the record: not the fast path, and the
+        // general path names it.
+        let smuggled = marked.replace(
+            ",\"certified\":true,",
+            ",\"certified\":true,\"signed_by\":\"la préfecture\",",
+        );
+        assert!(exact_export_line(&smuggled, &mut keys).is_none());
+        let err = check_line(&smuggled, &mut keys).err().unwrap_or_default();
+        assert!(err.contains("signed_by"), "{err}");
+        let bent = marked.replace("\"superseded\"", "\"canonical\"");
+        assert!(exact_export_line(&bent, &mut keys).is_none());
+        assert!(check_line(&bent, &mut keys).is_err());
+    }
+
+    /// A body that ends in `,` and a hand-made line that follows the readable fields with
+    /// `record":"…"}` put the last `,"record":"` inside the readable fields (the body's `,` and
+    /// closing quote): refused, never a panic.
+    #[test]
+    fn a_line_whose_body_ends_like_the_record_field_is_refused_without_a_panic() {
+        let record = practice("Corps,");
+        assert!(record.publication().is_some_and(|p| p.body.ends_with(',')));
+        let expected = serde_json::to_string(&full_json(&record)).unwrap_or_default();
+        let encoded = BASE64.encode(record.bytes());
+        let line = format!(
+            "{}record\":\"{encoded}\"}}",
+            &expected[..expected.len() - 1]
+        );
+        assert!(
+            line.rfind(",\"record\":\"")
+                .is_some_and(|at| at < expected.len() - 1)
+        );
+        let mut keys = KeyCache::default();
+        assert!(exact_export_line(&line, &mut keys).is_none());
+        assert!(check_line(&line, &mut keys).is_err());
+    }
 
     #[test]
     fn a_line_dated_ahead_of_the_clock_is_named_and_the_others_are_stored() {

@@ -29,6 +29,12 @@ use std::io::Write;
 /// flush per chunk.
 pub const CHUNK: usize = 512;
 
+/// Catalogue entries one export step examines at most, kept or not: a filtered export of a
+/// large store (a town with few records, say) is many short steps, never one long scan.
+/// Skipped entries cost a catalogue read each (tens of bytes), so a step stays in the
+/// milliseconds.
+pub const SCAN_BUDGET: usize = 4096;
+
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ExchangeError {
@@ -195,8 +201,10 @@ impl ExportSteps {
     }
 
     /// The next step's bytes: records from where the last step ended until at least
-    /// `min_bytes` are written (a record is never split) or the export ends. None once it has
-    /// ended. Blocking (it reads the store).
+    /// `min_bytes` are written (a record is never split), `SCAN_BUDGET` catalogue entries have
+    /// been examined, or the export ends. The bytes may be empty when a filter (a town, a
+    /// table without rows for those records) kept nothing among the entries examined: the
+    /// export goes on at the next step. None once it has ended. Blocking (it reads the store).
     pub fn next_step(
         &mut self,
         store: &Store,
@@ -210,9 +218,19 @@ impl ExportSteps {
         let mut sink = Sink::new(self.format, out, header)?;
         let filter = self.filter.clone();
         let mut ended = true;
-        for record in store.iter_oldest_first_after(&filter, self.after) {
-            let record = record?;
-            self.after = Some((record.created_at(), record.id()));
+        for (examined, scanned) in store
+            .scan_oldest_first_after(&filter, self.after)
+            .enumerate()
+        {
+            if examined == SCAN_BUDGET {
+                ended = false;
+                break;
+            }
+            let scanned = scanned?;
+            self.after = Some(scanned.at);
+            let Some(record) = scanned.record else {
+                continue;
+            };
             sink.record(store, &record)?;
             let written = match &mut sink {
                 Sink::Jsonl(out) => out.len(),
@@ -228,7 +246,7 @@ impl ExportSteps {
         }
         let out = sink.finish()?;
         self.done = ended;
-        Ok((!out.is_empty()).then_some(out))
+        Ok((!(ended && out.is_empty())).then_some(out))
     }
 }
 
@@ -288,7 +306,6 @@ mod tests {
             .next_step(store, min_bytes)
             .unwrap_or_else(|e| panic!("{e}"))
         {
-            assert!(!step.is_empty());
             out.extend(step);
         }
         out
@@ -330,6 +347,55 @@ mod tests {
                     );
                 }
             }
+        }
+    }
+
+    /// A town with 3 records in a store of twice `SCAN_BUDGET` more: the export takes short
+    /// steps, each examining at most `SCAN_BUDGET` entries (some of them empty), and gives the
+    /// bytes of the export in one go.
+    #[test]
+    fn a_filtered_export_of_a_large_store_is_made_of_short_steps() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let store = Store::open(
+            &dir.path().join("s"),
+            Mode::Open,
+            crate::daemon::DEFAULT_STORE_CACHE_MB,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        // `record(i)` files i under Ville-{i % 3}; Rare gets three.
+        let mut records: Vec<Record> = (0..2 * SCAN_BUDGET as u64).map(record).collect();
+        for (n, at) in [(0u64, 10), (1, 5_000), (2, 9_000)] {
+            let mut p = record(at)
+                .publication()
+                .cloned()
+                .unwrap_or_else(|| panic!("no publication"));
+            p.town = "Rare".into();
+            p.title = format!("Rare {n}");
+            records.push(
+                Record::sign(&SigningKey::from_bytes(&[7; 32]), 1_000 + at, p)
+                    .unwrap_or_else(|e| panic!("{e}")),
+            );
+        }
+        store
+            .insert_batch(&records, crate::now_millis())
+            .unwrap_or_else(|e| panic!("{e}"));
+        let rare = Filter {
+            town: Some("rare".into()),
+            ..Filter::default()
+        };
+        for format in formats() {
+            let mut steps = ExportSteps::new(format, rare.clone());
+            let (mut out, mut count, mut empty) = (Vec::new(), 0, 0);
+            while let Some(step) = steps.next_step(&store, 1).unwrap_or_else(|e| panic!("{e}")) {
+                count += 1;
+                empty += usize::from(step.is_empty());
+                out.extend(step);
+            }
+            assert_eq!(out, whole(&store, format, &rare), "{format:?}");
+            assert!(
+                count >= 3 && empty >= 1,
+                "{format:?}: {count} steps, {empty} empty"
+            );
         }
     }
 

@@ -120,9 +120,21 @@ impl Filter {
     fn matches_summary(&self, s: &Summary) -> bool {
         self.kind.is_none_or(|k| s.kind == kind_byte(k))
             && self.theme.is_none_or(|t| s.themes & theme_bit(t) != 0)
-            && self.town.as_deref().is_none_or(|t| fold(t) == s.town)
+            && self
+                .town
+                .as_deref()
+                .is_none_or(|t| fold(t.trim()) == s.town.trim())
             && self.author.is_none_or(|a| s.author == a.0)
     }
+}
+
+/// One catalogue entry a scan examined (`Store::scan_oldest_first_after`).
+#[derive(Debug)]
+pub struct Scanned {
+    /// Where it is: the record's creation time and id, the catalogue's order.
+    pub at: (u64, RecordId),
+    /// The record, when the scan's filter lets it through.
+    pub record: Option<Record>,
 }
 
 /// What became of one record handed to `insert_batch`.
@@ -565,6 +577,26 @@ impl Store {
         filter: &Filter,
         after: Option<(u64, RecordId)>,
     ) -> impl Iterator<Item = Result<Record, StoreError>> + '_ {
+        self.scan_oldest_first_after(filter, after)
+            .filter_map(|scanned| match scanned {
+                Ok(Scanned {
+                    record: Some(record),
+                    ..
+                }) => Some(Ok(record)),
+                Ok(_) => None,
+                Err(e) => Some(Err(e)),
+            })
+    }
+
+    /// Every catalogue entry after `after`, oldest first, each with its record when `filter`
+    /// lets it through: a caller that must bound its work per call (an export's step) counts
+    /// the entries it examined, and resumes after the last one, whether it was kept or not.
+    /// Skipped entries cost a catalogue read, not a record's.
+    pub fn scan_oldest_first_after(
+        &self,
+        filter: &Filter,
+        after: Option<(u64, RecordId)>,
+    ) -> impl Iterator<Item = Result<Scanned, StoreError>> + '_ {
         let filter = filter.clone();
         let ledger = self.ledger.clone();
         let start = match after {
@@ -576,7 +608,7 @@ impl Store {
             }
             None => std::ops::Bound::Included(b"c".to_vec()),
         };
-        self.scan_catalogue_from(false, start, move |s, id| {
+        self.catalogue_entries(false, start, move |s, id| {
             filter.matches_summary(s)
                 && filter.shows(&ledger.read().unwrap_or_else(|p| p.into_inner()), id)
         })
@@ -597,6 +629,24 @@ impl Store {
         start: std::ops::Bound<Vec<u8>>,
         keep: impl Fn(&Summary, &RecordId) -> bool + 'static,
     ) -> impl Iterator<Item = Result<Record, StoreError>> + '_ {
+        self.catalogue_entries(newest_first, start, keep)
+            .filter_map(|scanned| match scanned {
+                Ok(Scanned {
+                    record: Some(record),
+                    ..
+                }) => Some(Ok(record)),
+                Ok(_) => None,
+                Err(e) => Some(Err(e)),
+            })
+    }
+
+    /// Every catalogue entry from `start` on, each with its record when `keep` keeps it.
+    fn catalogue_entries(
+        &self,
+        newest_first: bool,
+        start: std::ops::Bound<Vec<u8>>,
+        keep: impl Fn(&Summary, &RecordId) -> bool + 'static,
+    ) -> impl Iterator<Item = Result<Scanned, StoreError>> + '_ {
         let entries = self
             .tree
             .range::<Vec<u8>, _>((start, std::ops::Bound::Excluded(b"d".to_vec())));
@@ -606,29 +656,37 @@ impl Store {
             } else {
                 Box::new(entries)
             };
-        entries.filter_map(move |entry| {
-            let (key, value) = match entry {
-                Ok(kv) => kv,
-                Err(e) => return Some(Err(e.into())),
-            };
+        entries.map(move |entry| {
+            let (key, value) = entry?;
             let corrupt = |reason: &str| StoreError::Corrupt {
                 id: cailloux_protocol::id::encode_hex(&key[key.len().saturating_sub(32)..]),
                 reason: reason.into(),
             };
             let Some(summary) = Summary::decode(&value) else {
-                return Some(Err(corrupt("an unreadable catalogue entry")));
+                return Err(corrupt("an unreadable catalogue entry"));
             };
-            let Ok(id) = key[9..].try_into().map(RecordId) else {
-                return Some(Err(corrupt("a catalogue key too short to hold an id")));
+            let (Ok(id), Some(created_at)) = (
+                key.get(9..).unwrap_or_default().try_into().map(RecordId),
+                key.get(1..9)
+                    .and_then(|t| t.try_into().ok())
+                    .map(u64::from_be_bytes),
+            ) else {
+                return Err(corrupt(
+                    "a catalogue key too short to hold a time and an id",
+                ));
             };
-            if !keep(&summary, &id) {
-                return None;
-            }
-            Some(
-                self.get(&id).and_then(|r| {
-                    r.ok_or_else(|| corrupt("a catalogue entry points at no record"))
-                }),
-            )
+            let record = if keep(&summary, &id) {
+                Some(
+                    self.get(&id)?
+                        .ok_or_else(|| corrupt("a catalogue entry points at no record"))?,
+                )
+            } else {
+                None
+            };
+            Ok(Scanned {
+                at: (created_at, id),
+                record,
+            })
         })
     }
 
@@ -698,7 +756,7 @@ fn decode_stored(id: &RecordId, bytes: Vec<u8>) -> Result<Record, StoreError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use cailloux_protocol::trust::Act;
     use cailloux_protocol::{Outcome as Result_, Publication, SigningKey};
@@ -974,7 +1032,9 @@ mod tests {
 
     /// A small federation for the ledger's cases: the federation key 1, towns 2 and 3, a
     /// practitioner 4.
-    mod world {
+    /// Records of a small federation (key 1) and its towns, for tests here and elsewhere in
+    /// the crate.
+    pub(crate) mod world {
         use super::*;
         use cailloux_protocol::trust::{Admission, Delegation, Retraction, Revocation};
         use cailloux_protocol::{Link, Outcome as Result_};
