@@ -137,6 +137,16 @@ pub struct Scanned {
     pub record: Option<Record>,
 }
 
+impl Scanned {
+    /// The record a scan kept, or its error; None for an entry it skipped.
+    fn kept(scanned: Result<Scanned, StoreError>) -> Option<Result<Record, StoreError>> {
+        match scanned {
+            Ok(s) => s.record.map(Ok),
+            Err(e) => Some(Err(e)),
+        }
+    }
+}
+
 /// What became of one record handed to `insert_batch`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {
@@ -578,14 +588,7 @@ impl Store {
         after: Option<(u64, RecordId)>,
     ) -> impl Iterator<Item = Result<Record, StoreError>> + '_ {
         self.scan_oldest_first_after(filter, after)
-            .filter_map(|scanned| match scanned {
-                Ok(Scanned {
-                    record: Some(record),
-                    ..
-                }) => Some(Ok(record)),
-                Ok(_) => None,
-                Err(e) => Some(Err(e)),
-            })
+            .filter_map(Scanned::kept)
     }
 
     /// Every catalogue entry after `after`, oldest first, each with its record when `filter`
@@ -630,14 +633,7 @@ impl Store {
         keep: impl Fn(&Summary, &RecordId) -> bool + 'static,
     ) -> impl Iterator<Item = Result<Record, StoreError>> + '_ {
         self.catalogue_entries(newest_first, start, keep)
-            .filter_map(|scanned| match scanned {
-                Ok(Scanned {
-                    record: Some(record),
-                    ..
-                }) => Some(Ok(record)),
-                Ok(_) => None,
-                Err(e) => Some(Err(e)),
-            })
+            .filter_map(Scanned::kept)
     }
 
     /// Every catalogue entry from `start` on, each with its record when `keep` keeps it.
