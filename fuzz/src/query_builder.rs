@@ -87,7 +87,7 @@ pub fn query_builder(data: &[u8]) {
     // Reading the words: within the bounds, or refused.
     let words = Words::parse(q);
     if let Ok(words) = &words {
-        assert!(q.chars().count() <= MAX_QUERY_CHARS);
+        assert!(q.trim().chars().count() <= MAX_QUERY_CHARS);
         assert!(words.terms() <= MAX_TERMS);
         assert!(
             words
