@@ -6,7 +6,7 @@ mod util;
 
 use base64::Engine;
 use cailloux_protocol::record::{AuthorKey, Body, SIGNING_CONTEXT};
-use cailloux_protocol::{FORMAT_VERSION, Publication, Record, SigningKey, parse_publication};
+use cailloux_protocol::{MIN_FORMAT_VERSION, Publication, Record, SigningKey, parse_publication};
 use serde_json::{Value, json};
 use util::*;
 
@@ -31,7 +31,7 @@ fn now_millis() -> u64 {
 fn signed_by_hand(key: &SigningKey, at: u64, p: Publication) -> Vec<u8> {
     use ed25519_dalek::Signer;
     let body = Body {
-        v: FORMAT_VERSION,
+        v: MIN_FORMAT_VERSION,
         author: AuthorKey(key.verifying_key().to_bytes()),
         created_at: at,
         publication: Some(p),

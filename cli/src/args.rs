@@ -312,10 +312,18 @@ pub(crate) struct NodeArgs {
     /// Memory for the store's page cache, in MiB (default 16).
     #[arg(long, value_name = "MIB")]
     pub(crate) store_cache_mb: Option<u64>,
+    /// Disk for other towns' attached files, in MiB; the least recently used go first
+    /// (default 1024; the town's own files are always kept).
+    #[arg(long, value_name = "MIB")]
+    pub(crate) blob_cache_mb: Option<u64>,
     /// Serve relay circuits for towns behind NAT (a public node: the federation's
     /// coordinator, an intercommunal IT service).
     #[arg(long)]
     pub(crate) relay: bool,
+    /// Read records only up to this format version, as a node of an older release would (for
+    /// tests of how versions meet; see PROTOCOL.md, "Version rules").
+    #[arg(long, value_name = "VERSION", hide = true)]
+    pub(crate) read_format: Option<u32>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

@@ -55,6 +55,7 @@ pub(crate) fn publish(
     }
     let bar = progress_bar(Some(plan.len() as u64), "publishing");
     let mut stdout = std::io::stdout().lock();
+    let plan_files = plan.files();
     // All or nothing: the ledger sees every record before any is stored (a node in a
     // federation refuses a town key that is not admitted, say).
     let signed: Vec<(PathBuf, Record)> = plan
@@ -62,13 +63,21 @@ pub(crate) fn publish(
         .collect::<Result<_, _>>()?;
     let records: Vec<Record> = signed.iter().map(|(_, r)| r.clone()).collect();
     trust::all_accepted(&store, &records)?;
+    // The files before the records that name them.
+    let blobs = home.open_blobs(config.blob_cache_mb)?;
+    let added = plan_files
+        .store(&blobs)
+        .map_err(|e| Refused(e.to_string()))?;
     let mut batch: Vec<(PathBuf, Record)> = Vec::with_capacity(PUBLISH_BATCH);
     let mut signed = signed.into_iter().peekable();
     while let Some(item) = signed.next() {
         batch.push(item);
         if batch.len() == PUBLISH_BATCH || signed.peek().is_none() {
             let records: Vec<Record> = batch.iter().map(|(_, r)| r.clone()).collect();
-            store.insert_batch(&records, now_millis())?;
+            if let Err(e) = store.insert_batch(&records, now_millis()) {
+                blobs.remove_new(&added);
+                return Err(e.into());
+            }
             // Durable now: only now may the ids be printed.
             for (file, record) in batch.drain(..) {
                 bar.suspend(|| print_published(&mut stdout, &file, &record.id().to_hex(), json))?;
@@ -124,6 +133,13 @@ pub(crate) fn publish_to(
     if let Some(old) = supersedes {
         plan.supersede(trust::resolve_id(home, Some(url), old)?)
             .map_err(Refused)?;
+    }
+    if plan.has_files() {
+        return Err(Refused(format!(
+            "attachments cannot be sent to another node with --node yet; publish the files on \
+             the town's own node ({url}), or without `attachments:` here"
+        ))
+        .into());
     }
     let signed: Vec<(PathBuf, Record)> = plan
         .sign(identity.signing_key(), now_millis)

@@ -377,6 +377,10 @@ pub(crate) fn show(home: &Home, id: &str, json: bool, history: bool) -> anyhow::
         let store = home.open_existing_store()?;
         let record = find(store.as_ref(), id)?;
         let mut page = full_json(&record);
+        if page.contains_key("attachments") {
+            let blobs = home.open_blobs(home.load_config()?.blob_cache_mb)?;
+            cailloux_node::api::mark_held(&mut page, &blobs);
+        }
         if let Some(store) = &store {
             page.insert(
                 "provenance".into(),
@@ -546,6 +550,27 @@ pub(crate) fn print_record(out: &mut dyn Write, r: &Value) -> std::io::Result<()
                 Some(end) => format!("{start} – {end}"),
                 None => format!("since {start}"),
             },
+        )?;
+    }
+    for file in r["attachments"].as_array().into_iter().flatten() {
+        let media = file["media_type"].as_str().unwrap_or_default();
+        let label = cailloux_protocol::MediaType::parse(media)
+            .map(|m| m.label())
+            .unwrap_or(media);
+        field(
+            "attachment",
+            format!(
+                "{} \"{}\" ({label}, {}, {}) {}",
+                file["name"].as_str().unwrap_or_default(),
+                file["title"].as_str().unwrap_or_default(),
+                cailloux_protocol::attachment::human_size(file["size"].as_u64().unwrap_or(0)),
+                if file["held"] == true {
+                    "held here"
+                } else {
+                    "not held here"
+                },
+                file["hash"].as_str().unwrap_or_default(),
+            ),
         )?;
     }
     for ind in r["indicators"].as_array().into_iter().flatten() {

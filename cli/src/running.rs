@@ -48,6 +48,13 @@ pub(crate) fn node(home: Home, args: NodeArgs) -> anyhow::Result<()> {
     } else {
         config.bootstrap.clone().unwrap_or_default()
     };
+    if let Some(v) = args.read_format {
+        cailloux_protocol::read_versions_up_to(v);
+        tracing::warn!(
+            "reading record formats up to version {} only",
+            cailloux_protocol::readable_version()
+        );
+    }
     let options = NodeOptions {
         listen,
         api: args
@@ -79,6 +86,10 @@ pub(crate) fn node(home: Home, args: NodeArgs) -> anyhow::Result<()> {
             .or(config.store_cache_mb)
             .unwrap_or(daemon::DEFAULT_STORE_CACHE_MB)
             .max(1),
+        blob_cache_mb: args
+            .blob_cache_mb
+            .or(config.blob_cache_mb)
+            .unwrap_or(cailloux_node::home::DEFAULT_BLOB_CACHE_MB),
         relay: args.relay || config.relay.unwrap_or(false),
     };
     if !home.has_identity() && options.town.is_none() {

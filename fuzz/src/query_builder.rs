@@ -32,6 +32,7 @@ fn publication(language: &str, title: &str, body: &str) -> Publication {
         need: None,
         method: None,
         indicators: Vec::new(),
+        attachments: Vec::new(),
         body: body.into(),
     }
 }

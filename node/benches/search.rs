@@ -254,6 +254,7 @@ fn records(n: usize) -> Vec<Record> {
                 } else {
                     Vec::new()
                 },
+                attachments: Vec::new(),
                 body: format!(
                     "## Contexte\n{}\n\n## Résultats\n{}\n",
                     text(i64 + 2_000_000, 150),

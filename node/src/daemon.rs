@@ -80,6 +80,8 @@ pub struct NodeOptions {
     pub max_peers: usize,
     /// sled's page cache, in MiB (`store_cache_mb`).
     pub store_cache_mb: u64,
+    /// Disk for other towns' attached files, in MiB (`blob_cache_mb`).
+    pub blob_cache_mb: u64,
     /// Serve relay circuits for nodes behind NAT (`relay`).
     pub relay: bool,
 }
@@ -190,6 +192,7 @@ impl Daemon {
             );
         }
         let store = home.open_store_cached(options.store_cache_mb)?;
+        let blobs = home.open_blobs(Some(options.blob_cache_mb))?;
         match store.mode() {
             cailloux_protocol::Mode::Federation(key) => tracing::info!(
                 "member of the federation {key}: only records whose author chains to it are accepted"
@@ -249,6 +252,7 @@ impl Daemon {
         let state = ApiState {
             client: client.clone(),
             store: store.clone(),
+            blobs: blobs.clone(),
             writer: writer.clone(),
             index: index.clone(),
             search: search.clone(),

@@ -72,6 +72,9 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> HomeError + '_ {
     }
 }
 
+/// The blob cache's default quota, in MiB.
+pub const DEFAULT_BLOB_CACHE_MB: u64 = 1024;
+
 /// A town's settings, from `config.toml`. Every field is optional; each says what its absence
 /// means. Each has a command-line twin on `cailloux node`, and the flag wins.
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -105,6 +108,10 @@ pub struct Config {
     pub max_peers: Option<usize>,
     /// sled's page cache in MiB (`--store-cache-mb`). Absent: 16.
     pub store_cache_mb: Option<u64>,
+    /// Disk for other towns' attached files, fetched when asked for, in MiB
+    /// (`--blob-cache-mb`); the least recently used go first. The town's own files are kept
+    /// whatever this says. Absent: `DEFAULT_BLOB_CACHE_MB` (1024).
+    pub blob_cache_mb: Option<u64>,
     /// Serve relay circuits for nodes behind NAT (`--relay`). Absent: false.
     pub relay: Option<bool>,
     /// The federation this node belongs to: its key, 64 hex characters (`cailloux join` writes
@@ -151,6 +158,10 @@ town = {town}
 # Memory for the store's page cache, in MiB (a small VM needs little; reads come from the OS
 # page cache too).
 # store_cache_mb = 16
+
+# Disk for other towns' attached files (reports, photos), fetched when someone asks for them,
+# in MiB; the least recently used go first. This town's own files are always kept.
+# blob_cache_mb = 1024
 
 # Relay connections for towns behind NAT (on a node that others can reach: the federation's
 # coordinator, an intercommunal IT service). A circuit lasts up to 1 hour and carries up to
@@ -236,6 +247,24 @@ impl Home {
     }
 
     /// The full-text search index, derived from the store.
+    /// Attached files (`blobs/kept`, `blobs/cache`, `blobs/tmp`).
+    pub fn blobs_path(&self) -> PathBuf {
+        self.root.join("blobs")
+    }
+
+    /// The blob folder, with the configured cache quota.
+    pub fn open_blobs(&self, cache_mb: Option<u64>) -> Result<crate::blobs::Blobs, HomeError> {
+        let mb = cache_mb.unwrap_or(DEFAULT_BLOB_CACHE_MB);
+        let path = self.blobs_path();
+        crate::blobs::Blobs::open(&path, mb.saturating_mul(1024 * 1024)).map_err(|e| match e {
+            crate::blobs::BlobError::Io { path, source } => HomeError::Io { path, source },
+            other => HomeError::Io {
+                path,
+                source: std::io::Error::other(other.to_string()),
+            },
+        })
+    }
+
     pub fn search_path(&self) -> PathBuf {
         self.root.join("index")
     }

@@ -6,6 +6,7 @@
 //! on threads of their own or on blocking threads, never on the async runtime's workers.
 
 pub mod api;
+pub mod blobs;
 pub mod catalog;
 pub mod daemon;
 pub mod exchange;

@@ -3,12 +3,15 @@
 //! so that every file link points at a record signed before it, then sign.
 //!
 //! Validation is all-or-nothing: `plan` either returns a plan for every file or every violation
-//! of every file, and nothing has been signed or stored.
+//! of every file, and nothing has been signed or stored. Attached files are read once while
+//! planning (size, hash, type from content) and copied into the blob store, checked again
+//! against that hash, before any record that names them is stored (`Plan::store_files`).
 
+use crate::blobs::{self, BlobError, Blobs, Examined};
 use crate::store::{ResolveError, Store};
 use cailloux_protocol::{
-    Draft, DraftLink, Link, LinkRel, LinkTarget, Publication, Record, RecordId, SignError,
-    SigningKey, Violation, parse_partial,
+    Attachment, BlobHash, Draft, DraftLink, Link, LinkRel, LinkTarget, Publication, Record,
+    RecordId, SignError, SigningKey, Violation, parse_partial,
 };
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -107,10 +110,19 @@ pub struct Plan {
     items: Vec<PlanItem>,
 }
 
+/// A file to attach, as read while planning.
+#[derive(Clone, Debug)]
+struct PlannedFile {
+    path: PathBuf,
+    name: String,
+    examined: Examined,
+}
+
 #[derive(Debug)]
 struct PlanItem {
     file: PathBuf,
     publication: Publication,
+    files: Vec<PlannedFile>,
     /// For each link resolved to another file of the call: (link index, item index).
     file_links: Vec<(usize, usize)>,
 }
@@ -129,12 +141,14 @@ pub fn plan(
         .filter_map(|(i, c)| Some((c.as_ref()?, i)))
         .collect();
     let mut problems = Vec::new();
-    // Per file: its draft and its file links as (link index, file index).
-    let mut drafts: Vec<Option<(Draft, FileLinks)>> = Vec::new();
+    // Per file: its draft, its file links as (link index, file index), its attachments.
+    let mut drafts: Vec<Option<(Draft, FileLinks, Vec<PlannedFile>)>> = Vec::new();
     for (i, (file, text)) in files.iter().enumerate() {
         let (draft, mut violations) = parse_partial(text, default_town);
+        let mut planned = Vec::new();
         let draft = draft.map(|mut draft| {
             let deps = resolve_links(&mut draft, file, &index_of, store, &mut violations);
+            planned = read_attachments(&mut draft, file, &mut violations);
             if deps.iter().any(|(_, j)| *j == i) {
                 violations.push(Violation::new(
                     "links",
@@ -149,7 +163,7 @@ pub fn plan(
                 violations,
             });
         }
-        drafts.push(draft);
+        drafts.push(draft.map(|(d, deps)| (d, deps, planned)));
     }
     if !problems.is_empty() {
         return Err(problems);
@@ -158,7 +172,7 @@ pub fn plan(
         .iter()
         .map(|d| {
             d.as_ref()
-                .map(|(_, deps)| deps.iter().map(|(_, j)| *j).collect())
+                .map(|(_, deps, _)| deps.iter().map(|(_, j)| *j).collect())
                 .unwrap_or_default()
         })
         .collect();
@@ -189,10 +203,11 @@ pub fn plan(
     let items = order
         .iter()
         .filter_map(|i| {
-            let (draft, deps) = drafts[*i].take()?;
+            let (draft, deps, planned) = drafts[*i].take()?;
             Some(PlanItem {
                 file: files[*i].0.clone(),
                 publication: draft.publication,
+                files: planned,
                 file_links: deps.iter().map(|(link, j)| (*link, position[j])).collect(),
             })
         })
@@ -242,6 +257,95 @@ fn resolve_links(
     deps
 }
 
+/// Reads the files a draft attaches (paths relative to the publication's folder, and inside
+/// it), fills in `publication.attachments`, and reports each problem naming the file: missing,
+/// outside the folder, too large, not the type its name claims; then the rules on them all
+/// (count, total size).
+fn read_attachments(
+    draft: &mut Draft,
+    file: &Path,
+    violations: &mut Vec<Violation>,
+) -> Vec<PlannedFile> {
+    let folder = match file.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let folder = folder
+        .canonicalize()
+        .unwrap_or_else(|_| folder.to_path_buf());
+    let mut planned = Vec::new();
+    for a in &draft.attachment_files {
+        let field = format!("{}.file", a.field);
+        let path = folder.join(&a.file);
+        let path = match path.canonicalize() {
+            Ok(p) if p.starts_with(&folder) && p.is_file() => p,
+            Ok(p) if p.starts_with(&folder) => {
+                violations.push(Violation::new(field, format!("`{}` is not a file", a.file)));
+                continue;
+            }
+            Ok(_) => {
+                violations.push(Violation::new(
+                    field,
+                    format!(
+                        "`{}` is outside the publication's folder ({}); put it next to the \
+                         Markdown file or below it",
+                        a.file,
+                        folder.display()
+                    ),
+                ));
+                continue;
+            }
+            Err(_) => {
+                violations.push(Violation::new(
+                    field,
+                    format!(
+                        "`{}` does not exist (looked for {})",
+                        a.file,
+                        path.display()
+                    ),
+                ));
+                continue;
+            }
+        };
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if let Err(e) = cailloux_protocol::attachment::check_name(&name) {
+            violations.push(Violation::new(field, e));
+            continue;
+        }
+        match blobs::examine(&path, &name) {
+            Ok(examined) => {
+                draft.publication.attachments.push(Attachment {
+                    name: name.clone(),
+                    title: a.title.clone().unwrap_or_else(|| name.clone()),
+                    media_type: examined.media_type,
+                    size: examined.size,
+                    hash: examined.hash,
+                });
+                planned.push(PlannedFile {
+                    path,
+                    name,
+                    examined,
+                });
+            }
+            Err(BlobError::Content(e)) => violations.push(Violation::new(field, e)),
+            Err(e) => violations.push(Violation::new(field, e.to_string())),
+        }
+    }
+    if !planned.is_empty() {
+        violations.extend(
+            draft
+                .publication
+                .violations()
+                .into_iter()
+                .filter(|v| v.field.starts_with("attachments")),
+        );
+    }
+    planned
+}
+
 /// A topological order of the files (dependencies first, otherwise in the given order), or
 /// the files of one cycle.
 fn dependency_order(deps: &[Vec<usize>]) -> Result<Vec<usize>, Vec<usize>> {
@@ -284,6 +388,30 @@ fn dependency_order(deps: &[Vec<usize>]) -> Result<Vec<usize>, Vec<usize>> {
     Ok(order)
 }
 
+/// The files of a plan, to store before its records.
+#[derive(Clone, Debug, Default)]
+pub struct Files(Vec<PlannedFile>);
+
+impl Files {
+    /// Copies every file into `blobs` as the town's own, checking each against the hash read
+    /// while planning: call it before storing the records, so a stored record's own files are
+    /// always held. A file that changed since is an error naming it. Returns the files that
+    /// were not held before (`Blobs::remove_new` if the records are refused).
+    pub fn store(&self, blobs: &Blobs) -> Result<Vec<BlobHash>, BlobError> {
+        let mut added = Vec::new();
+        for f in &self.0 {
+            if !blobs.has(&f.examined.hash) {
+                added.push(f.examined.hash);
+            }
+            if let Err(e) = blobs.add_file(&f.path, &f.name, &f.examined, true) {
+                blobs.remove_new(&added);
+                return Err(e);
+            }
+        }
+        Ok(added)
+    }
+}
+
 impl Plan {
     pub fn len(&self) -> usize {
         self.items.len()
@@ -291,6 +419,16 @@ impl Plan {
 
     pub fn is_empty(&self) -> bool {
         self.items.is_empty()
+    }
+
+    /// Whether any publication of the plan attaches files.
+    pub fn has_files(&self) -> bool {
+        self.items.iter().any(|i| !i.files.is_empty())
+    }
+
+    /// The files the plan's publications attach.
+    pub fn files(&self) -> Files {
+        Files(self.items.iter().flat_map(|i| i.files.clone()).collect())
     }
 
     /// Makes the plan's one publication a new version of `old` (`publish --supersedes`).

@@ -66,6 +66,7 @@ fn node() -> &'static Node {
             sync_interval: Duration::from_secs(3600),
             max_peers: cailloux_node::daemon::DEFAULT_MAX_PEERS,
             store_cache_mb: cailloux_node::daemon::DEFAULT_STORE_CACHE_MB,
+            blob_cache_mb: cailloux_node::home::DEFAULT_BLOB_CACHE_MB,
             relay: false,
         };
         let daemon = runtime

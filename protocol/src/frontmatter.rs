@@ -22,7 +22,7 @@ pub const MAX_FRONT_MATTER_BYTES: usize = 128 * 1024;
 /// recursively, so a deeper one could exhaust the stack.
 pub const MAX_FRONT_MATTER_DEPTH: usize = 16;
 
-/// The front-matter keys of format v1.
+/// The front-matter keys.
 pub const FIELDS: &[&str] = &[
     "kind",
     "title",
@@ -40,6 +40,7 @@ pub const FIELDS: &[&str] = &[
     "need",
     "method",
     "indicators",
+    "attachments",
 ];
 
 /// Where a link in a file points before it is resolved to a whole record id.
@@ -58,12 +59,24 @@ pub struct DraftLink {
     pub target: LinkTarget,
 }
 
+/// A file to attach, as written: its path relative to the publication's folder, and its title.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DraftAttachment {
+    /// Where in the front matter it was written (`attachments[1]`).
+    pub field: String,
+    pub file: String,
+    pub title: Option<String>,
+}
+
 /// A parsed, valid publication whose links still name their targets as written. Its
-/// `publication.links[i].id` is a placeholder until `link_targets[i]` is resolved.
+/// `publication.links[i].id` is a placeholder until `link_targets[i]` is resolved, and its
+/// `publication.attachments` is empty until the files of `attachment_files` are read (by the
+/// caller, which can read files).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Draft {
     pub publication: Publication,
     pub link_targets: Vec<DraftLink>,
+    pub attachment_files: Vec<DraftAttachment>,
 }
 
 /// Parses and validates a publication file. `default_town` is the publishing node's town, used
@@ -160,6 +173,9 @@ fn parse_inner(
         .and_then(|y| p.text("licence", y))
         .unwrap_or_else(|| DEFAULT_LICENCE.into());
     let (links, link_targets) = get("links").map(|y| p.links(y)).unwrap_or_default();
+    let attachment_files = get("attachments")
+        .map(|y| p.attachments(y))
+        .unwrap_or_default();
 
     for key in map.keys() {
         match key.as_str() {
@@ -193,6 +209,7 @@ fn parse_inner(
         need,
         method,
         indicators,
+        attachments: Vec::new(),
         body: body.to_owned(),
     };
     let mut violations = p.violations;
@@ -218,6 +235,7 @@ fn parse_inner(
         Draft {
             publication,
             link_targets,
+            attachment_files,
         },
         violations,
     ))
@@ -572,6 +590,46 @@ impl Parser {
             },
             target,
         ))
+    }
+
+    fn attachments(&mut self, y: &Yaml) -> Vec<DraftAttachment> {
+        let files = self.list(y, "attachments", |p, f, y| {
+            let Yaml::Hash(map) = y else {
+                p.push(Violation::new(
+                    f,
+                    "must be `{ file: rapport.pdf, title: \"...\" }`",
+                ));
+                return None;
+            };
+            p.only_keys(map, f, &["file", "title"]);
+            let file = match field(map, "file") {
+                Some(y) => p.text(&format!("{f}.file"), y),
+                None => {
+                    p.push(Violation::new(
+                        format!("{f}.file"),
+                        "is required: the file's path, next to the Markdown file or below it",
+                    ));
+                    None
+                }
+            };
+            let title = field(map, "title").and_then(|y| p.text(&format!("{f}.title"), y));
+            Some(DraftAttachment {
+                field: f.to_owned(),
+                file: file?,
+                title,
+            })
+        });
+        if files.len() > crate::attachment::MAX_ATTACHMENTS {
+            self.push(Violation::new(
+                "attachments",
+                format!(
+                    "{} files; the limit is {} per publication",
+                    files.len(),
+                    crate::attachment::MAX_ATTACHMENTS
+                ),
+            ));
+        }
+        files
     }
 
     fn indicators(&mut self, y: &Yaml) -> Vec<Indicator> {

@@ -3,6 +3,7 @@
 //! decoded from a peer, so the store only ever holds publications that a person could have
 //! published through the CLI.
 
+use crate::attachment::{self, Attachment};
 use crate::id::RecordId;
 use crate::time::PartialDate;
 use crate::vocab::{Kind, LinkRel, Method, Need, Outcome, Participation, Theme};
@@ -52,6 +53,9 @@ pub struct Publication {
     /// Evaluations only, at least one there.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub indicators: Vec<Indicator>,
+    /// Files beside the publication (record format v2 only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<Attachment>,
     pub body: String,
 }
 
@@ -252,6 +256,7 @@ impl Publication {
             ));
         }
         self.kind_rules(&mut v);
+        attachment::violations(&self.attachments, &mut v);
         v
     }
 

@@ -23,8 +23,33 @@ use ed25519_dalek::{Signature, SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
-/// The format version this crate writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+/// The newest format version this crate writes and reads. Version 2 added attachments; a
+/// record is written in the oldest version that can hold it (v1 unless it has attachments), so
+/// nodes that read only v1 keep receiving every record they can read.
+pub const FORMAT_VERSION: u32 = 2;
+/// The oldest format version read.
+pub const MIN_FORMAT_VERSION: u32 = 1;
+
+/// The newest version this process reads: `FORMAT_VERSION`, unless lowered (see
+/// `read_versions_up_to`).
+static READABLE_VERSION: std::sync::atomic::AtomicU32 =
+    std::sync::atomic::AtomicU32::new(FORMAT_VERSION);
+
+/// Makes this process read records as a node of an older version would: a record of a later
+/// version than `max` decodes to `DecodeError::NewerVersion`, as one of a version not yet
+/// defined does. For tests of how nodes of two versions meet (a node started with
+/// `CAILLOUX_READ_FORMAT=1`); `max` is clamped to the versions this crate knows.
+pub fn read_versions_up_to(max: u32) {
+    READABLE_VERSION.store(
+        max.clamp(MIN_FORMAT_VERSION, FORMAT_VERSION),
+        std::sync::atomic::Ordering::Relaxed,
+    );
+}
+
+/// The newest version this process reads.
+pub fn readable_version() -> u32 {
+    READABLE_VERSION.load(std::sync::atomic::Ordering::Relaxed)
+}
 /// The largest encoded record, enforced when signing and when decoding.
 pub const MAX_RECORD_BYTES: usize = 256 * 1024;
 /// The last millisecond a record may be dated: 9999-12-31T23:59:59.999Z. Creation times are
@@ -73,7 +98,7 @@ pub struct Body {
 
 impl Body {
     /// The rules of a record: a creation time no later than `MAX_CREATED_AT`, exactly one of
-    /// a publication and an act, and that one valid.
+    /// a publication and an act, that one valid, and nothing its version does not define.
     pub fn violations(&self) -> Vec<Violation> {
         let mut v = Vec::new();
         if self.created_at > MAX_CREATED_AT {
@@ -88,7 +113,18 @@ impl Body {
             ));
         }
         match (&self.publication, &self.act) {
-            (Some(p), None) => v.extend(p.violations()),
+            (Some(p), None) => {
+                v.extend(p.violations());
+                if self.v < 2 && !p.attachments.is_empty() {
+                    v.push(Violation::new(
+                        "attachments",
+                        format!(
+                            "appear in record format 2; this record is of version {}",
+                            self.v
+                        ),
+                    ));
+                }
+            }
             (None, Some(a)) => v.extend(a.violations(&self.author)),
             _ => v.push(Violation::new(
                 "record",
@@ -150,8 +186,14 @@ pub enum DecodeError {
     /// The body is not a v1 body: which field, and what was expected there.
     #[error("malformed record body: {0}")]
     Body(String),
-    #[error("record format version {0} is not supported; this node reads version {FORMAT_VERSION}")]
+    #[error("record format version {0} is not a version (versions start at {MIN_FORMAT_VERSION})")]
     UnsupportedVersion(u32),
+    /// A version newer than this node reads: not garbage, only not readable here. Callers
+    /// ignore such a record without holding it against whoever sent it.
+    #[error(
+        "record format version {version} is newer than this node reads (up to {readable}); upgrade cailloux to read it"
+    )]
+    NewerVersion { version: u32, readable: u32 },
     #[error("the author key is not a valid ed25519 public key")]
     BadAuthorKey,
     #[error("the record breaks the format: {}", join(.0))]
@@ -201,8 +243,17 @@ impl Record {
         publication: Option<Publication>,
         act: Option<Act>,
     ) -> Result<Record, SignError> {
+        // The oldest version that holds the record (see FORMAT_VERSION).
+        let v = if publication
+            .as_ref()
+            .is_some_and(|p| !p.attachments.is_empty())
+        {
+            2
+        } else {
+            MIN_FORMAT_VERSION
+        };
         let body = Body {
-            v: FORMAT_VERSION,
+            v,
             author: AuthorKey(key.verifying_key().to_bytes()),
             created_at,
             publication,
@@ -446,6 +497,22 @@ fn read_bstr_header(bytes: &[u8], at: usize) -> Result<(usize, usize), DecodeErr
     Ok((start, len))
 }
 
+/// `NewerVersion` when a body that did not decode as one of the versions read here says it is
+/// of a later version. Only the `v` key is read; everything else is skipped, and any failure
+/// (not a map, no `v`) means the body is simply malformed.
+fn newer_version(body: &[u8]) -> Option<DecodeError> {
+    #[derive(Deserialize)]
+    struct VersionOnly {
+        v: u32,
+    }
+    let VersionOnly { v } = ciborium::from_reader(body).ok()?;
+    let readable = readable_version();
+    (v > readable).then_some(DecodeError::NewerVersion {
+        version: v,
+        readable,
+    })
+}
+
 /// Valid author keys already decompressed, for decoding many records. Bounded: it forgets
 /// everything when full.
 #[derive(Debug, Default)]
@@ -500,20 +567,30 @@ fn decode(
             bytes.len() - sig_start - 64
         )));
     }
-    let mut body_bytes = &bytes[body_start..body_start + body_len];
-    let body: Body = ciborium::from_reader(&mut body_bytes).map_err(|e| {
-        DecodeError::Body(crate::body_error::explain(
-            &bytes[body_start..body_start + body_len],
-            &e,
-        ))
-    })?;
+    let body_slice = &bytes[body_start..body_start + body_len];
+    let mut body_bytes = body_slice;
+    let body: Body = match ciborium::from_reader(&mut body_bytes) {
+        Ok(body) => body,
+        // A later version may add fields this one does not know: its version says so.
+        Err(e) => {
+            return Err(newer_version(body_slice)
+                .unwrap_or_else(|| DecodeError::Body(crate::body_error::explain(body_slice, &e))));
+        }
+    };
     if !body_bytes.is_empty() {
         return Err(DecodeError::Body(format!(
             "{} unexpected bytes after its end",
             body_bytes.len()
         )));
     }
-    if body.v != FORMAT_VERSION {
+    let readable = readable_version();
+    if body.v > readable {
+        return Err(DecodeError::NewerVersion {
+            version: body.v,
+            readable,
+        });
+    }
+    if body.v < MIN_FORMAT_VERSION {
         return Err(DecodeError::UnsupportedVersion(body.v));
     }
     let mut key = None;

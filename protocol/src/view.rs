@@ -2,6 +2,7 @@
 //! one: `list --json`, `show --json`, the JSONL export and the checks of `verify` and `import`.
 //! Field names are part of the CLI's contract.
 
+use crate::attachment::Attachment;
 use crate::record::Record;
 use crate::time::rfc3339_millis;
 use crate::trust::Act;
@@ -29,7 +30,8 @@ pub fn summary_json(record: &Record) -> Map<String, Value> {
 
 /// Every readable field of a record: the summary fields, then the rest of the front matter and
 /// the body. Kind-specific fields appear only on their kind (`outcome` and `need` on
-/// experiments, `method` and `indicators` on evaluations); absent optional fields are `null`.
+/// experiments, `method` and `indicators` on evaluations); absent optional fields are `null`;
+/// `attachments` appears when the record has files.
 pub fn full_json(record: &Record) -> Map<String, Value> {
     let Some(p) = record.publication() else {
         return act_json(record);
@@ -66,8 +68,28 @@ pub fn full_json(record: &Record) -> Map<String, Value> {
         }
         Kind::Practice => {}
     }
+    if !p.attachments.is_empty() {
+        m.insert("attachments".into(), attachments_json(&p.attachments));
+    }
     m.insert("body".into(), json!(p.body));
     m
+}
+
+/// A record's files (format v2): `name`, `title`, `media_type`, `size` (bytes), `hash` (hex).
+/// Lines of records without files have no `attachments` key, so v1 lines read as before.
+pub fn attachments_json(attachments: &[Attachment]) -> Value {
+    attachments
+        .iter()
+        .map(|a| {
+            json!({
+                "name": a.name,
+                "title": a.title,
+                "media_type": a.media_type.as_str(),
+                "size": a.size,
+                "hash": a.hash.to_hex(),
+            })
+        })
+        .collect()
 }
 
 /// An act (admission, delegation, revocation, retraction): `id`, `act`, `author`,

@@ -206,6 +206,7 @@ prop_compose! {
             need: need.filter(|_| kind == Kind::Experiment),
             method: (kind == Kind::Evaluation).then_some(method),
             indicators: if kind == Kind::Evaluation { indicators } else { Vec::new() },
+            attachments: Vec::new(),
             body,
         }
     }
@@ -345,7 +346,7 @@ const LAST_MILLISECOND: u64 = 253_402_300_799_999;
 fn signed_by_hand(at: u64) -> Vec<u8> {
     use ed25519_dalek::Signer;
     let body = record::Body {
-        v: FORMAT_VERSION,
+        v: MIN_FORMAT_VERSION,
         author: AuthorKey(key(7).verifying_key().to_bytes()),
         created_at: at,
         publication: Some(golden_publication()),

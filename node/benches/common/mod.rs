@@ -28,6 +28,7 @@ pub fn options(bootstrap: Vec<Multiaddr>) -> NodeOptions {
         sync_interval: Duration::from_secs(3600),
         max_peers: cailloux_node::daemon::DEFAULT_MAX_PEERS,
         store_cache_mb: cailloux_node::daemon::DEFAULT_STORE_CACHE_MB,
+        blob_cache_mb: cailloux_node::home::DEFAULT_BLOB_CACHE_MB,
         relay: false,
     }
 }
@@ -98,6 +99,7 @@ pub fn publication(i: usize, body: String) -> Publication {
         need: None,
         method: None,
         indicators: Vec::new(),
+        attachments: Vec::new(),
         body,
     }
 }

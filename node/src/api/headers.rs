@@ -117,6 +117,7 @@ mod tests {
             sync_interval: Duration::from_secs(3600),
             max_peers: crate::daemon::DEFAULT_MAX_PEERS,
             store_cache_mb: crate::daemon::DEFAULT_STORE_CACHE_MB,
+            blob_cache_mb: crate::home::DEFAULT_BLOB_CACHE_MB,
             relay: false,
         };
         let node = Daemon::start(Home::new(dir.path()), options)

@@ -12,6 +12,7 @@
 //! error included, carries the Content-Security-Policy and its companions. The public router's
 //! reads are open to pages of other origins (`cors`).
 
+mod attachments;
 mod catalog;
 mod cors;
 mod export;
@@ -23,7 +24,7 @@ mod records;
 mod write;
 
 pub use headers::CONTENT_SECURITY_POLICY;
-pub use records::{PageError, members_json, provenance, record_page, versions};
+pub use records::{PageError, mark_held, members_json, provenance, record_page, versions};
 pub use write::{PublishFile, PublishRequest, SubmitRequest};
 
 use crate::http::admission::{self, Admission, RequestLimits};
@@ -70,6 +71,8 @@ pub const PUBLIC_REQUESTS: RequestLimits = RequestLimits {
 pub struct ApiState {
     pub client: Client,
     pub store: Store,
+    /// Attached files.
+    pub blobs: crate::blobs::Blobs,
     pub writer: Writer,
     /// The reconciliation index: its length is the record count, without a scan.
     pub index: Arc<crate::sync::SyncIndex>,
@@ -147,6 +150,7 @@ fn read_routes(exports: export::ExportLimits) -> Router<ApiState> {
         .route("/api/v1/members", get(records::members))
         .route("/api/v1/openapi.json", get(page::openapi))
         .route("/api/v1/catalog.jsonld", get(catalog::catalog))
+        .route("/api/v1/attachments/{hash}", get(attachments::attachment))
 }
 
 impl std::fmt::Debug for ApiState {

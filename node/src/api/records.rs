@@ -3,6 +3,7 @@
 
 use super::params::{Params, id_prefix};
 use super::{ApiError, ApiState, bad_request, blocking, internal};
+use crate::blobs::Blobs;
 use crate::search::{SearchIndex, SearchQuery};
 use crate::store::{ResolveError, Store, StoreError};
 use axum::Json;
@@ -11,7 +12,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use cailloux_protocol::trust::Mode;
 use cailloux_protocol::view::full_json;
-use cailloux_protocol::{IdPrefix, LinkRel, Record, RecordId};
+use cailloux_protocol::{BlobHash, IdPrefix, LinkRel, Record, RecordId};
 use serde_json::{Value, json};
 use std::collections::{BTreeSet, HashMap, HashSet};
 
@@ -65,8 +66,12 @@ pub(super) async fn show(
         ));
     };
     let prefix = id_prefix(&id)?;
-    let (store, search) = (state.store.clone(), state.search.clone());
-    let found = blocking(move || record_page(&store, &search, &prefix)).await?;
+    let (store, search, blobs) = (
+        state.store.clone(),
+        state.search.clone(),
+        state.blobs.clone(),
+    );
+    let found = blocking(move || record_page(&store, &search, &blobs, &prefix)).await?;
     match found {
         Ok(page) => Ok(Json(page)),
         Err(PageError::Resolve(e @ ResolveError::NotFound(_))) => {
@@ -90,6 +95,22 @@ pub enum PageError {
     Search(#[from] crate::search::SearchError),
 }
 
+/// Adds to each of a record's `attachments` whether this node holds its bytes (`held`).
+pub fn mark_held(page: &mut serde_json::Map<String, Value>, blobs: &Blobs) {
+    let Some(Value::Array(files)) = page.get_mut("attachments") else {
+        return;
+    };
+    for file in files {
+        let held = file["hash"]
+            .as_str()
+            .and_then(BlobHash::from_hex)
+            .is_some_and(|h| blobs.has(&h));
+        if let Value::Object(f) = file {
+            f.insert("held".into(), json!(held));
+        }
+    }
+}
+
 /// Records linking to one shown on its page, at most: the rest are left out and
 /// `links_in_more` says so. Each is read once, and named once per kind of link, so the page of
 /// a record that many others name (each up to 64 times) costs a bounded amount.
@@ -99,6 +120,7 @@ pub const MAX_LINKS_IN: usize = 200;
 pub fn record_page(
     store: &Store,
     search: &SearchIndex,
+    blobs: &Blobs,
     prefix: &IdPrefix,
 ) -> Result<Value, PageError> {
     let id = store.resolve(prefix)?;
@@ -106,6 +128,7 @@ pub fn record_page(
         .get(&id)?
         .ok_or(ResolveError::NotFound(prefix.clone()))?;
     let mut page = full_json(&record);
+    mark_held(&mut page, blobs);
     // Records are verified before they are stored; the bytes are here for anyone to re-check.
     page.insert(
         "signature".into(),
@@ -320,6 +343,7 @@ mod tests {
         .unwrap_or_else(|e| panic!("{e}"));
         let (search, _) =
             SearchIndex::open(&dir.path().join("index")).unwrap_or_else(|e| panic!("{e}"));
+        let blobs = Blobs::open(&dir.path().join("blobs"), 0).unwrap_or_else(|e| panic!("{e}"));
         let target = practice(1_000, Vec::new());
         let cites = Link {
             rel: LinkRel::Cites,
@@ -336,7 +360,7 @@ mod tests {
             .add(&records, &[], &[])
             .unwrap_or_else(|e| panic!("{e}"));
         let prefix = IdPrefix::parse(&target.id().to_hex()).unwrap_or_else(|e| panic!("{e}"));
-        let page = record_page(&store, &search, &prefix).unwrap_or_else(|e| panic!("{e}"));
+        let page = record_page(&store, &search, &blobs, &prefix).unwrap_or_else(|e| panic!("{e}"));
         let links_in = page["links_in"].as_array().cloned().unwrap_or_default();
         assert_eq!(links_in.len(), MAX_LINKS_IN);
         let distinct: HashSet<&str> = links_in.iter().filter_map(|l| l["id"].as_str()).collect();

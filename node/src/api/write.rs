@@ -69,8 +69,9 @@ pub(super) async fn publish_files(
         .into_iter()
         .map(|f| (f.path, f.text))
         .collect();
-    let (store, key, town, writer) = (
+    let (store, blobs, key, town, writer) = (
         state.store.clone(),
+        state.blobs.clone(),
         state.key.clone(),
         state.town.clone(),
         state.writer.clone(),
@@ -87,6 +88,10 @@ pub(super) async fn publish_files(
                 json!({ "id": old.to_hex(), "reason": "invalid", "message": message }),
             ])));
         }
+        // The files before the records that name them (a file without its record is only
+        // disk, and is removed again if the records are refused; a record without its file
+        // would be a broken promise).
+        let added = plan.files().store(&blobs).map_err(|e| e.to_string())?;
         let signed: Vec<(PathBuf, Record)> = plan
             .sign(&key, crate::now_millis)
             .collect::<Result<_, _>>()
@@ -94,7 +99,10 @@ pub(super) async fn publish_files(
         let records = signed.iter().map(|(_, r)| r.clone()).collect();
         match store_all_or_nothing(&store, &writer, records)? {
             Ok(_) => Ok(Ok(Ok(signed))),
-            Err(problems) => Ok(Ok(Err(problems))),
+            Err(problems) => {
+                blobs.remove_new(&added);
+                Ok(Ok(Err(problems)))
+            }
         }
     })
     .await?

@@ -293,6 +293,7 @@ mod tests {
                 indicator("Part; modale", Number::Float(7.5)),
                 indicator("=Passages", Number::Int(-12)),
             ],
+            attachments: Vec::new(),
             body: "x".repeat(100 * (i as usize % 13)),
         };
         Record::sign(&SigningKey::from_bytes(&[7; 32]), 1_000 + i, p)

@@ -290,7 +290,8 @@ impl EventLoop {
                         self.sync_requests.insert(request, peer);
                     }
                     Ok(None) => {
-                        let need = std::mem::take(&mut session.need);
+                        let mut need = std::mem::take(&mut session.need);
+                        self.shared.unreadable.retain_readable(&mut need);
                         tracing::debug!(
                             "reconciled with {peer} in {} round trips: {} to fetch, {} it lacks",
                             session.round_trips,
@@ -419,14 +420,23 @@ impl EventLoop {
             let bytes: u64 = response.records.iter().map(|r| r.len() as u64).sum();
             let checked = tokio::task::spawn_blocking({
                 let metrics = shared.metrics.clone();
+                let unreadable = shared.unreadable.clone();
                 move || {
                     let mut keys = KeyCache::default();
                     let mut candidates = Vec::with_capacity(response.records.len());
+                    let mut newer = Vec::new();
                     let mut bad = 0u32;
                     for bytes in response.records {
                         metrics.received.get_or_create(&Via { via: "sync" }).inc();
+                        let id = RecordId(*blake3::hash(&bytes).as_bytes());
                         match Unverified::decode_with(bytes.into_vec(), &mut keys) {
                             Ok(u) => candidates.push(u),
+                            // Not the peer's fault: a later version than this node reads.
+                            Err(e @ cailloux_protocol::DecodeError::NewerVersion { .. }) => {
+                                metrics.reject(decode_reason(&e));
+                                unreadable.insert(id);
+                                newer.push(id);
+                            }
                             Err(e) => {
                                 metrics.reject(decode_reason(&e));
                                 bad += 1;
@@ -443,18 +453,18 @@ impl EventLoop {
                             }
                         }
                     }
-                    (good, bad)
+                    (good, newer, bad)
                 }
             })
             .await
             .unwrap_or_default();
-            let (checked, bad) = checked;
+            let (checked, newer, bad) = checked;
             shared.metrics.sync_bytes_fetched.inc_by(bytes);
             let mut checked = checked;
             // Oldest first: a delegation before its delegate's records, a record before its
             // retraction.
             checked.sort_by_key(Record::created_at);
-            let received: HashSet<RecordId> = checked.iter().map(Record::id).collect();
+            let received: HashSet<RecordId> = checked.iter().map(Record::id).chain(newer).collect();
             let (mut stored, mut pending) = (0, 0);
             match shared.writer.insert(checked, Origin::Peer).await {
                 Ok(outcomes) => {

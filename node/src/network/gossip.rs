@@ -117,10 +117,12 @@ impl EventLoop {
             let verdict = tokio::task::spawn_blocking(move || {
                 let bytes = response.records.into_iter().next().map(|b| b.into_vec());
                 let Some(bytes) = bytes else { return Err(None) };
-                let record = Unverified::decode(bytes).map_err(|e| Some(decode_reason(&e)))?;
-                if record.id() != id {
+                // The id first: what is judged below (even "too new to read") is the record
+                // announced, never another one served in its place.
+                if blake3::hash(&bytes).as_bytes() != &id.0 {
                     return Err(Some("wrong_id"));
                 }
+                let record = Unverified::decode(bytes).map_err(|e| Some(decode_reason(&e)))?;
                 record.verify().map_err(|_| Some("bad_signature"))
             })
             .await;
@@ -163,6 +165,17 @@ impl EventLoop {
                         gossipsub::MessageAcceptance::Ignore
                     }
                 },
+                Ok(Err(Some(reason @ "newer_version"))) => {
+                    // A node of a later version wrote it: ignored, never held against the
+                    // sender, and not fetched again by catch-up.
+                    tracing::debug!(
+                        "{source} announced record {}, of a later format than this node reads",
+                        id.short()
+                    );
+                    shared.metrics.reject(reason);
+                    shared.unreadable.insert(id);
+                    gossipsub::MessageAcceptance::Ignore
+                }
                 Ok(Err(Some(reason))) => {
                     tracing::warn!(
                         "{source} announced record {} and served a bad one: {reason}",

@@ -63,6 +63,7 @@ mod reachability;
 mod relays;
 mod scoring;
 mod serve;
+mod unreadable;
 
 use budget::{RESPONSE_BYTES_PER_PEER, RESPONSE_BYTES_TOTAL, ResponseBudget};
 pub use catchup::CatchupWidth;
@@ -317,6 +318,8 @@ struct Shared {
     index: Arc<SyncIndex>,
     metrics: Arc<Metrics>,
     internal: mpsc::UnboundedSender<Internal>,
+    /// Records of a later format version than this node reads, not to fetch again.
+    unreadable: Arc<unreadable::Unreadable>,
 }
 
 pub struct EventLoop {
@@ -505,6 +508,7 @@ pub fn new(
             index,
             metrics,
             internal: internal_tx,
+            unreadable: Arc::default(),
         },
         topic,
         towns: HashMap::new(),

@@ -224,6 +224,7 @@ pub(super) fn decode_reason(e: &DecodeError) -> &'static str {
     match e {
         DecodeError::TooLarge { .. } => "oversize",
         DecodeError::Invalid(_) => "invalid",
+        DecodeError::NewerVersion { .. } => "newer_version",
         _ => "malformed",
     }
 }

@@ -27,6 +27,7 @@ fn publication(title: &str, body: &str) -> Publication {
         need: None,
         method: None,
         indicators: Vec::new(),
+        attachments: Vec::new(),
         body: body.into(),
     }
 }

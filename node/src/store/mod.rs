@@ -1,7 +1,7 @@
 //! The town's store: every verified record, by id, and the catalogue that listings read, in one
 //! sled tree; the records' bytes in an append-only file beside it (`log`).
 //!
-//! Layout (one tree, four key spaces):
+//! Layout (one tree, five key spaces):
 //! - `r` + id (32 bytes) -> where the signed record bytes (publications and acts) are in the
 //!   log (a store made before the log holds the bytes themselves, and they are read as such);
 //! - `c` + created_at (8 bytes, big-endian) + id -> a compact summary (kind, themes, author,
@@ -10,7 +10,9 @@
 //!   decoding records;
 //! - `a` + created_at + id -> nothing: the acts (admissions, delegations, revocations,
 //!   retractions), read at start to build the ledger;
-//! - `v` + old id + new id -> nothing: one version superseding another.
+//! - `v` + old id + new id -> nothing: one version superseding another;
+//! - `f` + file hash + id -> nothing: a publication that attaches the file (format v2). The
+//!   bytes are in the blob folder (`crate::blobs`), never here.
 //!
 //! The store is the gate: `insert_batch` asks the trust ledger (`cailloux_protocol::trust`)
 //! about every record, whatever path it came by (publish, import, gossip, catch-up), and writes
@@ -45,7 +47,9 @@ use cailloux_protocol::LinkRel;
 use cailloux_protocol::record::AuthorKey;
 use cailloux_protocol::trust::{Changes, Denied, Held, Ledger, Mode};
 use cailloux_protocol::vocab::fold;
-use cailloux_protocol::{IdPrefix, Kind, Publication, Record, RecordId, Theme};
+use cailloux_protocol::{
+    Attachment, BlobHash, IdPrefix, Kind, Publication, Record, RecordId, Theme,
+};
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
@@ -246,6 +250,13 @@ fn version_key(old: &RecordId, new: &RecordId) -> [u8; 65] {
     key
 }
 
+fn file_key(hash: &BlobHash, id: &RecordId) -> [u8; 65] {
+    let mut key = [b'f'; 65];
+    key[1..33].copy_from_slice(&hash.0);
+    key[33..].copy_from_slice(&id.0);
+    key
+}
+
 fn time_key(space: u8, record: &Record) -> [u8; 41] {
     let mut key = [space; 41];
     key[1..9].copy_from_slice(&record.created_at().to_be_bytes());
@@ -418,6 +429,9 @@ impl Store {
                     for link in p.links.iter().filter(|l| l.rel == LinkRel::Supersedes) {
                         writes.insert(&version_key(&link.id, &record.id())[..], &[][..]);
                     }
+                    for a in &p.attachments {
+                        writes.insert(&file_key(&a.hash, &record.id())[..], &[][..]);
+                    }
                 }
                 None => writes.insert(&act_key(record)[..], &[][..]),
             }
@@ -530,6 +544,30 @@ impl Store {
             None => value.to_vec(),
         };
         decode_stored(id, bytes).map(Some)
+    }
+
+    /// A file a held publication attaches: its entry in the first such record (by id), and
+    /// that record's id. `None` when no held record names the hash.
+    pub fn attachment(
+        &self,
+        hash: &BlobHash,
+    ) -> Result<Option<(Attachment, RecordId)>, StoreError> {
+        let prefix = [&b"f"[..], &hash.0].concat();
+        for item in self.tree.scan_prefix(prefix) {
+            let (key, _) = item?;
+            let Some(id) = key.get(33..).and_then(|b| <[u8; 32]>::try_from(b).ok()) else {
+                continue;
+            };
+            let id = RecordId(id);
+            if let Some(record) = self.get(&id)?
+                && let Some(a) = record
+                    .publication()
+                    .and_then(|p| p.attachments.iter().find(|a| a.hash == *hash))
+            {
+                return Ok(Some((a.clone(), id)));
+            }
+        }
+        Ok(None)
     }
 
     /// The one record whose id starts with `prefix`.
@@ -775,6 +813,7 @@ pub(crate) mod tests {
             need: None,
             method: None,
             indicators: Vec::new(),
+            attachments: Vec::new(),
             body: String::new(),
         };
         Record::sign(&SigningKey::from_bytes(&[i as u8 % 3; 32]), 1_000 + i, p)
@@ -1126,6 +1165,7 @@ pub(crate) mod tests {
                 need: None,
                 method: None,
                 indicators: Vec::new(),
+                attachments: Vec::new(),
                 body: String::new(),
             };
             Record::sign(&key(by), at, p).unwrap_or_else(|e| panic!("{e}"))

@@ -1,0 +1,140 @@
+//! `GET /api/v1/attachments/{hash}`: a record's file, on the local and the public address.
+//!
+//! The bytes are streamed from the blob folder (never read whole), with the type the record
+//! signed, its length, a strong `ETag` (the hash: the content can never change under it) and
+//! `Content-Disposition: attachment` for everything but images, which a page shows inline;
+//! `X-Content-Type-Options: nosniff` comes with every answer (`headers`). What this node does
+//! not hold is a 404 that names the hash.
+
+use super::{ApiError, ApiState, bad_request, blocking, internal};
+use axum::body::Body;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use cailloux_protocol::{Attachment, BlobHash};
+
+pub(super) async fn attachment(
+    State(state): State<ApiState>,
+    hash: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let text = hash.map(|Path(h)| h).unwrap_or_default();
+    let hash = BlobHash::from_hex(&text).ok_or_else(|| {
+        bad_request(format!(
+            "hash: `{}` is not a file hash: 64 hexadecimal characters, the `hash` of one of a \
+             record's `attachments`",
+            text.escape_debug()
+        ))
+    })?;
+    let (store, blobs) = (state.store.clone(), state.blobs.clone());
+    let (attachment, held) = blocking(move || {
+        let found = store.attachment(&hash)?;
+        Ok::<_, crate::store::StoreError>(found.map(|(a, _)| (a, blobs.get(&hash))))
+    })
+    .await?
+    .map_err(internal)?
+    .ok_or_else(|| {
+        ApiError(
+            StatusCode::NOT_FOUND,
+            format!("no record held by this node attaches a file with hash {hash}"),
+        )
+    })?;
+    let Some(held) = held else {
+        return Err(ApiError(
+            StatusCode::NOT_FOUND,
+            format!(
+                "file {hash} (`{}`) is not held by this node, and no peer served it",
+                attachment.name
+            ),
+        ));
+    };
+    let etag = format!("\"{hash}\"");
+    if headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
+    {
+        return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response());
+    }
+    let file = tokio::fs::File::open(&held.path).await.map_err(internal)?;
+    let body = Body::from_stream(tokio_util::io::ReaderStream::with_capacity(file, 64 * 1024));
+    let mut response = Response::new(body);
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(attachment.media_type.as_str()),
+    );
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(held.size));
+    if let Ok(v) = HeaderValue::from_str(&etag) {
+        h.insert(header::ETAG, v);
+    }
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=31536000, immutable"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&disposition(&attachment)) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    Ok(response)
+}
+
+/// `inline` for images, `attachment` for the rest, with the recorded name: plain in `filename`
+/// when it is ASCII (record names hold no quotes, slashes or control characters), and in
+/// `filename*` (RFC 8187) as UTF-8 otherwise, with an ASCII stand-in.
+fn disposition(a: &Attachment) -> String {
+    let how = if a.media_type.is_image() {
+        "inline"
+    } else {
+        "attachment"
+    };
+    if a.name.is_ascii() {
+        return format!("{how}; filename=\"{}\"", a.name);
+    }
+    let ascii: String = a
+        .name
+        .chars()
+        .map(|c| if c.is_ascii() { c } else { '_' })
+        .collect();
+    let encoded: String = a
+        .name
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect();
+    format!("{how}; filename=\"{ascii}\"; filename*=UTF-8''{encoded}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cailloux_protocol::MediaType;
+
+    #[test]
+    fn images_are_inline_and_other_files_downloads_with_their_names() {
+        let a = |name: &str, media_type| Attachment {
+            name: name.into(),
+            title: "t".into(),
+            media_type,
+            size: 1,
+            hash: BlobHash([0; 32]),
+        };
+        assert_eq!(
+            disposition(&a("rapport.pdf", MediaType::Pdf)),
+            "attachment; filename=\"rapport.pdf\""
+        );
+        assert_eq!(
+            disposition(&a("carte.png", MediaType::Png)),
+            "inline; filename=\"carte.png\""
+        );
+        assert_eq!(
+            disposition(&a("été.csv", MediaType::Csv)),
+            "attachment; filename=\"_t_.csv\"; filename*=UTF-8''%C3%A9t%C3%A9.csv"
+        );
+    }
+}

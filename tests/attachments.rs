@@ -1,0 +1,298 @@
+//! Attachments (record format v2) with the real binary: files checked at publish (type from
+//! content, size), stored beside the store, served byte for byte by the API; and a node that
+//! reads only v1 meeting v2 records over the network without penalising their sender.
+
+mod util;
+
+use std::path::Path;
+use std::time::Duration;
+use util::{NodeProcess, TestHome, published, wait_until};
+
+/// Bytes that start like a PDF, then `len` pseudo-random bytes (so no two runs' files can be
+/// confused, and compression would not hide a truncation).
+fn pdf(len: usize, seed: u64) -> Vec<u8> {
+    let mut bytes = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n".to_vec();
+    let mut x = seed | 1;
+    while bytes.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        bytes.extend_from_slice(&x.to_le_bytes());
+    }
+    bytes.truncate(len);
+    bytes
+}
+
+fn png(len: usize) -> Vec<u8> {
+    let mut bytes = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
+    bytes.resize(len, 0x5a);
+    bytes
+}
+
+fn publication(title: &str, attachments: &str) -> String {
+    format!(
+        "---\nkind: practice\ntitle: {title}\nsummary: Une pratique avec ses fichiers.\n\
+         themes: [energy]\n{attachments}---\nLe corps du texte.\n"
+    )
+}
+
+fn write(dir: &Path, name: &str, bytes: &[u8]) {
+    std::fs::write(dir.join(name), bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
+}
+
+fn blob_files(home: &TestHome) -> usize {
+    ["kept", "cache"]
+        .iter()
+        .filter_map(|d| std::fs::read_dir(home.path().join("blobs").join(d)).ok())
+        .flatten()
+        .count()
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .new_agent()
+}
+
+fn get(url: &str) -> ureq::http::Response<ureq::Body> {
+    agent()
+        .get(url)
+        .call()
+        .unwrap_or_else(|e| panic!("{url}: {e}"))
+}
+
+#[test]
+fn files_are_checked_at_publish_stored_and_served_byte_for_byte() {
+    let home = TestHome::init("Loos-en-Gohelle");
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let (report, map) = (pdf(300_000, 7), png(40_000));
+    write(dir.path(), "rapport.pdf", &report);
+    write(dir.path(), "carte.png", &map);
+    // A disguised file and one over the limit: both refused in one pass, naming the files,
+    // and nothing stored.
+    write(
+        dir.path(),
+        "faux.pdf",
+        b"<!DOCTYPE html><html><script>alert(1)</script>",
+    );
+    write(dir.path(), "gros.pdf", &pdf(40 * 1024 * 1024, 3));
+    write(
+        dir.path(),
+        "bad.md",
+        &publication(
+            "Des fichiers refusés",
+            "attachments:\n  - { file: faux.pdf }\n  - { file: gros.pdf }\n  - { file: absent.pdf }\n",
+        )
+        .into_bytes(),
+    );
+    let bad = dir.path().join("bad.md");
+    let err = home.fails(&["publish", bad.to_str().unwrap_or_default()], 1);
+    assert!(
+        err.contains("attachments[0].file")
+            && err.contains("`faux.pdf` is not a PDF document")
+            && err.contains("HTML"),
+        "{err}"
+    );
+    assert!(
+        err.contains("attachments[1].file")
+            && err.contains("`gros.pdf` is 40.0 MiB; the limit is 25.0 MiB"),
+        "{err}"
+    );
+    assert!(err.contains("`absent.pdf` does not exist"), "{err}");
+    assert!(
+        err.contains("3 problem(s)") && err.contains("nothing was published"),
+        "{err}"
+    );
+    assert!(home.listed_ids().is_empty());
+    assert_eq!(blob_files(&home), 0, "nothing stored half-way");
+
+    // A good one, published with no node running: the record lists both files.
+    write(
+        dir.path(),
+        "good.md",
+        &publication(
+            "Éteindre la nuit",
+            "attachments:\n  - { file: rapport.pdf, title: \"Rapport d'évaluation 2023\" }\n  - { file: carte.png }\n",
+        )
+        .into_bytes(),
+    );
+    let good = dir.path().join("good.md");
+    let out = home.ok(&["publish", "--json", good.to_str().unwrap_or_default()]);
+    let id = published(&out)[0].1.clone();
+    let shown = home.json(&["show", &id, "--json"]);
+    let files = shown["attachments"].as_array().cloned().unwrap_or_default();
+    assert_eq!(files.len(), 2, "{shown}");
+    assert_eq!(files[0]["name"], "rapport.pdf");
+    assert_eq!(files[0]["title"], "Rapport d'évaluation 2023");
+    assert_eq!(files[0]["media_type"], "application/pdf");
+    assert_eq!(files[0]["size"], report.len());
+    assert_eq!(files[0]["hash"], blake3::hash(&report).to_hex().as_str());
+    assert_eq!(files[0]["held"], true);
+    assert_eq!(
+        files[1]["title"], "carte.png",
+        "the title defaults to the name"
+    );
+    assert_eq!(files[1]["media_type"], "image/png");
+    let human = home.ok(&["show", &id]);
+    assert!(
+        human.contains("rapport.pdf") && human.contains("PDF document"),
+        "{human}"
+    );
+
+    // The node serves them with the recorded type, length, a strong ETag, and nosniff.
+    let node = NodeProcess::start_in(home, "Loos-en-Gohelle", &[]);
+    let base = format!("http://{}/api/v1/attachments", node.api());
+    for (bytes, media, disposition) in [
+        (
+            &report,
+            "application/pdf",
+            "attachment; filename=\"rapport.pdf\"",
+        ),
+        (&map, "image/png", "inline; filename=\"carte.png\""),
+    ] {
+        let hash = blake3::hash(bytes).to_hex().to_string();
+        let mut answer = get(&format!("{base}/{hash}"));
+        assert_eq!(answer.status(), 200);
+        let h = answer.headers().clone();
+        let header = |name: &str| {
+            h.get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned()
+        };
+        assert_eq!(header("content-type"), media);
+        assert_eq!(header("content-length"), bytes.len().to_string());
+        assert_eq!(header("etag"), format!("\"{hash}\""));
+        assert_eq!(header("content-disposition"), disposition);
+        assert_eq!(header("x-content-type-options"), "nosniff");
+        let body = answer
+            .body_mut()
+            .with_config()
+            .limit(64 * 1024 * 1024)
+            .read_to_vec()
+            .unwrap_or_default();
+        assert!(body == *bytes, "the bytes served are the bytes published");
+        // The ETag answers a revalidation without the bytes.
+        let again = agent()
+            .get(&format!("{base}/{hash}"))
+            .header("if-none-match", &format!("\"{hash}\""))
+            .call()
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(again.status(), 304);
+    }
+    let unknown = blake3::hash(b"nobody attached this").to_hex().to_string();
+    let mut answer = get(&format!("{base}/{unknown}"));
+    assert_eq!(answer.status(), 404);
+    let text = answer.body_mut().read_to_string().unwrap_or_default();
+    assert!(text.contains(&unknown), "a 404 names the hash: {text}");
+    assert_eq!(get(&format!("{base}/not-a-hash")).status(), 400);
+
+    // Through the running node too (it reads the files itself, beside the Markdown file).
+    write(
+        dir.path(),
+        "mesures.csv",
+        "quartier;kWh\nCentre;1200\n".as_bytes(),
+    );
+    write(
+        dir.path(),
+        "csv.md",
+        &publication("Les mesures", "attachments:\n  - { file: mesures.csv }\n").into_bytes(),
+    );
+    let csv = dir.path().join("csv.md");
+    node.home.ok(&["publish", csv.to_str().unwrap_or_default()]);
+    let hash = blake3::hash("quartier;kWh\nCentre;1200\n".as_bytes())
+        .to_hex()
+        .to_string();
+    let mut answer = get(&format!("{base}/{hash}"));
+    assert_eq!(answer.status(), 200);
+    assert_eq!(
+        answer.body_mut().read_to_string().unwrap_or_default(),
+        "quartier;kWh\nCentre;1200\n"
+    );
+}
+
+/// A node that reads only format v1 (the previous release's decoding, `--read-format 1`) meets
+/// a v2 record by gossip and catch-up: it ignores it, does not count it against the sender,
+/// stays connected, and keeps receiving v1 records.
+#[test]
+fn a_node_reading_only_v1_ignores_v2_records_and_keeps_its_peer() {
+    let a = NodeProcess::start("Loos-en-Gohelle", &[]);
+    let mut b = NodeProcess {
+        home: TestHome::empty(),
+        child: None,
+        town: "Arras".into(),
+        flags: vec!["--read-format".into(), "1".into()],
+    };
+    b.restart(&[a.addr()]);
+    assert!(
+        wait_until(Duration::from_secs(20), || b.status()["gossip_peers"] == 1),
+        "B joins A's gossip"
+    );
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    write(dir.path(), "carte.png", &png(5_000));
+    write(
+        dir.path(),
+        "v2.md",
+        &publication("Avec une carte", "attachments:\n  - { file: carte.png }\n").into_bytes(),
+    );
+    write(
+        dir.path(),
+        "v1.md",
+        &publication("Sans fichier", "").into_bytes(),
+    );
+    let v2 = published(&a.home.ok(&[
+        "publish",
+        "--json",
+        &dir.path().join("v2.md").display().to_string(),
+    ]))[0]
+        .1
+        .clone();
+    let newer =
+        |n: &NodeProcess| n.metric("cailloux_records_rejected_total{reason=\"newer_version\"}");
+    assert!(
+        wait_until(Duration::from_secs(20), || newer(&b) >= 1.0),
+        "B read the v2 record as newer than it reads: {}",
+        b.log()
+    );
+    let v1 = published(&a.home.ok(&[
+        "publish",
+        "--json",
+        &dir.path().join("v1.md").display().to_string(),
+    ]))[0]
+        .1
+        .clone();
+    assert!(
+        wait_until(Duration::from_secs(20), || b.ids().contains(&v1)),
+        "the v1 record after it still reaches B"
+    );
+    assert!(!b.ids().contains(&v2), "B cannot hold what it cannot read");
+    assert_eq!(b.status()["peers"], 1, "still connected");
+    let banned = b.metrics();
+    assert!(
+        !banned
+            .lines()
+            .any(|l| l.starts_with("cailloux_peers_banned_total") && !l.ends_with(" 0")),
+        "A was not banned: {banned}"
+    );
+    for reason in ["malformed", "invalid", "bad_signature", "wrong_id"] {
+        assert_eq!(
+            b.metric(&format!(
+                "cailloux_records_rejected_total{{reason=\"{reason}\"}}"
+            )),
+            0.0,
+            "nothing was held against A as {reason}"
+        );
+    }
+    // Catch-up rounds (every 2 s here) do not fetch it again and again.
+    let before = newer(&b);
+    let rounds = |n: &NodeProcess| n.metric("cailloux_sync_rounds_total");
+    let start = rounds(&b);
+    assert!(wait_until(Duration::from_secs(30), || rounds(&b) >= start + 3.0));
+    assert!(
+        newer(&b) <= before + 1.0,
+        "the unreadable record is not fetched each round"
+    );
+    // A, the newer node, holds it, of course.
+    assert!(a.ids().contains(&v2));
+}
