@@ -4,7 +4,10 @@
 
 mod util;
 
+use libp2p::Multiaddr;
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use util::{NodeProcess, TestHome, published, wait_until};
 
@@ -295,4 +298,154 @@ fn a_node_reading_only_v1_ignores_v2_records_and_keeps_its_peer() {
     );
     // A, the newer node, holds it, of course.
     assert!(a.ids().contains(&v2));
+}
+
+/// A peer that speaks only the file protocol and serves `bytes` (the file with hash `hash`),
+/// honestly for the first segment and with one byte flipped in every later one.
+async fn run_corrupt_server(target: Multiaddr, bytes: Vec<u8>, asked: Arc<AtomicUsize>) {
+    use bao_tree::io::outboard::PreOrderMemOutboard;
+    use bao_tree::{BlockSize, ChunkNum, ChunkRanges};
+    use cailloux_protocol::wire::{BLOB_PROTOCOL, BlobRequest, BlobResponse};
+    use futures::StreamExt;
+    use libp2p::request_response::{self, ProtocolSupport};
+    use libp2p::swarm::SwarmEvent;
+    use libp2p::{StreamProtocol, noise, tcp, yamux};
+
+    let outboard = PreOrderMemOutboard::create(&bytes, BlockSize::from_chunk_log(4));
+    let mut swarm = libp2p::SwarmBuilder::with_new_identity()
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default(),
+            noise::Config::new,
+            yamux::Config::default,
+        )
+        .unwrap_or_else(|e| panic!("{e}"))
+        .with_behaviour(|_| {
+            request_response::cbor::Behaviour::<BlobRequest, BlobResponse>::new(
+                [(StreamProtocol::new(BLOB_PROTOCOL), ProtocolSupport::Full)],
+                request_response::Config::default(),
+            )
+        })
+        .unwrap_or_else(|e| panic!("{e}"))
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(300)))
+        .build();
+    swarm.dial(target).unwrap_or_else(|e| panic!("{e}"));
+    loop {
+        if let SwarmEvent::Behaviour(request_response::Event::Message {
+            message:
+                request_response::Message::Request {
+                    request, channel, ..
+                },
+            ..
+        }) = swarm.select_next_some().await
+        {
+            asked.fetch_add(1, Ordering::SeqCst);
+            let ranges = ChunkRanges::from(
+                ChunkNum(request.start * 16)
+                    ..ChunkNum((request.start + u64::from(request.groups)) * 16),
+            );
+            let mut out = Vec::new();
+            bao_tree::io::sync::encode_ranges_validated(&bytes[..], &outboard, &ranges, &mut out)
+                .unwrap_or_else(|e| panic!("{e}"));
+            if request.start > 0 {
+                let at = out.len() - 100;
+                out[at] ^= 0x20;
+            }
+            let _ = swarm
+                .behaviour_mut()
+                .send_response(channel, BlobResponse::Segment(out));
+        }
+    }
+}
+
+/// A record with a PDF and a PNG reaches B by gossip; B holds neither file until asked, then
+/// fetches them, verified, and serves them byte for byte. A peer that serves corrupt segments
+/// is caught at the first bad one, counted against, and the file comes from an honest peer.
+#[test]
+fn files_come_on_demand_verified_and_a_corrupt_peer_is_caught() {
+    let mut a = NodeProcess::start("Loos-en-Gohelle", &[]);
+    let b = NodeProcess::start("Arras", &[a.addr()]);
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let (report, map) = (pdf(3 * 1024 * 1024 + 5_000, 11), png(70_000));
+    write(dir.path(), "rapport.pdf", &report);
+    write(dir.path(), "carte.png", &map);
+    write(
+        dir.path(),
+        "r.md",
+        &publication(
+            "Le rapport et la carte",
+            "attachments:\n  - { file: rapport.pdf }\n  - { file: carte.png }\n",
+        )
+        .into_bytes(),
+    );
+    let id = published(&a.home.ok(&[
+        "publish",
+        "--json",
+        &dir.path().join("r.md").display().to_string(),
+    ]))[0]
+        .1
+        .clone();
+    assert!(
+        wait_until(Duration::from_secs(20), || b.ids().contains(&id)),
+        "the record reaches B"
+    );
+    let shown = b.home.json(&["show", &id, "--json"]);
+    assert_eq!(
+        shown["attachments"][0]["held"], false,
+        "records travel, files do not"
+    );
+    let base = format!("http://{}/api/v1/attachments", b.api());
+    let (pdf_hash, png_hash) = (
+        blake3::hash(&report).to_hex().to_string(),
+        blake3::hash(&map).to_hex().to_string(),
+    );
+
+    // Only a corrupt peer can serve B: caught at its second segment, struck, nothing cached.
+    a.stop();
+    assert!(wait_until(Duration::from_secs(20), || b.status()["peers"] == 0));
+    let asked = Arc::new(AtomicUsize::new(0));
+    let runtime = tokio::runtime::Runtime::new().unwrap_or_else(|e| panic!("{e}"));
+    let b_addr: Multiaddr = b.addr().parse().unwrap_or_else(|e| panic!("{e}"));
+    runtime.spawn(run_corrupt_server(b_addr, report.clone(), asked.clone()));
+    assert!(wait_until(Duration::from_secs(20), || b.status()["peers"] == 1));
+    let mut answer = get(&format!("{base}/{pdf_hash}"));
+    let text = answer.body_mut().read_to_string().unwrap_or_default();
+    assert_eq!(answer.status(), 404, "{text}");
+    assert!(
+        text.contains(&pdf_hash) && text.contains("corrupt"),
+        "{text}"
+    );
+    assert!(
+        b.metric("cailloux_records_rejected_total{reason=\"corrupt_file\"}") >= 1.0,
+        "the corrupt segment is counted against the peer"
+    );
+    assert!(
+        asked.load(Ordering::SeqCst) >= 2,
+        "it was asked, and served the first segment"
+    );
+    assert_eq!(
+        b.home.json(&["show", &id, "--json"])["attachments"][0]["held"],
+        false
+    );
+
+    // The honest peer back: both files come from it, byte for byte.
+    a.restart(&[b.addr()]);
+    assert!(wait_until(Duration::from_secs(20), || b.status()["peers"] == 2));
+    for (hash, bytes) in [(&pdf_hash, &report), (&png_hash, &map)] {
+        let mut answer = get(&format!("{base}/{hash}"));
+        let status = answer.status();
+        let body = answer
+            .body_mut()
+            .with_config()
+            .limit(64 * 1024 * 1024)
+            .read_to_vec()
+            .unwrap_or_default();
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+        assert!(body == *bytes, "B serves the bytes A published");
+    }
+    assert_eq!(b.metric("cailloux_blobs_fetched_total"), 2.0);
+    let shown = b.home.json(&["show", &id, "--json"]);
+    assert_eq!(shown["attachments"][0]["held"], true);
+    assert_eq!(shown["attachments"][1]["held"], true);
+    drop(runtime);
 }

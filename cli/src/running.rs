@@ -132,6 +132,17 @@ pub(crate) fn status(home: &Home, json: bool) -> anyhow::Result<()> {
         None => println!("federation   none (open mode: any valid signature is accepted)"),
     }
     println!("records      {}", s["records"]);
+    let b = &s["blobs"];
+    let size =
+        |v: &serde_json::Value| cailloux_protocol::attachment::human_size(v.as_u64().unwrap_or(0));
+    println!(
+        "files        {} own ({}), {} cached ({} of {})",
+        b["kept_files"],
+        size(&b["kept_bytes"]),
+        b["cached_files"],
+        size(&b["cached_bytes"]),
+        size(&b["cache_quota_bytes"])
+    );
     println!("peers        {}", s["peers"]);
     println!("reachability {}", reachability_words(s));
     for addr in s["external_addrs"].as_array().into_iter().flatten() {

@@ -244,6 +244,13 @@ impl Daemon {
             &mut registry,
         )?;
         let network_task = tokio::spawn(event_loop.run());
+        let transfers = crate::blobs::Transfers::new(
+            blobs.clone(),
+            store.clone(),
+            client.clone(),
+            metrics.clone(),
+        );
+        client.set_transfers(transfers.clone()).await;
 
         let listener = tokio::net::TcpListener::bind(&options.api)
             .await
@@ -253,6 +260,7 @@ impl Daemon {
             client: client.clone(),
             store: store.clone(),
             blobs: blobs.clone(),
+            transfers,
             writer: writer.clone(),
             index: index.clone(),
             search: search.clone(),

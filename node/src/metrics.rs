@@ -65,6 +65,8 @@ pub struct Metrics {
     pub rejected: Family<Reason, Counter>,
     pub duplicates: Counter,
     pub published: Counter,
+    /// Attached files fetched from peers (verified and cached).
+    pub blobs_fetched: Counter,
     pub sync_rounds: Counter,
     pub sync_records_fetched: Counter,
     pub sync_bytes_fetched: Counter,
@@ -116,6 +118,11 @@ impl Metrics {
             "records_duplicate",
             "Announcements of records already held",
             self.duplicates.clone(),
+        );
+        r.register(
+            "blobs_fetched",
+            "Attached files fetched from peers, verified and cached",
+            self.blobs_fetched.clone(),
         );
         r.register(
             "records_published",

@@ -7,6 +7,7 @@
 //! it, checks it, stores it, and only then lets gossip forward the announcement. Every node thus
 //! receives each record's bytes once, however many mesh peers announce it.
 
+use crate::attachment::BlobHash;
 use crate::id::RecordId;
 use serde::{Deserialize, Serialize};
 
@@ -24,6 +25,17 @@ pub const MAX_FETCH_IDS: usize = 512;
 pub const MAX_FETCH_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
 /// The largest reconciliation frame a node sends (negentropy's frame size limit).
 pub const SYNC_FRAME_LIMIT: u64 = 512 * 1024;
+/// The libp2p protocol of fetching attached files, a verified segment at a time.
+pub const BLOB_PROTOCOL: &str = "/cailloux/blob/1";
+/// Files travel in groups of 16 KiB (BLAKE3 chunk groups of 16 chunks): the unit verified.
+pub const BLOB_GROUP_BYTES: u64 = 16 * 1024;
+/// A segment is at most this many groups (1 MiB).
+pub const MAX_BLOB_SEGMENT_GROUPS: u32 = 64;
+/// The largest segment response: its groups and the tree's parents above them.
+pub const MAX_BLOB_RESPONSE_BYTES: usize = 1024 * 1024 + 64 * 1024;
+/// How many times a request for a file may be passed on: a node that lacks a file that one of
+/// its records attaches fetches it from its own peers to answer (with one hop less).
+pub const MAX_BLOB_HOPS: u8 = 2;
 
 /// "I hold record `id`": the whole gossip message, its 32 bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -74,6 +86,29 @@ pub struct FetchRequest {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FetchResponse {
     pub records: Vec<serde_bytes::ByteBuf>,
+}
+
+/// "Send me groups `start..start + groups` of file `hash`." `hops` is how many times the
+/// responder may pass the request on if it lacks the file (0: answer only from what it holds).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlobRequest {
+    pub hash: BlobHash,
+    pub start: u64,
+    pub groups: u32,
+    pub hops: u8,
+}
+
+/// A segment of a file, or why there is none.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BlobResponse {
+    /// BLAKE3 verified streaming (bao, pre-order, 16 KiB groups) of the groups asked for that
+    /// the file has: the parents from the root down, then the bytes. The asker checks every
+    /// group against the hash its record signed before it writes it.
+    Segment(#[serde(with = "serde_bytes")] Vec<u8>),
+    /// Not held here, and not fetched for the asker.
+    Missing,
+    /// Too many transfers now; ask another peer, or later.
+    Busy,
 }
 
 #[cfg(test)]

@@ -40,14 +40,20 @@ pub(super) async fn attachment(
             format!("no record held by this node attaches a file with hash {hash}"),
         )
     })?;
-    let Some(held) = held else {
-        return Err(ApiError(
-            StatusCode::NOT_FOUND,
-            format!(
-                "file {hash} (`{}`) is not held by this node, and no peer served it",
-                attachment.name
-            ),
-        ));
+    let held = match held {
+        Some(held) => held,
+        // Fetched from the peers that hold it, verified as it comes, then served.
+        None => match state.transfers.fetch(hash).await {
+            Ok(()) => state
+                .blobs
+                .get(&hash)
+                .ok_or_else(|| internal(format!("file {hash} was fetched and is gone")))?,
+            Err(e @ crate::blobs::FetchError::Busy) => {
+                return Err(ApiError(StatusCode::SERVICE_UNAVAILABLE, e.to_string()));
+            }
+            Err(e @ crate::blobs::FetchError::Local(_)) => return Err(internal(e)),
+            Err(e) => return Err(ApiError(StatusCode::NOT_FOUND, e.to_string())),
+        },
     };
     let etag = format!("\"{hash}\"");
     if headers

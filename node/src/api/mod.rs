@@ -73,6 +73,8 @@ pub struct ApiState {
     pub store: Store,
     /// Attached files.
     pub blobs: crate::blobs::Blobs,
+    /// Files fetched from peers on demand.
+    pub transfers: crate::blobs::Transfers,
     pub writer: Writer,
     /// The reconciliation index: its length is the record count, without a scan.
     pub index: Arc<crate::sync::SyncIndex>,

@@ -30,6 +30,7 @@ pub(super) async fn status(State(state): State<ApiState>) -> Result<Json<Value>,
         "external_addrs": net.external_addrs,
         "relays": net.relays,
         "relay_service": net.relay_service,
+        "blobs": state.blobs.usage(),
     })))
 }
 

@@ -13,6 +13,9 @@
 //! Which records list a hash is the store's business (`Store::attachment`); this module knows
 //! only bytes and hashes.
 
+mod transfer;
+pub use transfer::{FetchError, MAX_TRANSFERS, Transfers, WINDOW};
+
 use bao_tree::io::outboard::PreOrderMemOutboard;
 use bao_tree::{BaoTree, BlockSize};
 use cailloux_protocol::{BlobHash, MediaType, Recogniser};

@@ -54,6 +54,7 @@
 //! `reachability` (AutoNAT: whether peers can dial this node) and `relays` (serving circuits,
 //! choosing relays when private, hole punching to direct connections).
 
+mod blobs;
 mod budget;
 mod catchup;
 mod connections;
@@ -77,8 +78,8 @@ use crate::sync::SyncIndex;
 use crate::writer::{Origin, Stored, Writer};
 use cailloux_protocol::RecordId;
 use cailloux_protocol::wire::{
-    Announce, FETCH_PROTOCOL, FetchRequest, FetchResponse, GOSSIP_TOPIC, KAD_PROTOCOL,
-    SYNC_PROTOCOL, SyncRequest, SyncResponse,
+    Announce, BLOB_PROTOCOL, BlobRequest, BlobResponse, FETCH_PROTOCOL, FetchRequest,
+    FetchResponse, GOSSIP_TOPIC, KAD_PROTOCOL, SYNC_PROTOCOL, SyncRequest, SyncResponse,
 };
 use futures::StreamExt;
 use libp2p::request_response::{
@@ -163,6 +164,7 @@ struct Behaviour {
     ping: ping::Behaviour,
     sync: request_response::cbor::Behaviour<SyncRequest, SyncResponse>,
     fetch: request_response::cbor::Behaviour<FetchRequest, FetchResponse>,
+    blob: request_response::cbor::Behaviour<BlobRequest, BlobResponse>,
     autonat: autonat::v1::Behaviour,
     relay_client: relay::client::Behaviour,
     relay: Toggle<relay::Behaviour>,
@@ -231,6 +233,12 @@ impl ConnectionKind {
 enum Command {
     Status(oneshot::Sender<NetStatus>),
     Peers(oneshot::Sender<Vec<PeerInfo>>),
+    /// Ask `peer` for a segment of a file.
+    BlobRequest(PeerId, BlobRequest, blobs::BlobReply),
+    /// `peer` served something bad (a corrupt file segment): count it like a bad record.
+    Strike(PeerId),
+    /// Who answers peers' requests for files.
+    SetTransfers(crate::blobs::Transfers),
     Stop(oneshot::Sender<()>),
 }
 
@@ -264,6 +272,31 @@ impl Client {
         rx.await.map_err(|_| Stopped)
     }
 
+    /// Asks `peer` for a segment of a file; the error says why there is no answer.
+    pub async fn blob_request(
+        &self,
+        peer: PeerId,
+        request: BlobRequest,
+    ) -> Result<BlobResponse, String> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(Command::BlobRequest(peer, request, tx))
+            .await
+            .map_err(|_| Stopped.to_string())?;
+        rx.await.map_err(|_| Stopped.to_string())?
+    }
+
+    /// Counts a bad answer against `peer`, as a bad record is (enough of them ban it).
+    pub async fn strike(&self, peer: PeerId) {
+        let _ = self.tx.send(Command::Strike(peer)).await;
+    }
+
+    /// Hands the loop what answers peers' requests for files (made after the loop, since it
+    /// holds a `Client`).
+    pub async fn set_transfers(&self, transfers: crate::blobs::Transfers) {
+        let _ = self.tx.send(Command::SetTransfers(transfers)).await;
+    }
+
     /// Stops the event loop (closing every connection); resolves once it has stopped.
     pub async fn stop(&self) {
         let (tx, rx) = oneshot::channel();
@@ -290,6 +323,7 @@ enum Internal {
         FetchResponse,
     ),
     RespondSync(PeerId, ResponseChannel<SyncResponse>, SyncResponse),
+    RespondBlob(PeerId, ResponseChannel<BlobResponse>, BlobResponse),
     Validated {
         message_id: gossipsub::MessageId,
         source: PeerId,
@@ -354,6 +388,12 @@ pub struct EventLoop {
     redials: HashSet<libp2p::swarm::ConnectionId>,
     /// Relays: candidates and the reservations held on them (`relays`).
     relays: relays::Relays,
+    /// This node's segment requests in flight, and where their answers go.
+    blob_requests: HashMap<OutboundRequestId, blobs::BlobReply>,
+    /// Peers' segment requests being answered, per peer.
+    blobs_served: HashMap<PeerId, usize>,
+    /// Who answers them (none until `Client::set_transfers`: `Busy`).
+    transfers: Option<crate::blobs::Transfers>,
 }
 
 impl std::fmt::Debug for EventLoop {
@@ -472,6 +512,10 @@ pub fn new(
                 ),
                 fetch: request_response::cbor::Behaviour::new(
                     [(StreamProtocol::new(FETCH_PROTOCOL), ProtocolSupport::Full)],
+                    rr.clone(),
+                ),
+                blob: request_response::cbor::Behaviour::new(
+                    [(StreamProtocol::new(BLOB_PROTOCOL), ProtocolSupport::Full)],
                     rr,
                 ),
                 autonat: reachability::behaviour(peer_id),
@@ -527,6 +571,9 @@ pub fn new(
         rng: u64::from_le_bytes(seed_bytes) | 1,
         redials: HashSet::new(),
         relays: relays::Relays::default(),
+        blob_requests: HashMap::new(),
+        blobs_served: HashMap::new(),
+        transfers: None,
     };
     Ok((Client { tx }, event_loop))
 }
@@ -664,6 +711,11 @@ impl EventLoop {
                     .collect();
                 let _ = reply.send(peers);
             }
+            Command::BlobRequest(peer, request, reply) => {
+                self.send_blob_request(peer, request, reply)
+            }
+            Command::Strike(peer) => self.strike(peer, 1),
+            Command::SetTransfers(transfers) => self.transfers = Some(transfers),
             Command::Stop(_) => {}
         }
     }
@@ -832,6 +884,7 @@ impl EventLoop {
             }
             BehaviourEvent::Sync(event) => self.on_sync_event(event),
             BehaviourEvent::Fetch(event) => self.on_fetch_event(event),
+            BehaviourEvent::Blob(event) => self.on_blob_event(event),
             BehaviourEvent::Autonat(event) => self.on_autonat_event(event),
             BehaviourEvent::RelayClient(event) => self.on_relay_client_event(event),
             BehaviourEvent::Relay(event) => self.on_relay_server_event(event),
@@ -844,6 +897,9 @@ impl EventLoop {
         match internal {
             Internal::Respond(peer, request_id, channel, response) => {
                 self.respond(peer, request_id, channel, response)
+            }
+            Internal::RespondBlob(peer, channel, response) => {
+                self.respond_blob(peer, channel, response)
             }
             Internal::RespondSync(peer, channel, response) => {
                 let _ = self
