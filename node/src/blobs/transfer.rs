@@ -48,8 +48,7 @@ pub const WINDOW: usize = 4;
 /// How long a fetch waits for a turn, and a peer's request for groups not yet here.
 const TURN_WAIT: Duration = Duration::from_secs(60);
 /// Chunks (1 KiB) per group.
-const GROUP_CHUNKS: u64 = BLOCK_CHUNKS;
-const BLOCK_CHUNKS: u64 = 1 << 4;
+const GROUP_CHUNKS: u64 = 1 << BLOCK.chunk_log();
 
 /// Why a file could not be fetched.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -78,19 +77,12 @@ pub enum FetchError {
 }
 
 /// How far a transfer has come: the groups verified and written, from the start.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 enum Progress {
     Groups(u64),
     Done,
     Failed(FetchError),
 }
-
-impl PartialEq for FetchError {
-    fn eq(&self, other: &Self) -> bool {
-        self.to_string() == other.to_string()
-    }
-}
-impl Eq for FetchError {}
 
 /// A file being fetched.
 struct Transfer {
@@ -98,6 +90,8 @@ struct Transfer {
     tree: BaoTree,
     /// The parents received so far (zeros elsewhere).
     outboard: Mutex<PreOrderMemOutboard>,
+    /// The content so far against the record's type (fed in order, as groups are written).
+    content: Mutex<Recogniser>,
     progress: watch::Sender<Progress>,
 }
 
@@ -220,6 +214,7 @@ impl Transfers {
                 tree,
                 data: vec![0; tree.outboard_size() as usize],
             }),
+            content: Mutex::new(Recogniser::new(a.media_type)),
             progress: watch::Sender::new(Progress::Groups(0)),
         });
         let receiver = transfer.progress.subscribe();
@@ -294,10 +289,21 @@ impl Transfers {
                 why,
             });
         }
-        file.sync_all().map_err(local)?;
-        drop(file);
         // The content is checked against the type its record claims, as at publish: a town
         // that signed an HTML page as a PDF gets no help spreading it.
+        let content = std::mem::replace(
+            &mut *t.content.lock().unwrap_or_else(|p| p.into_inner()),
+            Recogniser::new(a.media_type),
+        );
+        content
+            .finish(&a.name)
+            .map_err(|why| FetchError::NotServed {
+                hash: a.hash,
+                name: a.name.clone(),
+                why: format!("its content is not what its record says: {why}"),
+            })?;
+        file.sync_all().map_err(local)?;
+        drop(file);
         let (blobs, tmp, outboard, a2) = (
             self.blobs.clone(),
             t.tmp.clone(),
@@ -309,7 +315,6 @@ impl Transfers {
             a.clone(),
         );
         tokio::task::spawn_blocking(move || -> Result<(), FetchError> {
-            check_content(&tmp, &a2)?;
             blobs
                 .install_fetched(&tmp, &a2.hash, a2.size, &outboard)
                 .map_err(|e| FetchError::Local(e.to_string()))
@@ -525,34 +530,14 @@ fn write_segment(
         outboard.save(node, &pair).map_err(|e| e.to_string())?;
     }
     drop(outboard);
+    // Segments are written in order, and a segment's groups come in order.
+    let mut content = t.content.lock().unwrap_or_else(|p| p.into_inner());
     for (offset, data) in leaves {
         file.write_all_at(&data, offset)
             .map_err(|e| e.to_string())?;
+        content.feed(&data);
     }
     Ok(())
-}
-
-/// The fetched file's content against its record's type.
-fn check_content(path: &std::path::Path, a: &Attachment) -> Result<(), FetchError> {
-    let local = |e: std::io::Error| FetchError::Local(format!("{}: {e}", path.display()));
-    let mut file = File::open(path).map_err(local)?;
-    let mut recogniser = Recogniser::new(a.media_type);
-    let mut buf = vec![0; 256 * 1024];
-    loop {
-        let n = std::io::Read::read(&mut file, &mut buf).map_err(local)?;
-        if n == 0 {
-            break;
-        }
-        recogniser.feed(&buf[..n]);
-    }
-    recogniser
-        .finish(&a.name)
-        .map(|_| ())
-        .map_err(|why| FetchError::NotServed {
-            hash: a.hash,
-            name: a.name.clone(),
-            why: format!("its content is not what its record says: {why}"),
-        })
 }
 
 impl Blobs {
