@@ -1,6 +1,7 @@
 //! The corpus browser in a real headless Chromium, driven through chromedriver (WebDriver):
 //! a person searches, filters by a facet, opens a record and sees its rendered body, the
-//! verified signature, an evaluation's indicators and the trail of a practice. The page loads
+//! verified signature, an evaluation's indicators, the trail of a practice, and a record's files
+//! (its photo shown inline from the node, its report listed with type and size). The page loads
 //! nothing from outside the node, and breaks no rule of its Content-Security-Policy. A
 //! screenshot is kept in target/test-artifacts/.
 //!
@@ -321,6 +322,15 @@ Un pixel : ![track]({tracker}). Et [l'expérience adaptée](#/record/{origin}).
 | a      | b      |
 "#;
 
+/// A 6 x 4 pixel PNG (green), whole: a browser decodes it.
+const PHOTO: &[u8] = &[
+    0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44, 0x52,
+    0x00, 0x00, 0x00, 0x06, 0x00, 0x00, 0x00, 0x04, 0x08, 0x02, 0x00, 0x00, 0x00, 0x22, 0x66, 0xd9,
+    0x14, 0x00, 0x00, 0x00, 0x11, 0x49, 0x44, 0x41, 0x54, 0x78, 0x9c, 0x63, 0xd0, 0xcf, 0x8f, 0x43,
+    0x43, 0x0c, 0xe4, 0x0a, 0x01, 0x00, 0x7d, 0xd1, 0x17, 0xa1, 0x34, 0xfe, 0x62, 0xe6, 0x00, 0x00,
+    0x00, 0x00, 0x49, 0x45, 0x4e, 0x44, 0xae, 0x42, 0x60, 0x82,
+];
+
 #[test]
 fn a_person_searches_filters_opens_a_record_and_follows_its_trail() {
     let node = NodeProcess::start("Vallon-sur-Orge", &[]);
@@ -407,6 +417,69 @@ fn a_person_searches_filters_opens_a_record_and_follows_its_trail() {
     );
     let trail = driver.text(&driver.wait_for("#trail")[0]);
     assert!(trail.contains("2 communes"), "{trail}");
+
+    // A record with a photo and a report: the photo shown inline, from this node, the report
+    // listed with its type and size, and a link that answers its bytes.
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let report = [&b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n"[..], &[b'x'; 150_000][..]].concat();
+    std::fs::write(dir.path().join("rapport.pdf"), &report).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(dir.path().join("jardin.png"), PHOTO).unwrap_or_else(|e| panic!("{e}"));
+    let file = dir.path().join("fichiers.md");
+    std::fs::write(
+        &file,
+        "---\nkind: practice\ntitle: Un bilan avec ses fichiers\nsummary: Le rapport et une photo.\n\
+         themes: [food]\nattachments:\n  - { file: jardin.png, title: \"Le jardin en mai\" }\n\
+         \x20 - { file: rapport.pdf, title: \"Rapport d'évaluation 2023\" }\n---\nLe bilan.\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let with_files =
+        published(
+            &node
+                .home
+                .ok(&["publish", "--json", file.to_str().unwrap_or_default()]),
+        )[0]
+        .1
+        .clone();
+    driver.go(&format!("{base}#/record/{with_files}"));
+    assert!(driver.wait_text("#attachments figcaption", "Le jardin en mai"));
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            driver.script(
+                "const img = document.querySelector('#attachments img'); \
+                 return img.complete && img.naturalWidth > 0;",
+            ) == json!(true)
+        }),
+        "the photo is decoded and shown"
+    );
+    let shown = driver.script(
+        "const img = document.querySelector('#attachments img'); \
+         return [img.naturalWidth, img.naturalHeight, new URL(img.src).origin];",
+    );
+    assert_eq!(
+        shown,
+        json!([6, 4, base.trim_end_matches('/')]),
+        "the photo"
+    );
+    let listed: Vec<String> = driver
+        .wait_for("#files li")
+        .iter()
+        .map(|li| driver.text(li))
+        .collect();
+    assert_eq!(listed.len(), 1, "only the report is listed: {listed:?}");
+    assert!(
+        listed[0].contains("Rapport d'évaluation 2023")
+            && listed[0].contains("PDF")
+            && listed[0].replace('\u{a0}', " ").contains("146,5 Ko"),
+        "the report with its type and size: {listed:?}"
+    );
+    let href = driver.script("return document.querySelector('#files a').href;");
+    let served = ureq::get(href.as_str().unwrap_or_default())
+        .call()
+        .unwrap_or_else(|e| panic!("{href}: {e}"))
+        .into_body()
+        .read_to_vec()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(served == report, "the link answers the report's bytes");
 
     // Nothing came from outside the node.
     let resources = driver.script(

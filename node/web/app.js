@@ -109,12 +109,40 @@ async function renderRecord(id) {
       <p class="summary">${esc(r.summary)}</p>
       <dl class="facts">${facts}</dl>
       ${indicators}
+      ${attachments(r.attachments || [])}
       <div class="body" id="body">${r.body_html}</div>
       <div class="links"><div><h2>Ce document cite</h2>${linkList(r.links_out, "Aucun lien.")}</div>
         <div><h2>Documents qui y renvoient</h2>${linkList(r.links_in, "Aucun document n'y renvoie encore.")}</div></div>
       <h2>Le chemin de cette pratique</h2><div class="panel" id="trail"><p class="meta">Calcul du chemin…</p></div>
     </article>`;
   drawTrail(r).catch(e => { document.getElementById("trail").innerHTML = `<p class="error">${esc(e.message)}</p>`; });
+}
+
+// A record's files, served by this node (fetched from its peers when it lacks them): images
+// shown inline from the same origin, the others listed with their type and size.
+const FILE_TYPES = {
+  "application/pdf": "PDF", "image/png": "image PNG", "image/jpeg": "image JPEG", "image/webp": "image WebP",
+  "text/csv": "tableau CSV", "text/plain": "texte", "application/vnd.oasis.opendocument.text": "texte OpenDocument",
+  "application/vnd.oasis.opendocument.spreadsheet": "tableur OpenDocument",
+};
+function fileSize(n) {
+  const units = [[1024 * 1024, "Mo"], [1024, "Ko"]];
+  for (const [size, unit] of units) {
+    if (n >= size) { return (n / size).toLocaleString("fr-FR", { maximumFractionDigits: 1 }) + "\u00a0" + unit; }
+  }
+  return n + "\u00a0octet" + (n > 1 ? "s" : "");
+}
+function attachments(files) {
+  if (!files.length) { return ""; }
+  const href = f => esc("/api/v1/attachments/" + encodeURIComponent(f.hash));
+  const isImage = f => /^image\//.test(f.media_type);
+  const images = files.filter(isImage).map(f => `<figure>
+      <a href="${href(f)}"><img src="${href(f)}" alt="${esc(f.title || f.name)}" loading="lazy"></a>
+      <figcaption>${esc(f.title || f.name)} <span class="meta">(${esc(fileSize(f.size))})</span></figcaption></figure>`).join("");
+  const others = files.filter(f => !isImage(f)).map(f => `<li><a href="${href(f)}" download="${esc(f.name)}">${esc(f.title || f.name)}</a>
+      <span class="meta">${esc(FILE_TYPES[f.media_type] || f.media_type)}, ${esc(fileSize(f.size))}${f.title && f.title !== f.name ? ` · ${esc(f.name)}` : ""}</span></li>`).join("");
+  return `<section id="attachments"><h2>Fichiers joints</h2>
+    ${images ? `<div class="images">${images}</div>` : ""}${others ? `<ul id="files">${others}</ul>` : ""}</section>`;
 }
 
 // Who stands behind the record: the federation's certificate of the town, the town's delegation.
