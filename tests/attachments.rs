@@ -449,3 +449,193 @@ fn files_come_on_demand_verified_and_a_corrupt_peer_is_caught() {
     assert_eq!(shown["attachments"][1]["held"], true);
     drop(runtime);
 }
+
+/// The files beside the records, end to end through the CLI: `show --fetch` on a node that
+/// lacks them, `export --with-files` (through the running node, then from a home's own blobs),
+/// `verify --files` (a changed byte and an absent file named), and `import --files` into a
+/// home that then holds them.
+#[test]
+fn show_fetch_export_with_files_verify_and_import_carry_the_files() {
+    let a = NodeProcess::start("Loos-en-Gohelle", &[]);
+    let b = NodeProcess::start("Arras", &[a.addr()]);
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let (report, map) = (pdf(1024 * 1024 + 17, 5), png(30_000));
+    write(dir.path(), "rapport.pdf", &report);
+    write(dir.path(), "carte.png", &map);
+    write(
+        dir.path(),
+        "r.md",
+        &publication(
+            "Un bilan et sa carte",
+            "attachments:\n  - { file: rapport.pdf }\n  - { file: carte.png }\n",
+        )
+        .into_bytes(),
+    );
+    let id = published(&a.home.ok(&[
+        "publish",
+        "--json",
+        &dir.path().join("r.md").display().to_string(),
+    ]))[0]
+        .1
+        .clone();
+    assert!(
+        wait_until(Duration::from_secs(20), || b.ids().contains(&id)),
+        "the record reaches B"
+    );
+    let (pdf_hash, png_hash) = (
+        blake3::hash(&report).to_hex().to_string(),
+        blake3::hash(&map).to_hex().to_string(),
+    );
+
+    // B lacks both files; `show --fetch` has it fetch them.
+    assert_eq!(
+        b.home.ok(&["show", &id]).matches("not held here").count(),
+        2
+    );
+    let shown = b.home.ok(&["show", &id, "--fetch"]);
+    assert_eq!(shown.matches("held here").count(), 2, "{shown}");
+    assert!(!shown.contains("not held here"), "{shown}");
+    assert_eq!(b.metric("cailloux_blobs_fetched_total"), 2.0);
+
+    // An export with its files, through the running node.
+    let out = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let (jsonl, files) = (out.path().join("corpus.jsonl"), out.path().join("fichiers"));
+    let (jsonl_arg, files_arg) = (jsonl.display().to_string(), files.display().to_string());
+    b.home
+        .ok(&["export", "--out", &jsonl_arg, "--with-files", &files_arg]);
+    for (hash, bytes) in [(&pdf_hash, &report), (&png_hash, &map)] {
+        let copy = std::fs::read(files.join(hash)).unwrap_or_default();
+        assert!(copy == *bytes, "{hash} is written, named by its hash");
+    }
+    let refused = b.home.fails(
+        &["export", "--format", "csv", "--with-files", &files_arg],
+        1,
+    );
+    assert!(refused.contains("--format jsonl"), "{refused}");
+
+    // Verified offline, file by file.
+    let verified = TestHome::empty().ok(&["verify", &jsonl_arg, "--files", &files_arg]);
+    assert!(verified.contains("2 file(s)"), "{verified}");
+    let mut bent = report.clone();
+    bent[700_000] ^= 1;
+    std::fs::write(files.join(&pdf_hash), &bent).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::remove_file(files.join(&png_hash)).unwrap_or_else(|e| panic!("{e}"));
+    let refused = TestHome::empty().fails(&["verify", &jsonl_arg, "--files", &files_arg], 1);
+    assert!(
+        refused.contains("`rapport.pdf`") && refused.contains("the record signs"),
+        "the changed byte is named: {refused}"
+    );
+    assert!(
+        refused.contains("`carte.png`") && refused.contains("not in"),
+        "the absent file is named: {refused}"
+    );
+
+    // Exported again: the wrong file is replaced, the absent one written.
+    b.home
+        .ok(&["export", "--out", &jsonl_arg, "--with-files", &files_arg]);
+    TestHome::empty().ok(&["verify", &jsonl_arg, "--files", &files_arg]);
+
+    // Imported with its files into a home with no node running: it holds them.
+    let c = TestHome::init("Lens");
+    let imported = c.ok(&["import", &jsonl_arg, "--files", &files_arg]);
+    assert!(imported.contains("2 file(s) taken"), "{imported}");
+    let shown = c.json(&["show", &id, "--json"]);
+    assert_eq!(shown["attachments"][0]["held"], true);
+    assert_eq!(shown["attachments"][1]["held"], true);
+    // And that home exports them from its own blobs.
+    let again = out.path().join("encore");
+    c.ok(&[
+        "export",
+        "--out",
+        &out.path().join("encore.jsonl").display().to_string(),
+        "--with-files",
+        &again.display().to_string(),
+    ]);
+    assert!(std::fs::read(again.join(&pdf_hash)).unwrap_or_default() == report);
+    assert!(std::fs::read(again.join(&png_hash)).unwrap_or_default() == map);
+}
+
+/// A record (another author's) that names a town's file by its hash but misstates its size:
+/// the tree's shape comes from the size, so the honest holder's bytes would not verify under
+/// it. The holder answers that it has no such file instead, and no honest peer is counted
+/// against.
+#[test]
+fn a_record_misstating_a_files_size_gets_no_honest_peer_struck() {
+    use base64::Engine;
+    use cailloux_protocol::{Record, SigningKey, Unverified};
+    let a = NodeProcess::start("Loos-en-Gohelle", &[]);
+    let b = NodeProcess::start("Arras", &[a.addr()]);
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let report = pdf(200_000, 3);
+    write(dir.path(), "rapport.pdf", &report);
+    write(
+        dir.path(),
+        "r.md",
+        &publication(
+            "Le vrai rapport",
+            "attachments:\n  - { file: rapport.pdf }\n",
+        )
+        .into_bytes(),
+    );
+    let id = published(&a.home.ok(&[
+        "publish",
+        "--json",
+        &dir.path().join("r.md").display().to_string(),
+    ]))[0]
+        .1
+        .clone();
+    assert!(wait_until(Duration::from_secs(20), || b
+        .ids()
+        .contains(&id)));
+
+    // The same file, one byte longer by its record's word, from an author of its own; its id
+    // sorts before the true record's, so it is the record B goes by.
+    let line: serde_json::Value =
+        serde_json::from_str(a.home.ok(&["export"]).lines().next().unwrap_or_default())
+            .unwrap_or_else(|e| panic!("{e}"));
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(line["record"].as_str().unwrap_or_default())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let honest = Unverified::decode(bytes)
+        .map_err(|e| e.to_string())
+        .and_then(|u| u.verify().map_err(|e| e.to_string()))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut publication = honest
+        .publication()
+        .cloned()
+        .unwrap_or_else(|| panic!("a publication"));
+    publication.attachments[0].size += 1;
+    let lying = (1u8..=255)
+        .map(|n| {
+            Record::sign(
+                &SigningKey::from_bytes(&[n; 32]),
+                honest.created_at(),
+                publication.clone(),
+            )
+            .unwrap_or_else(|e| panic!("{e}"))
+        })
+        .find(|r| r.id().to_hex() < honest.id().to_hex())
+        .unwrap_or_else(|| panic!("no id sorts first"));
+    let jsonl = dir.path().join("lying.jsonl");
+    std::fs::write(
+        &jsonl,
+        format!("{}\n", cailloux_node::exchange::jsonl_line(&lying)),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    b.home.ok(&["import", &jsonl.display().to_string()]);
+
+    let hash = blake3::hash(&report).to_hex().to_string();
+    let mut answer = get(&format!("http://{}/api/v1/attachments/{hash}", b.api()));
+    let text = answer.body_mut().read_to_string().unwrap_or_default();
+    assert_eq!(answer.status(), 404, "{text}");
+    assert!(
+        text.contains(&hash) && text.contains("does not hold it"),
+        "{text}"
+    );
+    assert_eq!(
+        b.metric("cailloux_records_rejected_total{reason=\"corrupt_file\"}"),
+        0.0,
+        "the honest holder is not counted against"
+    );
+    assert_eq!(b.status()["peers"], 1, "and stays connected");
+}

@@ -87,6 +87,9 @@ pub(crate) enum Command {
         /// Also list every version of the record (oldest first) and its retractions.
         #[arg(long)]
         history: bool,
+        /// Have the running node fetch the record's files it lacks from its peers first.
+        #[arg(long)]
+        fetch: bool,
     },
     /// Export every record, oldest first (or those the filters keep).
     Export {
@@ -100,6 +103,10 @@ pub(crate) enum Command {
         /// Write to FILE instead of standard output.
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
+        /// JSONL only: also write the exported records' files into DIR, each named by its
+        /// hash (the running node fetches those it lacks from its peers).
+        #[arg(long, value_name = "DIR")]
+        with_files: Option<PathBuf>,
         #[command(flatten)]
         hidden: HiddenArgs,
     },
@@ -107,11 +114,19 @@ pub(crate) enum Command {
     Import {
         /// The JSONL file, or - for standard input.
         file: PathBuf,
+        /// Take the records' files from DIR (as `export --with-files` wrote it), each checked
+        /// against its record.
+        #[arg(long, value_name = "DIR")]
+        files: Option<PathBuf>,
     },
     /// Check every signature and id of a JSONL export, offline; needs no home.
     Verify {
         /// The JSONL file, or - for standard input.
         file: PathBuf,
+        /// Also check every file the records attach in DIR (named by hash): there, its size,
+        /// its hash, its type.
+        #[arg(long, value_name = "DIR")]
+        files: Option<PathBuf>,
     },
     /// The federation's coordinator: create it, admit towns.
     Federation {
@@ -349,7 +364,7 @@ impl From<KindArg> for Kind {
     }
 }
 
-#[derive(Clone, Copy, Debug, ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub(crate) enum Format {
     Jsonl,
     Csv,

@@ -1,7 +1,9 @@
-//! Records as files: `export` (JSONL, or one of the CSV tables), `import` and `verify`.
+//! Records as files: `export` (JSONL, or one of the CSV tables), `import` and `verify`, each
+//! with the records' files in a folder beside the export when asked (`files`).
 
 use crate::Refused;
 use crate::args::*;
+use crate::files;
 use crate::reading::parse_theme;
 use crate::remote::{Remote, error_text};
 use crate::ui::progress_bar;
@@ -19,7 +21,49 @@ pub(crate) fn export(
     table: Option<TableArg>,
     filter: FilterArgs,
     out: Option<PathBuf>,
+    with_files: Option<PathBuf>,
     hidden: &HiddenArgs,
+) -> anyhow::Result<()> {
+    if with_files.is_some() && (format != Format::Jsonl || table.is_some()) {
+        return Err(Refused(
+            "--with-files: the files are named by the JSONL lines; export with --format jsonl \
+             (the default)"
+                .into(),
+        )
+        .into());
+    }
+    if let Some(dir) = &with_files {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Refused(format!("--with-files {}: {e}", dir.display())))?;
+    }
+    let mut tap = files::Tap::default();
+    let remote = Remote::find(home);
+    exported(
+        home,
+        remote.as_ref(),
+        format,
+        table,
+        filter,
+        out,
+        hidden,
+        &mut tap,
+    )?;
+    match with_files {
+        Some(dir) => files::write_all(home, remote.as_ref(), &dir, tap.files),
+        None => Ok(()),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn exported(
+    home: &Home,
+    remote: Option<&Remote>,
+    format: Format,
+    table: Option<TableArg>,
+    filter: FilterArgs,
+    out: Option<PathBuf>,
+    hidden: &HiddenArgs,
+    tap: &mut files::Tap,
 ) -> anyhow::Result<()> {
     let format = match (format, table) {
         (Format::Jsonl, None) => ExportFormat::Jsonl,
@@ -41,7 +85,7 @@ pub(crate) fn export(
         include_retracted: hidden.include_retracted,
         all_versions: hidden.all_versions,
     };
-    if let Some(remote) = Remote::find(home) {
+    if let Some(remote) = remote {
         let mut query: Vec<(&str, String)> = vec![(
             "format",
             match format {
@@ -72,7 +116,7 @@ pub(crate) fn export(
         }
         let query: Vec<(&str, &str)> = query.iter().map(|(k, v)| (*k, v.as_str())).collect();
         return write_output(out.as_deref(), |w| {
-            remote.download("/api/v1/export", &query, w)?;
+            remote.download("/api/v1/export", &query, &mut tap.on(w))?;
             Ok(None)
         });
     }
@@ -85,7 +129,11 @@ pub(crate) fn export(
     let mut tick = || bar.inc(1);
     write_output(out.as_deref(), |w| {
         Ok(Some(exchange::export(
-            &store, format, &filter, w, &mut tick,
+            &store,
+            format,
+            &filter,
+            &mut tap.on(w),
+            &mut tick,
         )?))
     })?;
     bar.finish_and_clear();
@@ -118,7 +166,7 @@ pub(crate) fn write_output(
     Ok(())
 }
 
-fn write_replacing(
+pub(crate) fn write_replacing(
     path: &Path,
     write: impl FnOnce(&mut dyn Write) -> anyhow::Result<Option<u64>>,
 ) -> anyhow::Result<Option<u64>> {
@@ -178,10 +226,20 @@ pub(crate) fn report_bad_lines(bad: &[BadLine], file: &Path) {
     }
 }
 
-pub(crate) fn import(home: &Home, file: &Path) -> anyhow::Result<()> {
+pub(crate) fn import(home: &Home, file: &Path, files: Option<&Path>) -> anyhow::Result<()> {
+    let files = files
+        .map(|dir| {
+            std::path::absolute(dir)
+                .ok()
+                .filter(|d| d.is_dir())
+                .ok_or_else(|| Refused(format!("--files {}: not a folder", dir.display())))
+        })
+        .transpose()?;
     let (mut input, _) = open_input(file)?;
     let report = if let Some(remote) = Remote::find(home) {
-        let answer = remote.post_stream("/api/v1/import", &mut input)?;
+        let dir = files.as_ref().map(|d| d.to_string_lossy().into_owned());
+        let query: Vec<(&str, &str)> = dir.iter().map(|d| ("files", d.as_str())).collect();
+        let answer = remote.post_stream("/api/v1/import", &query, &mut input)?;
         if answer.status != 200 {
             return Err(anyhow::anyhow!(
                 "the node refused the import: {}",
@@ -201,11 +259,20 @@ pub(crate) fn import(home: &Home, file: &Path) -> anyhow::Result<()> {
                     reason: x["reason"].as_str().unwrap_or("").to_owned(),
                 })
                 .collect(),
+            files: exchange::files::FilesTaken {
+                taken: b["files"]["taken"].as_u64().unwrap_or(0),
+                absent: b["files"]["absent"].as_u64().unwrap_or(0),
+            },
         }
     } else {
         let store = home.open_store()?;
+        let blobs = match files {
+            Some(_) => Some(home.open_blobs(home.load_config()?.blob_cache_mb)?),
+            None => None,
+        };
+        let with = files.as_deref().zip(blobs.as_ref());
         let (bar, mut tick) = line_progress("importing");
-        let report = exchange::import(&store, &mut input, &mut tick)?;
+        let report = exchange::import(&store, &mut input, with, &mut tick)?;
         bar.finish_and_clear();
         report
     };
@@ -216,19 +283,39 @@ pub(crate) fn import(home: &Home, file: &Path) -> anyhow::Result<()> {
         report.good - report.stored,
         report.bad.len()
     );
+    if let Some(dir) = &files {
+        println!(
+            "{} file(s) taken from {}; {} not there (the node fetches them from its peers when asked)",
+            report.files.taken,
+            dir.display(),
+            report.files.absent
+        );
+    }
     refuse_if_bad(&report, file, "imported the good lines only")
 }
 
-pub(crate) fn verify(file: &Path) -> anyhow::Result<()> {
+pub(crate) fn verify(file: &Path, files: Option<&Path>) -> anyhow::Result<()> {
+    if let Some(dir) = files
+        && !dir.is_dir()
+    {
+        return Err(Refused(format!("--files {}: not a folder", dir.display())).into());
+    }
     let (mut input, _) = open_input(file)?;
     let (bar, mut tick) = line_progress("verifying");
-    let report = exchange::verify(&mut input, &mut tick)?;
+    let report = exchange::verify(&mut input, files, &mut tick)?;
     bar.finish_and_clear();
     println!(
         "{} good line(s), {} bad line(s)",
         report.good,
         report.bad.len()
     );
+    if let Some(dir) = files {
+        println!(
+            "{} file(s) in {} match their records",
+            report.files.taken,
+            dir.display()
+        );
+    }
     refuse_if_bad(&report, file, "every other line verified")
 }
 

@@ -8,6 +8,7 @@
 
 mod args;
 mod exchange;
+mod files;
 mod publishing;
 mod reading;
 mod remote;
@@ -120,7 +121,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             hidden,
             json,
         } => list(&home, filter, &hidden, json),
-        Command::Show { id, json, history } => show(&home, &id, json, history),
+        Command::Show {
+            id,
+            json,
+            history,
+            fetch,
+        } => show(&home, &id, json, history, fetch),
         Command::Search(args) => search(&home, args),
         Command::Stats { json } => stats(&home, json),
         Command::Reindex => reindex(&home),
@@ -129,10 +135,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             table,
             filter,
             out,
+            with_files,
             hidden,
-        } => export(&home, format, table, filter, out, &hidden),
-        Command::Import { file } => import(&home, &file),
-        Command::Verify { file } => verify(&file),
+        } => export(&home, format, table, filter, out, with_files, &hidden),
+        Command::Import { file, files } => import(&home, &file, files.as_deref()),
+        Command::Verify { file, files } => verify(&file, files.as_deref()),
         Command::Federation {
             command: FederationCommand::Create { name, node, json },
         } => trust::federation_create(&home, &name, node.as_deref(), json),

@@ -6,6 +6,7 @@ use crate::remote::{Remote, error_text};
 use crate::ui::progress_bar;
 use cailloux_node::search::{MAX_LIMIT, SearchIndex, SearchQuery, results_json};
 use cailloux_node::{Filter, Home, ResolveError, Store};
+use cailloux_protocol::attachment::human_size;
 use cailloux_protocol::view::{full_json, summary_json};
 use cailloux_protocol::{IdPrefix, Kind, Record, Theme};
 use serde_json::Value;
@@ -359,20 +360,31 @@ pub(crate) fn find(store: Option<&Store>, id: &str) -> anyhow::Result<Record> {
         .ok_or_else(|| Refused(format!("record {id} vanished")).into())
 }
 
-pub(crate) fn show(home: &Home, id: &str, json: bool, history: bool) -> anyhow::Result<()> {
-    let record: Value = if let Some(remote) = Remote::find(home) {
+pub(crate) fn show(
+    home: &Home,
+    id: &str,
+    json: bool,
+    history: bool,
+    fetch: bool,
+) -> anyhow::Result<()> {
+    let remote = Remote::find(home);
+    if fetch && remote.is_none() {
+        return Err(Refused(
+            "--fetch: files come from the peers through the running node; start it \
+             (`cailloux node`) and run this again"
+                .into(),
+        )
+        .into());
+    }
+    let mut failed = Vec::new();
+    let record: Value = if let Some(remote) = remote {
         let prefix = IdPrefix::parse(id).map_err(Refused)?;
-        let answer = remote.get(&format!("/api/v1/records/{prefix}"), &[])?;
-        match answer.status {
-            200 => answer.body,
-            400 | 404 | 409 => return Err(Refused(error_text(&answer.body)).into()),
-            _ => {
-                return Err(anyhow::anyhow!(
-                    "the node failed: {}",
-                    error_text(&answer.body)
-                ));
-            }
+        let mut record = remote_record(&remote, &prefix)?;
+        if fetch {
+            failed = fetch_files(&remote, &record);
+            record = remote_record(&remote, &prefix)?;
         }
+        record
     } else {
         let store = home.open_existing_store()?;
         let record = find(store.as_ref(), id)?;
@@ -427,7 +439,56 @@ pub(crate) fn show(home: &Home, id: &str, json: bool, history: bool) -> anyhow::
             )?;
         }
     }
+    if !failed.is_empty() {
+        return Err(Refused(format!(
+            "{} file(s) could not be fetched: {}",
+            failed.len(),
+            failed.join("; ")
+        ))
+        .into());
+    }
     Ok(())
+}
+
+fn remote_record(remote: &Remote, prefix: &IdPrefix) -> anyhow::Result<Value> {
+    let answer = remote.get(&format!("/api/v1/records/{prefix}"), &[])?;
+    match answer.status {
+        200 => Ok(answer.body),
+        400 | 404 | 409 => Err(Refused(error_text(&answer.body)).into()),
+        _ => Err(anyhow::anyhow!(
+            "the node failed: {}",
+            error_text(&answer.body)
+        )),
+    }
+}
+
+/// Asks the node for each of the record's files it does not hold: it fetches them from its
+/// peers, verified as they come, and keeps them in its cache. What failed, one line per file.
+fn fetch_files(remote: &Remote, record: &Value) -> Vec<String> {
+    let mut failed = Vec::new();
+    for file in record["attachments"].as_array().into_iter().flatten() {
+        if file["held"] == true {
+            continue;
+        }
+        let (name, hash) = (
+            file["name"].as_str().unwrap_or_default(),
+            file["hash"].as_str().unwrap_or_default(),
+        );
+        let size = human_size(file["size"].as_u64().unwrap_or_default());
+        eprint!("fetching {name} ({size})… ");
+        match remote.download(
+            &format!("/api/v1/attachments/{hash}"),
+            &[],
+            &mut std::io::sink(),
+        ) {
+            Ok(_) => eprintln!("done"),
+            Err(e) => {
+                eprintln!("failed");
+                failed.push(format!("{name}: {e:#}"));
+            }
+        }
+    }
+    failed
 }
 
 /// The readable form of `show`, from the record's JSON (the same whether it came from the store
@@ -563,7 +624,7 @@ pub(crate) fn print_record(out: &mut dyn Write, r: &Value) -> std::io::Result<()
                 "{} \"{}\" ({label}, {}, {}) {}",
                 file["name"].as_str().unwrap_or_default(),
                 file["title"].as_str().unwrap_or_default(),
-                cailloux_protocol::attachment::human_size(file["size"].as_u64().unwrap_or(0)),
+                human_size(file["size"].as_u64().unwrap_or(0)),
                 if file["held"] == true {
                     "held here"
                 } else {

@@ -129,11 +129,18 @@ impl Remote {
         Self::answer(response)
     }
 
-    /// POST a stream to a write endpoint.
-    pub fn post_stream(&self, path: &str, body: &mut dyn Read) -> anyhow::Result<Answer> {
-        let response = self
-            .agent
-            .post(format!("{}{path}", self.base))
+    /// POST a stream to a write endpoint; `query` pairs are URL-encoded.
+    pub fn post_stream(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+        body: &mut dyn Read,
+    ) -> anyhow::Result<Answer> {
+        let mut request = self.agent.post(format!("{}{path}", self.base));
+        for (k, v) in query {
+            request = request.query(*k, *v);
+        }
+        let response = request
             .header("Authorization", self.auth())
             .send(ureq::SendBody::from_reader(body))
             .context("the node did not answer")?;

@@ -36,7 +36,7 @@ async fn main() -> anyhow::Result<()> {
         cailloux_node::daemon::DEFAULT_STORE_CACHE_MB,
     )?;
     let started = Instant::now();
-    let report = exchange::import(&store, &mut jsonl.as_slice(), &mut |_| {})?;
+    let report = exchange::import(&store, &mut jsonl.as_slice(), None, &mut |_| {})?;
     let import_rate = n as f64 / started.elapsed().as_secs_f64();
     anyhow::ensure!(report.stored as usize == n);
     drop(store);

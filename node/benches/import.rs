@@ -65,7 +65,7 @@ fn main() {
         )
         .unwrap_or_else(|e| panic!("{e}"));
         let t = Instant::now();
-        let report = exchange::import(&store, &mut jsonl.as_slice(), &mut |_| {})
+        let report = exchange::import(&store, &mut jsonl.as_slice(), None, &mut |_| {})
             .unwrap_or_else(|e| panic!("{e}"));
         let rate = n as f64 / t.elapsed().as_secs_f64();
         assert_eq!(report.stored as usize, n, "every record stored");

@@ -33,8 +33,10 @@ pub const BLOB_GROUP_BYTES: u64 = 16 * 1024;
 pub const MAX_BLOB_SEGMENT_GROUPS: u32 = 64;
 /// The largest segment response: its groups and the tree's parents above them.
 pub const MAX_BLOB_RESPONSE_BYTES: usize = 1024 * 1024 + 64 * 1024;
-/// How many times a request for a file may be passed on: a node that lacks a file that one of
-/// its records attaches fetches it from its own peers to answer (with one hop less).
+/// Links a request for a file may cross: a node fetching for itself asks with `hops` =
+/// `MAX_BLOB_HOPS - 1`, and a node that lacks a file that one of its records attaches fetches
+/// it from its own peers to answer, with one hop less. A received `hops` above
+/// `MAX_BLOB_HOPS - 1` is read as `MAX_BLOB_HOPS - 1`.
 pub const MAX_BLOB_HOPS: u8 = 2;
 
 /// "I hold record `id`": the whole gossip message, its 32 bytes.
@@ -88,11 +90,16 @@ pub struct FetchResponse {
     pub records: Vec<serde_bytes::ByteBuf>,
 }
 
-/// "Send me groups `start..start + groups` of file `hash`." `hops` is how many times the
-/// responder may pass the request on if it lacks the file (0: answer only from what it holds).
+/// "Send me groups `start..start + groups` of file `hash`, of `size` bytes." `groups` is 1 to
+/// `MAX_BLOB_SEGMENT_GROUPS`. `size` is what the asker's record says: the tree's shape, and so
+/// the segment, depends on it, and a responder whose file has another size answers `Missing`
+/// rather than bytes the asker would take for corrupt (a record that misstates a file's size
+/// gets no honest peer counted against). `hops` is how many more times the responder may pass
+/// the request on if it lacks the file (0: answer only from what it holds or is fetching).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BlobRequest {
     pub hash: BlobHash,
+    pub size: u64,
     pub start: u64,
     pub groups: u32,
     pub hops: u8,

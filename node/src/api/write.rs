@@ -9,6 +9,7 @@
 //! BLAKE3 hash of its bytes, so the same id means the same bytes, already checked when stored:
 //! replaying a body costs a hash and a lookup per record.
 
+use super::params::Params;
 use super::{ApiError, ApiState, authorise, bad_request, blocking, internal, unavailable};
 use crate::exchange::{self, ExchangeError};
 use crate::publish;
@@ -24,7 +25,7 @@ use cailloux_protocol::{KeyCache, Record, RecordId, Unverified, verify_all};
 use futures::TryStreamExt;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// The signed records with their files (or the ledger's refusals), or every problem of every
 /// file.
@@ -412,19 +413,36 @@ fn denials_of(ids: &[RecordId], outcomes: &[crate::store::Outcome]) -> Vec<Value
 }
 
 /// Imports a JSONL export streamed in the request body (the network announces what was new).
+/// `files`, an absolute folder on this machine (the local address only serves the town's own
+/// CLI, which reads and writes this home too), holds the records' files named by hash.
 pub(super) async fn import(
     State(state): State<ApiState>,
     headers: HeaderMap,
+    Params(params): Params,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
     authorise(&state, &headers)?;
+    let files = match params.get("files") {
+        None => None,
+        Some(dir) if Path::new(dir).is_absolute() && Path::new(dir).is_dir() => {
+            Some(PathBuf::from(dir))
+        }
+        Some(dir) => {
+            return Err(bad_request(format!(
+                "files: `{}` is not a folder's absolute path on this machine; give the folder \
+                 that `export --with-files` wrote",
+                dir.escape_debug()
+            )));
+        }
+    };
     let stream = body.into_data_stream().map_err(std::io::Error::other);
     let reader = tokio_util::io::StreamReader::new(stream);
-    let writer = state.writer.clone();
+    let (writer, blobs) = (state.writer.clone(), state.blobs.clone());
     let result = blocking(move || {
         let mut input =
             std::io::BufReader::with_capacity(1 << 20, tokio_util::io::SyncIoBridge::new(reader));
-        exchange::import_into(&mut input, &mut |_| {}, |good| {
+        let files = files.as_deref().map(|dir| (dir, &blobs));
+        exchange::import_into(&mut input, &mut |_| {}, files, |good| {
             Ok::<_, ExchangeError>(writer.insert_blocking(good.to_vec(), Origin::Local)?)
         })
     })
@@ -440,7 +458,10 @@ pub(super) async fn import(
         .iter()
         .map(|b| json!({ "line": b.line, "reason": b.reason }))
         .collect();
-    Ok(Json(
-        json!({ "good": report.good, "stored": report.stored, "bad": bad }),
-    ))
+    Ok(Json(json!({
+        "good": report.good,
+        "stored": report.stored,
+        "bad": bad,
+        "files": { "taken": report.files.taken, "absent": report.files.absent },
+    })))
 }

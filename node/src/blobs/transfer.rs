@@ -45,8 +45,11 @@ use tokio::sync::{Semaphore, watch};
 pub const MAX_TRANSFERS: usize = 4;
 /// Segment requests in flight per transfer.
 pub const WINDOW: usize = 4;
-/// How long a fetch waits for a turn, and a peer's request for groups not yet here.
+/// How long a fetch of this node's own waits for a turn.
 const TURN_WAIT: Duration = Duration::from_secs(60);
+/// How long a peer's request waits for groups not yet here: well within the request timeout
+/// (30 s), so that the answer still reaches the asker.
+const SERVE_WAIT: Duration = Duration::from_secs(20);
 /// Chunks (1 KiB) per group.
 const GROUP_CHUNKS: u64 = 1 << BLOCK.chunk_log();
 
@@ -344,6 +347,7 @@ impl Transfers {
             let client = self.client.clone();
             let req = BlobRequest {
                 hash: a.hash,
+                size: a.size,
                 start,
                 groups: groups as u32,
                 hops: hops.saturating_sub(1),
@@ -369,7 +373,10 @@ impl Transfers {
                 tokio::task::spawn_blocking(move || write_segment(&t2, &file2, start, end, &bytes))
                     .await
                     .map_err(|e| e.to_string())?;
-            if let Err(e) = checked {
+            if let Err(Segment::Unwritten(e)) = checked {
+                return Err(format!("this node could not write the file: {e}"));
+            }
+            if let Err(Segment::Corrupt(e)) = checked {
                 tracing::warn!(
                     "{peer} served a corrupt segment of file {} (groups {start}..{end}): {e}",
                     a.hash.short()
@@ -388,12 +395,21 @@ impl Transfers {
     pub async fn serve(&self, request: BlobRequest, asker: PeerId) -> BlobResponse {
         let BlobRequest {
             hash,
+            size,
             start,
             groups,
             hops,
         } = request;
-        let groups = u64::from(groups.clamp(1, MAX_BLOB_SEGMENT_GROUPS));
+        // A range this protocol never asks for is not answered with another one.
+        if !(1..=MAX_BLOB_SEGMENT_GROUPS).contains(&groups) {
+            return BlobResponse::Missing;
+        }
+        let groups = u64::from(groups);
+        let hops = hops.min(MAX_BLOB_HOPS - 1);
         if let Some(held) = self.blobs.get(&hash) {
+            if held.size != size {
+                return BlobResponse::Missing;
+            }
             let blobs = self.blobs.clone();
             let end = (start.saturating_add(groups)).min(groups_of(held.size));
             if start >= end {
@@ -421,6 +437,13 @@ impl Transfers {
                 let Ok(a) = self.attachment(hash).await else {
                     return BlobResponse::Missing;
                 };
+                if a.size != size {
+                    return BlobResponse::Missing;
+                }
+                // A peer's request never waits for a turn: it would outlast its timeout.
+                if self.turns.available_permits() == 0 {
+                    return BlobResponse::Busy;
+                }
                 match self.join_or_start(&a, Some(asker), hops) {
                     Ok(_) => {}
                     Err(FetchError::Busy) => return BlobResponse::Busy,
@@ -443,13 +466,16 @@ impl Transfers {
             }
             None => return BlobResponse::Missing,
         };
-        let total = groups_of(transfer.tree.size());
+        if transfer.tree.size() != size {
+            return BlobResponse::Missing;
+        }
+        let total = groups_of(size);
         let end = start.saturating_add(groups).min(total);
         if start >= end {
             return BlobResponse::Missing;
         }
         let mut progress = transfer.progress.subscribe();
-        let arrived = tokio::time::timeout(TURN_WAIT, async {
+        let arrived = tokio::time::timeout(SERVE_WAIT, async {
             loop {
                 match &*progress.borrow_and_update() {
                     Progress::Groups(n) if *n >= end => return true,
@@ -499,6 +525,12 @@ fn encode(data: File, outboard: &PreOrderMemOutboard, start: u64, end: u64) -> O
     }
 }
 
+/// Why a segment was not taken: the peer's bytes, or this node's disk.
+enum Segment {
+    Corrupt(String),
+    Unwritten(String),
+}
+
 /// Checks a segment against the tree and writes its bytes: every parent and every group is
 /// verified from the root before anything is written.
 fn write_segment(
@@ -507,7 +539,7 @@ fn write_segment(
     start: u64,
     end: u64,
     bytes: &[u8],
-) -> Result<(), String> {
+) -> Result<(), Segment> {
     let ranges = chunk_ranges(start, end);
     let mut outboard = t.outboard.lock().unwrap_or_else(|p| p.into_inner());
     let root = outboard.root;
@@ -515,26 +547,28 @@ fn write_segment(
     let mut parents = Vec::new();
     let mut leaves = Vec::new();
     for item in DecodeResponseIter::new(root, t.tree, &mut cursor, &ranges) {
-        match item.map_err(|e| e.to_string())? {
+        match item.map_err(|e| Segment::Corrupt(e.to_string()))? {
             BaoContentItem::Parent(Parent { node, pair }) => parents.push((node, pair)),
             BaoContentItem::Leaf(Leaf { offset, data }) => leaves.push((offset, data)),
         }
     }
     if cursor.position() != bytes.len() as u64 {
-        return Err(format!(
+        return Err(Segment::Corrupt(format!(
             "{} bytes after the segment",
             bytes.len() as u64 - cursor.position()
-        ));
+        )));
     }
     for (node, pair) in parents {
-        outboard.save(node, &pair).map_err(|e| e.to_string())?;
+        outboard
+            .save(node, &pair)
+            .map_err(|e| Segment::Unwritten(e.to_string()))?;
     }
     drop(outboard);
     // Segments are written in order, and a segment's groups come in order.
     let mut content = t.content.lock().unwrap_or_else(|p| p.into_inner());
     for (offset, data) in leaves {
         file.write_all_at(&data, offset)
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| Segment::Unwritten(e.to_string()))?;
         content.feed(&data);
     }
     Ok(())

@@ -6,8 +6,10 @@
 //! may carry them or not, and when it does they must be well formed; they are never taken on
 //! trust (the importing node's own ledger decides them).
 
+use super::files::{FileCheck, FilesTaken, attachments, check_file, take_files};
 use super::marks::Status;
 use super::{CHUNK, ExchangeError};
+use crate::blobs::Blobs;
 use crate::store::{Outcome, Store};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -15,6 +17,7 @@ use cailloux_protocol::view::full_json;
 use cailloux_protocol::{KeyCache, Record, Unverified, verify_all};
 use serde_json::Value;
 use std::io::BufRead;
+use std::path::Path;
 use std::sync::mpsc::{SyncSender, sync_channel};
 
 /// A bad line: its number (from 1) and why.
@@ -134,7 +137,13 @@ pub struct Report {
     /// Good lines whose record was not in the store before (import only).
     pub stored: u64,
     pub bad: Vec<BadLine>,
+    /// The files taken from a folder beside the export (import with files only).
+    pub files: FilesTaken,
 }
+
+/// What the last stage made of one good line: `Ok(true)` stored, `Ok(false)` present already
+/// (or only verified), `Err` why the line is bad after all.
+type LineOutcome = Result<bool, String>;
 
 /// Reads lines in chunks, checks them and hands each chunk's good records to `sink`, in three
 /// stages on three threads, each a chunk ahead of the next: reading, parsing and decoding; batch
@@ -142,7 +151,7 @@ pub struct Report {
 fn process(
     input: &mut (dyn BufRead + Send),
     progress: &mut dyn FnMut(u64),
-    mut sink: impl FnMut(&[Record]) -> Result<Vec<Outcome>, ExchangeError>,
+    mut sink: impl FnMut(&[Record]) -> Result<Vec<LineOutcome>, ExchangeError>,
 ) -> Result<Report, ExchangeError> {
     // Two chunks in flight per stage at most: memory stays bounded whatever the file's size.
     let (decoded_tx, decoded_rx) = sync_channel::<std::io::Result<Chunk<Unverified>>>(2);
@@ -163,15 +172,11 @@ fn process(
             let (lines, good): (Vec<usize>, Vec<Record>) = chunk.items.into_iter().unzip();
             for (line, outcome) in lines.into_iter().zip(sink(&good)?) {
                 match outcome {
-                    Outcome::New => {
-                        report.stored += 1;
+                    Ok(stored) => {
+                        report.stored += u64::from(stored);
                         report.good += 1;
                     }
-                    Outcome::Duplicate => report.good += 1,
-                    Outcome::Denied(denied) => report.bad.push(BadLine {
-                        line,
-                        reason: denied.to_string(),
-                    }),
+                    Err(reason) => report.bad.push(BadLine { line, reason }),
                 }
             }
             report.bad.extend(chunk.bad);
@@ -268,36 +273,89 @@ fn verify_chunk(chunk: Chunk<Unverified>) -> Chunk<Record> {
 /// is dated more than `trust::MAX_CLOCK_SKEW_MS` ahead of this machine's clock is not stored:
 /// it is reported as a bad line, with the record's date, the clock and the skew, like any
 /// record the ledger holds back; the other lines are stored, and importing the file again once
-/// the clock has caught up stores it.
+/// the clock has caught up stores it. With `files`, the files the stored records attach are
+/// taken from that folder (`files::take_files`).
 pub fn import(
     store: &Store,
     input: &mut (dyn BufRead + Send),
+    files: Option<(&Path, &Blobs)>,
     progress: &mut dyn FnMut(u64),
 ) -> Result<Report, ExchangeError> {
-    import_into(input, progress, |good| {
+    import_into(input, progress, files, |good| {
         Ok(store.insert_batch(good, crate::now_millis())?.outcomes)
     })
 }
 
 /// `import`, storing through `store`, which returns what became of each record (a running
 /// node stores through its writer, which also keeps its sync index current). A record the
-/// ledger refuses (its author is not a member, say) is a bad line with the reason.
+/// ledger refuses (its author is not a member, say) is a bad line with the reason. A stored
+/// record whose file in `files` is not what it signs is a bad line too, saying the record is
+/// stored and what is wrong with the file.
 pub fn import_into(
     input: &mut (dyn BufRead + Send),
     progress: &mut dyn FnMut(u64),
-    store: impl FnMut(&[Record]) -> Result<Vec<Outcome>, ExchangeError>,
+    files: Option<(&Path, &Blobs)>,
+    mut store: impl FnMut(&[Record]) -> Result<Vec<Outcome>, ExchangeError>,
 ) -> Result<Report, ExchangeError> {
-    process(input, progress, store)
+    let mut taken = FilesTaken::default();
+    let mut report = process(input, progress, |good| {
+        let outcomes = store(good)?;
+        Ok(good
+            .iter()
+            .zip(outcomes)
+            .map(|(record, outcome)| {
+                let stored = match outcome {
+                    Outcome::New => true,
+                    Outcome::Duplicate => false,
+                    Outcome::Denied(denied) => return Err(denied.to_string()),
+                };
+                match files {
+                    Some((dir, blobs)) => take_files(dir, record, blobs, &mut taken)
+                        .map(|()| stored)
+                        .map_err(|why| format!("the record is stored, but {why}")),
+                    None => Ok(stored),
+                }
+            })
+            .collect())
+    })?;
+    report.files = taken;
+    Ok(report)
 }
 
-/// Checks every line of a JSONL export, offline.
+/// Checks every line of a JSONL export, offline; with `files`, also every file each line's
+/// record attaches, in that folder (`files::check_file`): an absent or wrong file makes its
+/// line bad.
 pub fn verify(
     input: &mut (dyn BufRead + Send),
+    files: Option<&Path>,
     progress: &mut dyn FnMut(u64),
 ) -> Result<Report, ExchangeError> {
-    process(input, progress, |good| {
-        Ok(vec![Outcome::Duplicate; good.len()])
-    })
+    let mut checked = 0u64;
+    let mut report = process(input, progress, |good| {
+        Ok(good
+            .iter()
+            .map(|record| {
+                let Some(dir) = files else { return Ok(false) };
+                let problems: Vec<String> = attachments(record)
+                    .iter()
+                    .filter_map(|a| match check_file(dir, a) {
+                        FileCheck::Good(..) => {
+                            checked += 1;
+                            None
+                        }
+                        FileCheck::Absent(why) | FileCheck::Wrong(why) => Some(why),
+                    })
+                    .collect();
+                if problems.is_empty() {
+                    Ok(false)
+                } else {
+                    Err(problems.join("; "))
+                }
+            })
+            .collect())
+    })?;
+    report.files.taken = checked;
+    Ok(report)
 }
 
 #[cfg(test)]
@@ -390,8 +448,8 @@ mod tests {
             record(now + 86_400_000, "Demain"),
         );
         let jsonl = format!("{}\n{}\n", jsonl_line(&today), jsonl_line(&tomorrow));
-        let report =
-            import(&store, &mut jsonl.as_bytes(), &mut |_| {}).unwrap_or_else(|e| panic!("{e}"));
+        let report = import(&store, &mut jsonl.as_bytes(), None, &mut |_| {})
+            .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!((report.good, report.stored), (1, 1));
         assert_eq!(report.bad.len(), 1, "{:?}", report.bad);
         assert_eq!(report.bad[0].line, 2);

@@ -1,6 +1,7 @@
 //! Moving records between nodes and tools as files: the JSONL export (each signed record beside
 //! its readable fields, verifiable offline by anyone), the CSV export's tables for spreadsheets
-//! and data tools (`tables`), and reading exports back (`check`: `import`, `verify`).
+//! and data tools (`tables`), reading exports back (`check`: `import`, `verify`), and the
+//! records' files in a folder beside an export (`files`).
 //!
 //! A JSONL line is one JSON object: the readable fields of `cailloux_protocol::view::full_json`,
 //! then this node's marks (`status`, `certified`: `marks`), then `record`, the signed record
@@ -10,6 +11,7 @@
 //! own store) or in steps (`ExportSteps`, the API's stream), so both give the same bytes.
 
 mod check;
+pub mod files;
 pub mod marks;
 pub mod tables;
 

@@ -3,7 +3,8 @@
 //! (or fetches) off the loop. What a transfer does is in `blobs/transfer.rs`.
 //!
 //! Bound: `BLOBS_SERVED_PER_PEER` requests of a peer being answered at once; beyond, `Busy` at
-//! once. Each answer is at most `MAX_BLOB_RESPONSE_BYTES`.
+//! once. Requests are read up to 1 KiB, answers up to `MAX_BLOB_RESPONSE_BYTES` (the codec's
+//! limits, `blob_codec`); a longer answer fails to decode and costs its sender that transfer.
 
 use super::{EventLoop, Internal};
 use cailloux_protocol::wire::{BlobRequest, BlobResponse};
@@ -11,8 +12,16 @@ use libp2p::PeerId;
 use libp2p::request_response::{self, OutboundRequestId, ResponseChannel};
 use tokio::sync::oneshot;
 
-/// A peer's segment requests answered at once.
-pub(super) const BLOBS_SERVED_PER_PEER: usize = 8;
+/// The CBOR codec with this protocol's limits.
+pub(super) fn blob_codec() -> request_response::cbor::codec::Codec<BlobRequest, BlobResponse> {
+    request_response::cbor::codec::Codec::default()
+        .set_request_size_maximum(1024)
+        .set_response_size_maximum(cailloux_protocol::wire::MAX_BLOB_RESPONSE_BYTES as u64)
+}
+
+/// A peer's segment requests answered at once: as many as a node like this one sends one peer
+/// at most (every transfer's window on it), so that an honest peer is never told `Busy`.
+pub(super) const BLOBS_SERVED_PER_PEER: usize = crate::blobs::MAX_TRANSFERS * crate::blobs::WINDOW;
 
 /// Where the answer to one of this node's segment requests goes.
 pub(super) type BlobReply = oneshot::Sender<Result<BlobResponse, String>>;

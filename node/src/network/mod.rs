@@ -514,7 +514,8 @@ pub fn new(
                     [(StreamProtocol::new(FETCH_PROTOCOL), ProtocolSupport::Full)],
                     rr.clone(),
                 ),
-                blob: request_response::cbor::Behaviour::new(
+                blob: request_response::Behaviour::with_codec(
+                    blobs::blob_codec(),
                     [(StreamProtocol::new(BLOB_PROTOCOL), ProtocolSupport::Full)],
                     rr,
                 ),
