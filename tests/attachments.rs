@@ -360,7 +360,8 @@ async fn run_corrupt_server(target: Multiaddr, bytes: Vec<u8>, asked: Arc<Atomic
 
 /// A record with a PDF and a PNG reaches B by gossip; B holds neither file until asked, then
 /// fetches them, verified, and serves them byte for byte. A peer that serves corrupt segments
-/// is caught at the first bad one, counted against, and the file comes from an honest peer.
+/// is caught at the first bad one, counted against (B's answer, sent as the file verifies,
+/// stops short), and the file then comes from an honest peer.
 #[test]
 fn files_come_on_demand_verified_and_a_corrupt_peer_is_caught() {
     let mut a = NodeProcess::start("Loos-en-Gohelle", &[]);
@@ -408,12 +409,31 @@ fn files_come_on_demand_verified_and_a_corrupt_peer_is_caught() {
     let b_addr: Multiaddr = b.addr().parse().unwrap_or_else(|e| panic!("{e}"));
     runtime.spawn(run_corrupt_server(b_addr, report.clone(), asked.clone()));
     assert!(wait_until(Duration::from_secs(20), || b.status()["peers"] == 1));
+    // B sends the file as it is verified: the first segment's bytes go, then the answer is
+    // cut short, never completed with what did not verify.
     let mut answer = get(&format!("{base}/{pdf_hash}"));
-    let text = answer.body_mut().read_to_string().unwrap_or_default();
-    assert_eq!(answer.status(), 404, "{text}");
+    assert_eq!(answer.status(), 200, "the first segment verified");
+    let mut got = Vec::new();
+    let read = std::io::Read::read_to_end(
+        &mut answer
+            .body_mut()
+            .with_config()
+            .limit(64 * 1024 * 1024)
+            .reader(),
+        &mut got,
+    );
+    assert!(read.is_err(), "the answer is cut short of its length");
     assert!(
-        text.contains(&pdf_hash) && text.contains("corrupt"),
-        "{text}"
+        !got.is_empty() && got.len() < report.len() && report.starts_with(&got),
+        "only verified bytes, a prefix of the file: {} of {}",
+        got.len(),
+        report.len()
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || b
+            .log()
+            .contains("served a corrupt segment")),
+        "B says why"
     );
     assert!(
         b.metric("cailloux_records_rejected_total{reason=\"corrupt_file\"}") >= 1.0,

@@ -197,8 +197,18 @@ fn run(dir: &Path, source: &Path, bytes: &[u8]) -> Run {
     let hash = blake3::hash(bytes).to_hex().to_string();
     let started = Instant::now();
     let mut answer = ureq::get(format!("http://{}/api/v1/attachments/{hash}", c.api()))
+        .config()
+        .http_status_as_error(false)
+        .build()
         .call()
         .unwrap_or_else(|e| panic!("{e}"));
+    if answer.status() != 200 {
+        panic!(
+            "C answered {}: {}",
+            answer.status(),
+            answer.body_mut().read_to_string().unwrap_or_default()
+        );
+    }
     let mut reader = answer
         .body_mut()
         .with_config()

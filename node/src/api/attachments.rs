@@ -3,8 +3,9 @@
 //! The bytes are streamed from the blob folder (never read whole), with the type the record
 //! signed, its length, a strong `ETag` (the hash: the content can never change under it) and
 //! `Content-Disposition: attachment` for everything but images, which a page shows inline;
-//! `X-Content-Type-Options: nosniff` comes with every answer (`headers`). What this node does
-//! not hold is a 404 that names the hash.
+//! `X-Content-Type-Options: nosniff` comes with every answer (`headers`). A file this node
+//! lacks is fetched from its peers and sent as it is verified (`blobs::Incoming`); what no peer
+//! serves is a 404 that names the hash.
 
 use super::{ApiError, ApiState, bad_request, blocking, internal};
 use axum::body::Body;
@@ -40,22 +41,9 @@ pub(super) async fn attachment(
             format!("no record held by this node attaches a file with hash {hash}"),
         )
     })?;
-    let held = match held {
-        Some(held) => held,
-        // Fetched from the peers that hold it, verified as it comes, then served.
-        None => match state.transfers.fetch(hash).await {
-            Ok(()) => state
-                .blobs
-                .get(&hash)
-                .ok_or_else(|| internal(format!("file {hash} was fetched and is gone")))?,
-            Err(e @ crate::blobs::FetchError::Busy) => {
-                return Err(ApiError(StatusCode::SERVICE_UNAVAILABLE, e.to_string()));
-            }
-            Err(e @ crate::blobs::FetchError::Local(_)) => return Err(internal(e)),
-            Err(e) => return Err(ApiError(StatusCode::NOT_FOUND, e.to_string())),
-        },
-    };
     let etag = format!("\"{hash}\"");
+    // The bytes behind a hash never change: a reader that has them needs nothing more, whether
+    // this node holds them or not.
     if headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
@@ -63,15 +51,36 @@ pub(super) async fn attachment(
     {
         return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response());
     }
-    let file = tokio::fs::File::open(&held.path).await.map_err(internal)?;
-    let body = Body::from_stream(tokio_util::io::ReaderStream::with_capacity(file, 64 * 1024));
+    let opened = match held {
+        Some(held) => crate::blobs::Opened::Held(held),
+        // Fetched from the peers that hold it and sent on as its groups are verified.
+        None => match state.transfers.open(hash).await {
+            Ok(opened) => opened,
+            Err(e @ crate::blobs::FetchError::Busy) => {
+                return Err(ApiError(StatusCode::SERVICE_UNAVAILABLE, e.to_string()));
+            }
+            Err(e @ crate::blobs::FetchError::Local(_)) => return Err(internal(e)),
+            Err(e) => return Err(ApiError(StatusCode::NOT_FOUND, e.to_string())),
+        },
+    };
+    let (body, size) = match opened {
+        crate::blobs::Opened::Held(held) => {
+            let file = tokio::fs::File::open(&held.path).await.map_err(internal)?;
+            let stream = tokio_util::io::ReaderStream::with_capacity(file, 64 * 1024);
+            (Body::from_stream(stream), held.size)
+        }
+        crate::blobs::Opened::Incoming(incoming) => {
+            let size = incoming.size();
+            (Body::from_stream(incoming.into_stream()), size)
+        }
+    };
     let mut response = Response::new(body);
     let h = response.headers_mut();
     h.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static(attachment.media_type.as_str()),
     );
-    h.insert(header::CONTENT_LENGTH, HeaderValue::from(held.size));
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
     if let Ok(v) = HeaderValue::from_str(&etag) {
         h.insert(header::ETAG, v);
     }

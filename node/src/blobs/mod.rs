@@ -13,7 +13,9 @@
 //! Which records list a hash is the store's business (`Store::attachment`); this module knows
 //! only bytes and hashes.
 
+mod incoming;
 mod transfer;
+pub use incoming::{Incoming, Opened};
 pub use transfer::{FetchError, MAX_TRANSFERS, Transfers, WINDOW};
 
 use bao_tree::io::outboard::PreOrderMemOutboard;

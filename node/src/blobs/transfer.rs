@@ -81,7 +81,7 @@ pub enum FetchError {
 
 /// How far a transfer has come: the groups verified and written, from the start.
 #[derive(Clone, Debug)]
-enum Progress {
+pub(super) enum Progress {
     Groups(u64),
     Done,
     Failed(FetchError),
@@ -150,7 +150,7 @@ impl Transfers {
         self.fetch_for(hash, None, MAX_BLOB_HOPS).await
     }
 
-    async fn attachment(&self, hash: BlobHash) -> Result<Attachment, FetchError> {
+    pub(super) async fn attachment(&self, hash: BlobHash) -> Result<Attachment, FetchError> {
         let store = self.store.clone();
         tokio::task::spawn_blocking(move || store.attachment(&hash))
             .await
@@ -187,6 +187,22 @@ impl Transfers {
                 };
             }
         }
+    }
+
+    /// The progress of this node's own transfer of `a` (started now if none runs) and the
+    /// temporary file it writes.
+    pub(super) fn watch(
+        &self,
+        a: &Attachment,
+        hops: u8,
+    ) -> Result<(watch::Receiver<Progress>, PathBuf), FetchError> {
+        let progress = self.join_or_start(a, None, hops)?;
+        let active = self.active.lock().unwrap_or_else(|p| p.into_inner());
+        let tmp = active
+            .get(&a.hash)
+            .map(|t| t.tmp.clone())
+            .unwrap_or_default();
+        Ok((progress, tmp))
     }
 
     /// The progress of the transfer of `a`, started now if none runs.

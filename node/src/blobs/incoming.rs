@@ -1,0 +1,133 @@
+//! A file read while it is being fetched. The API answers a file this node lacks as its groups
+//! are verified, rather than once the whole file has come and been synced: the first bytes
+//! leave at once, and the time to fetch and the time to send overlap.
+//!
+//! Invariant: nothing unverified is read (only groups the transfer has checked and written),
+//! and the last group is held back until the transfer is done: the whole file verified, its
+//! content checked against the record's type, and installed. A transfer that fails ends the
+//! stream with an error before its last byte, so a reader never takes a file that did not pass
+//! for a whole one (the HTTP answer is cut short of its `Content-Length`).
+
+use super::transfer::{Progress, Transfers};
+use super::{FetchError, Held};
+use cailloux_protocol::BlobHash;
+use cailloux_protocol::wire::{BLOB_GROUP_BYTES, MAX_BLOB_HOPS};
+use futures::Stream;
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::sync::Arc;
+use tokio::sync::watch;
+
+/// Bytes read at a time.
+const READ_BYTES: u64 = 256 * 1024;
+
+/// A file to read: held whole, or coming.
+#[derive(Debug)]
+pub enum Opened {
+    Held(Held),
+    Incoming(Incoming),
+}
+
+/// A file being fetched, read as it is verified.
+#[derive(Debug)]
+pub struct Incoming {
+    file: Arc<File>,
+    progress: watch::Receiver<Progress>,
+    size: u64,
+    read: u64,
+}
+
+impl Transfers {
+    /// The file `hash` that one of this node's records attaches: held, or being fetched from
+    /// the peers (started now if need be) once its first group is here. An error when no peer
+    /// serves even that.
+    pub async fn open(&self, hash: BlobHash) -> Result<Opened, FetchError> {
+        if let Some(held) = self.blobs().get(&hash) {
+            return Ok(Opened::Held(held));
+        }
+        let a = self.attachment(hash).await?;
+        let (mut progress, tmp) = self.watch(&a, MAX_BLOB_HOPS)?;
+        let held = || {
+            self.blobs()
+                .get(&hash)
+                .map(Opened::Held)
+                .ok_or_else(|| FetchError::Local(format!("file {hash} was fetched and is gone")))
+        };
+        let mut closed = false;
+        loop {
+            let now = progress.borrow_and_update().clone();
+            match now {
+                Progress::Done => return held(),
+                Progress::Failed(e) => return Err(e),
+                // Once a group is written the temporary file exists; if it is gone, the
+                // transfer has just installed it: its `Done` is on its way.
+                Progress::Groups(n) if n > 0 => {
+                    if let Ok(file) = File::open(&tmp) {
+                        return Ok(Opened::Incoming(Incoming {
+                            file: Arc::new(file),
+                            progress,
+                            size: a.size,
+                            read: 0,
+                        }));
+                    }
+                }
+                Progress::Groups(_) => {}
+            }
+            if closed {
+                return held();
+            }
+            closed = progress.changed().await.is_err();
+        }
+    }
+}
+
+impl Incoming {
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// How far the file may be read now; an error if the transfer failed.
+    fn readable(&self, now: &Progress) -> Result<u64, std::io::Error> {
+        match now {
+            Progress::Done => Ok(self.size),
+            Progress::Groups(n) => {
+                let last = (self.size.div_ceil(BLOB_GROUP_BYTES) - 1) * BLOB_GROUP_BYTES;
+                Ok((n * BLOB_GROUP_BYTES).min(last))
+            }
+            Progress::Failed(e) => Err(std::io::Error::other(e.to_string())),
+        }
+    }
+
+    /// The file's bytes, as they are verified, `READ_BYTES` at a time.
+    pub fn into_stream(self) -> impl Stream<Item = Result<Vec<u8>, std::io::Error>> + Send {
+        futures::stream::try_unfold(self, |mut s| async move {
+            if s.read >= s.size {
+                return Ok(None);
+            }
+            let ready = loop {
+                let now = s.progress.borrow_and_update().clone();
+                let ready = s.readable(&now)?;
+                if ready > s.read {
+                    break ready;
+                }
+                if s.progress.changed().await.is_err() {
+                    let last = s.progress.borrow().clone();
+                    match s.readable(&last)? {
+                        ready if ready > s.read => break ready,
+                        _ => return Err(std::io::Error::other("the transfer stopped")),
+                    }
+                }
+            };
+            let (file, at) = (s.file.clone(), s.read);
+            let len = (ready - at).min(READ_BYTES);
+            let bytes = tokio::task::spawn_blocking(move || {
+                let mut buf = vec![0; len as usize];
+                file.read_exact_at(&mut buf, at).map(|()| buf)
+            })
+            .await
+            .map_err(std::io::Error::other)??;
+            s.read += len;
+            Ok(Some((bytes, s)))
+        })
+    }
+}
