@@ -1,11 +1,15 @@
 #!/usr/bin/env python3
-"""Cailloux v1 conformance checker, written from PROTOCOL.md and the golden vectors alone.
+"""Cailloux v1 conformance checker (record formats v1 and v2), written from PROTOCOL.md and the
+golden vectors alone.
 
     python conformance/check.py vectors DIR     check the golden vectors of DIR (PROTOCOL.md §9)
     python conformance/check.py export FILE|-   check a JSONL export (PROTOCOL.md §8.3)
 
-Options: -q / --quiet (vectors mode: print only failures and the summary).
-Exit status: 0 all good, 1 some check failed / some line bad, 2 usage error.
+Options: -q / --quiet (vectors mode: print only failures and the summary);
+         --files DIR (export mode: also check every attachment (§1.13) of every line against the
+         file DIR/<hash hex>: present, `size` bytes, BLAKE3 = `hash`).
+Exit status: 0 all good, 1 some check failed / some line bad (or a line's record is of a format
+version newer than this checker reads, §7: reported as `newer`, not as bad), 2 usage error.
 
 Section numbers in comments refer to PROTOCOL.md.
 """
@@ -19,6 +23,7 @@ import os
 import re
 import struct
 import sys
+import unicodedata
 
 import blake3
 import cbor2
@@ -44,15 +49,33 @@ METHODS = ("self", "peer", "external", "survey", "metered")
 PARTICIPATIONS = ("none", "information", "consultation", "concertation", "co-construction")
 RELS = ("derived-from", "adapts", "evaluates", "supersedes", "cites")
 STATUSES = ("current", "superseded", "retracted", "voided")   # §8.1 / §2.9
+NEWEST_VERSION = 2                               # §1.8 step 4, §7: formats 1 and 2
+
+# §1.13 attachments
+MAX_ATTACHMENTS = 10
+MAX_ATTACHMENT_SIZE = 26_214_400                 # 25 MiB, each
+MAX_ATTACHMENTS_TOTAL = 104_857_600              # 100 MiB, all of a record's
+MEDIA_TYPES = {                                  # media type -> extensions (any case)
+    "application/pdf": ("pdf",),
+    "image/png": ("png",),
+    "image/jpeg": ("jpg", "jpeg"),
+    "image/webp": ("webp",),
+    "text/csv": ("csv",),
+    "text/plain": ("txt",),
+    "application/vnd.oasis.opendocument.text": ("odt",),
+    "application/vnd.oasis.opendocument.spreadsheet": ("ods",),
+}
 
 # Key declaration orders (§1.2, §1.3, §1.3.1, §2.1) -- used for unknown-key refusal and for the
 # canonical-order check of §1.6 rule 2.
 BODY_KEYS = ("v", "author", "created_at", "publication", "act")
 PUB_KEYS = ("kind", "title", "summary", "language", "town", "themes", "tags", "sdgs", "period",
-            "participation", "licence", "links", "outcome", "need", "method", "indicators", "body")
+            "participation", "licence", "links", "outcome", "need", "method", "indicators",
+            "attachments", "body")
 PERIOD_KEYS = ("start", "end")
 LINK_KEYS = ("rel", "id")
 INDICATOR_KEYS = ("name", "unit", "value", "baseline", "target", "date", "source")
+ATTACHMENT_KEYS = ("name", "title", "media_type", "size", "hash")
 ACT_KEYS = {
     "found": ("name",),
     "admit": ("key", "town", "country", "code", "until"),
@@ -69,7 +92,8 @@ WHITE_SPACE = frozenset(
 
 
 class Fail(Exception):
-    """A record refused by §1.8: cls is oversize / malformed / invalid / bad_signature."""
+    """A record refused by §1.8: cls is oversize / malformed / newer / invalid / bad_signature.
+    `newer` (a format version above NEWEST_VERSION, §1.8 steps 3-4, §7) is not a fault."""
 
     def __init__(self, cls, msg):
         super().__init__(f"{cls}: {msg}")
@@ -314,6 +338,7 @@ def mal(msg):
 class Schema:
     def __init__(self, dec):
         self.dec = dec
+        self.attachments_key = False   # `attachments` written (even as []): not a v1 key (§1.13)
 
     def noncanon(self, it, msg):
         self.dec.notes.append(f"{msg} at record offset {it.off}")
@@ -498,8 +523,24 @@ class Schema:
         v = self.optional_list(m, "indicators", path)
         if v is not None:
             p["indicators"] = [self.indicator(x, f"{path}.indicators[{i}]") for i, x in enumerate(v)]
+        self.attachments_key = "attachments" in m
+        v = self.optional_list(m, "attachments", path)
+        if v is not None:
+            p["attachments"] = [self.attachment(x, f"{path}.attachments[{i}]")
+                                for i, x in enumerate(v)]
         p["body"] = self.tstr(req("body"), f"{path}.body")
         return p
+
+    def attachment(self, it, path):
+        """§1.13: all five keys required; the Type column (tstr, uint, bstr of 32) is decoding,
+        the Rule column (names, media types, sizes) is validity (§1.5, checked later)."""
+        m = self.map(it, path, ATTACHMENT_KEYS)
+        req = lambda k: self.required(m, k, path)  # noqa: E731
+        return {"name": self.tstr(req("name"), f"{path}.name"),
+                "title": self.tstr(req("title"), f"{path}.title"),
+                "media_type": self.tstr(req("media_type"), f"{path}.media_type"),
+                "size": self.uint(req("size"), f"{path}.size"),
+                "hash": self.bstr32(req("hash"), f"{path}.hash")}
 
     def indicator(self, it, path):
         m = self.map(it, path, INDICATOR_KEYS)
@@ -617,7 +658,7 @@ LANG_REST = re.compile(r"[A-Za-z0-9]{1,8}")
 LICENCE_RE = re.compile(r"[A-Za-z0-9+\-.]{1,64}")
 
 
-def validity_problem(body):
+def validity_problem(body, attachments_key=False):
     if body["created_at"] > MAX_CREATED_AT:
         return (f"created_at {body['created_at']} is after 9999-12-31T23:59:59.999Z "
                 f"({MAX_CREATED_AT})")
@@ -625,6 +666,9 @@ def validity_problem(body):
     if has_p == has_a:
         return "body has both publication and act" if has_p else "body has neither publication nor act"
     if has_p:
+        # §1.13: "A v1 body with `attachments` is invalid" (read literally: the key, even as [])
+        if body["v"] == 1 and attachments_key:
+            return "publication.attachments in a v1 body (format v2 only, §1.13)"
         return publication_problem(body["publication"])
     return act_problem(body["act"], body["author"])
 
@@ -702,6 +746,60 @@ def publication_problem(p):
             v = ind.get(k)
             if isinstance(v, float) and (v != v or v in (float("inf"), float("-inf"))):
                 return f"{ip}.{k} is not finite"
+    return attachments_problem(p.get("attachments", []))
+
+
+def attachment_name_problem(name, media_type, path):
+    """§1.13 `name`: 1-255 bytes, not starting with '.', no / \\ " : or control character (Cc),
+    an extension (after the last '.', any case) among the media type's."""
+    n = len(name.encode("utf-8"))
+    if not 1 <= n <= 255:
+        return f"{path} {name!r} is {n} bytes, not 1-255"
+    if name.startswith("."):
+        return f"{path} {name!r} starts with '.'"
+    for c in name:
+        if c in '/\\":':
+            return f"{path} {name!r} contains {c!r}"
+        if unicodedata.category(c) == "Cc":
+            return f"{path} {name!r} contains the control character U+{ord(c):04X}"
+    exts = MEDIA_TYPES.get(media_type)
+    if exts is not None:
+        dot = name.rfind(".")
+        ext = name[dot + 1:] if dot >= 0 else None
+        if ext is None or ext.lower() not in exts:
+            what = "has no extension" if ext is None else f"has the extension {ext!r}"
+            return (f"{path} {name!r} {what}, not one of {media_type}'s "
+                    f"({', '.join(exts)}, any case)")
+    return None
+
+
+def attachments_problem(atts):
+    """§1.13 rules (and §1.3's limit of 10)."""
+    P = "publication.attachments"
+    if len(atts) > MAX_ATTACHMENTS:
+        return f"{P} has {len(atts)} items, more than {MAX_ATTACHMENTS}"
+    names = set()
+    total = 0
+    for i, a in enumerate(atts):
+        ap = f"{P}[{i}]"
+        if a["media_type"] not in MEDIA_TYPES:
+            return f"{ap}.media_type {a['media_type']!r} is not one of §1.13's media types"
+        r = attachment_name_problem(a["name"], a["media_type"], f"{ap}.name")
+        if r:
+            return r
+        if a["name"] in names:
+            return f"{ap}.name {a['name']!r} is the name of an earlier attachment of this record"
+        names.add(a["name"])
+        r = text_rule(a["title"], f"{ap}.title", 250)
+        if r:
+            return r
+        if "\n" in a["title"]:
+            return f"{ap}.title contains a line feed (U+000A)"
+        if not 1 <= a["size"] <= MAX_ATTACHMENT_SIZE:
+            return f"{ap}.size {a['size']} is not 1 to {MAX_ATTACHMENT_SIZE} bytes (25 MiB)"
+        total += a["size"]
+    if total > MAX_ATTACHMENTS_TOTAL:
+        return f"{P}: sizes add up to {total} bytes, more than {MAX_ATTACHMENTS_TOTAL} (100 MiB)"
     return None
 
 
@@ -757,6 +855,7 @@ class Record:
         self.sig = None
         self.body = None                                      # model, once step 3 passed
         self.notes = []                                       # non-canonical body encodings
+        self.version = None                                   # body `v`, once step 3 passed
         self.signature_ok = None
 
 
@@ -810,6 +909,22 @@ def verify_signature(author, body, sig, prefix=SIG_PREFIX):
         return False
 
 
+def newer_message(v):
+    return (f"format version v = {v}, newer than the versions this checker reads "
+            f"(1 to {NEWEST_VERSION}): written by a later release, not a fault (§1.8, §7)")
+
+
+def peek_version(it):
+    """§1.8 step 3: the body "read only for its `v` key": the uint under the one key "v" of a
+    map (a byte-string key b"v" counts, as in Schema.map), else None."""
+    if it.t != "map":
+        return None
+    vs = [v for k, v in it.v if (k.t == "tstr" and k.v == "v") or (k.t == "bstr" and k.v == b"v")]
+    if len(vs) != 1 or vs[0].t != "uint":
+        return None
+    return vs[0].v
+
+
 def decode_record(data, rec=None):
     """§1.8 steps 1-7. Returns a Record; raises Fail with the first failure (rec keeps what was
     learned before the failure, e.g. the body model for `invalid` and `bad_signature`)."""
@@ -826,15 +941,32 @@ def decode_record(data, rec=None):
                             f"at record offset {rec.body_off + dec.p}")
     except CborError as e:
         raise Fail("malformed", f"body: {e}") from None
-    body = Schema(dec).body(it)
-    rec.notes = dec.notes
-    if body["v"] != 1:                                                  # step 4
-        raise Fail("malformed", f"unsupported version v = {body['v']}")
+    schema = Schema(dec)
+    try:
+        body = schema.body(it)
+    except Fail as e:
+        # step 3: `newer` when the body, read only for its `v` key, is a map whose `v` is greater
+        # than the newest version this checker reads (a later version may add keys)
+        v = peek_version(it)
+        if v is not None and v > NEWEST_VERSION:
+            raise Fail("newer", newer_message(v)) from None
+        raise e from None
+    rec.version = body["v"]
+    if body["v"] > NEWEST_VERSION:                                      # step 4
+        raise Fail("newer", newer_message(body["v"]))
+    rec.notes = dec.notes     # (not for a newer body: its canonical form is not ours to judge)
+    if body["v"] == 0:
+        raise Fail("malformed", "unsupported version v = 0")
+    if body["v"] == 2 and not body.get("publication", {}).get("attachments"):
+        # §1.13 / §7: "a writer uses the oldest [version] that holds the record"; no rule of
+        # §1.5 or §1.13 makes such a body invalid for a reader, so only a note (like §1.6).
+        rec.notes.append("v = 2 on a record without attachments (a writer uses v1 for it, "
+                         "§1.13, §7)")
     prob = author_key_problem(body["author"])                           # step 5
     if prob:
         raise Fail("malformed", prob)
     rec.body = body
-    prob = validity_problem(body)                                       # step 6
+    prob = validity_problem(body, schema.attachments_key)               # step 6
     rec.signature_ok = verify_signature(body["author"], rec.body_bytes, rec.sig)
     if prob:
         raise Fail("invalid", prob)
@@ -890,6 +1022,15 @@ def readable_fields(rec):
                 o = {k: ind[k] for k in INDICATOR_KEYS if k in ind}
                 inds.append(o)
             out["indicators"] = inds
+        if p.get("attachments"):
+            # Not in §8.2's table (PROTOCOL.md does not say how an export line shows attachments).
+            # Chosen here: after the kind-specific fields and before `body` (declaration order,
+            # like the rest of the table), only on a publication that has attachments (so v1
+            # lines are unchanged), each with §1.13's keys in order and `hash` in hex ("hex
+            # where people read it", §1.13), `size` an integer.
+            out["attachments"] = [{"name": a["name"], "title": a["title"],
+                                   "media_type": a["media_type"], "size": a["size"],
+                                   "hash": a["hash"].hex()} for a in p["attachments"]]
         out["body"] = p["body"]
         return out
     a = b["act"]
@@ -929,6 +1070,32 @@ def json_equal(a, b):
     return type(a) is type(b) and a == b
 
 
+ABSENT = object()
+
+
+def json_first_difference(a, b, path):
+    """(path, a part, b part) of the first place where JSON values a and b differ, or None."""
+    if isinstance(a, list) and isinstance(b, list):
+        for i, (x, y) in enumerate(zip(a, b)):
+            d = json_first_difference(x, y, f"{path}[{i}]")
+            if d:
+                return d
+        if len(a) != len(b):
+            return (f"{path} (length)", len(a), len(b))
+        return None
+    if isinstance(a, dict) and isinstance(b, dict):
+        for k in list(b) + [k for k in a if k not in b]:
+            if k not in a:
+                return (f"{path}.{k}", ABSENT, b[k])
+            if k not in b:
+                return (f"{path}.{k}", a[k], ABSENT)
+            d = json_first_difference(a[k], b[k], f"{path}.{k}")
+            if d:
+                return d
+        return None
+    return None if json_equal(a, b) else (path, a, b)
+
+
 def short(v, n=70):
     s = json.dumps(v, ensure_ascii=False)
     return s if len(s) <= n else s[:n - 1] + "…"
@@ -955,35 +1122,50 @@ def _no_constant(name):
 
 
 def check_export_line(text):
-    """Returns (reasons, warnings) for one non-blank line."""
+    """Returns (reasons, warnings) for one non-blank line (a `newer` record is a reason here)."""
+    reasons, warnings, newer = check_export_line_ex(text)
+    if newer:
+        reasons = [f"record newer: {newer}"] + reasons
+    return reasons, warnings
+
+
+def check_export_line_ex(text, files=None, cache=None):
+    """Returns (reasons, warnings, newer) for one non-blank line: newer is None, or why the
+    record is of a later format version (§1.8, §7), in which case only the envelope, the size
+    and `id` could be checked. files: a directory whose files DIR/<hash hex> are checked
+    against the record's attachments (§1.13)."""
     reasons, warnings = [], []
+    newer = None
     try:
         obj = json.loads(text, object_pairs_hook=_no_dupes, parse_constant=_no_constant)
     except JsonLineError as e:
-        return [f"not a valid JSON object: {e}"], warnings
+        return [f"not a valid JSON object: {e}"], warnings, None
     except ValueError as e:
-        return [f"not JSON: {e}"], warnings
+        return [f"not JSON: {e}"], warnings, None
     if not isinstance(obj, dict):
-        return [f"not a JSON object (found {type(obj).__name__})"], warnings
+        return [f"not a JSON object (found {type(obj).__name__})"], warnings, None
     # step 1
     rec_b64 = obj.get("record")
     if "record" not in obj:
-        return ["no `record` field"], warnings
+        return ["no `record` field"], warnings, None
     if not isinstance(rec_b64, str):
-        return [f"`record` is not a string ({short(rec_b64, 30)})"], warnings
+        return [f"`record` is not a string ({short(rec_b64, 30)})"], warnings, None
     try:
         raw = binascii.a2b_base64(rec_b64.encode("ascii"), strict_mode=True)
     except (binascii.Error, ValueError, UnicodeEncodeError) as e:
-        return [f"`record` is not standard padded base64: {e}"], warnings
+        return [f"`record` is not standard padded base64: {e}"], warnings, None
     if base64.b64encode(raw).decode("ascii") != rec_b64:
-        return ["`record` is not canonical standard base64 (non-zero padding bits)"], warnings
+        return ["`record` is not canonical standard base64 (non-zero padding bits)"], warnings, None
     # step 2 and 3
     rec = Record(raw)
     decoded = True
     try:
         decode_record(raw, rec)
     except Fail as e:
-        reasons.append(f"record {e.cls}: {e.msg}")
+        if e.cls == "newer":
+            newer = e.msg
+        else:
+            reasons.append(f"record {e.cls}: {e.msg}")
         decoded = rec.body is not None  # invalid / bad_signature still have a body model
         if e.cls == "invalid" and rec.signature_ok is False:
             reasons.append("signature does not verify")
@@ -1006,14 +1188,24 @@ def check_export_line(text):
             if k not in obj:
                 reasons.append(f"readable field `{k}` missing")
             elif not json_equal(obj[k], v):
+                detail = ""
+                if isinstance(v, (list, dict)):
+                    d = json_first_difference(obj[k], v, k)
+                    if d:
+                        sh = lambda x: "no such key" if x is ABSENT else short(x, 40)  # noqa: E731
+                        detail = f" (first difference at {d[0]}: line has {sh(d[1])}, " \
+                                 f"record has {sh(d[2])})"
                 reasons.append(f"`{k}` differs from the record: line has {short(obj[k])}, "
-                               f"record has {short(v)}")
+                               f"record has {short(v)}" + detail)
         allowed = set(derived) | {"status", "certified", "record"}
         for k in obj:
             if k not in allowed:
                 reasons.append(f"unknown field `{k}` (not a readable field of this "
                                f"{'publication' if 'kind' in derived else 'act'}, §8.1)")
-    else:
+        if files is not None:
+            reasons += attachment_file_problems(rec, files, cache if cache is not None else {},
+                                                warnings)
+    elif newer is None:
         reasons.append("readable fields not checked (record does not decode)")
     # step 5 (§8.3: "when present"; §8.1 says a line holds both: absence is only a warning)
     for k in ("status", "certified"):
@@ -1023,10 +1215,128 @@ def check_export_line(text):
         reasons.append(f"`status` {short(obj['status'], 40)} is not one of {', '.join(STATUSES)}")
     if "certified" in obj and type(obj["certified"]) is not bool:
         reasons.append(f"`certified` {short(obj['certified'], 40)} is not true or false")
-    return reasons, warnings
+    return reasons, warnings, newer
 
 
-def run_export(path):
+# --- --files DIR: the attached files themselves (§1.13, §4.6) --------------------------------
+
+ZIP_LOCAL = b"PK\x03\x04"
+
+
+def utf8_text_problem(data):
+    """§1.13 "UTF-8 text": valid UTF-8, no control character but tab, LF, CR and FF, and not
+    starting (after white space and a BOM) with HTML, SVG or XML markup. "Markup" is read here as
+    '<' followed by a letter, '!', '?' or '/' (the document does not define it)."""
+    try:
+        t = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        return f"not valid UTF-8 ({e})"
+    for i, c in enumerate(t):
+        if unicodedata.category(c) == "Cc" and c not in "\t\n\r\f":
+            return f"control character U+{ord(c):04X} at character {i}"
+    i = 0
+    while i < len(t) and (t[i] in WHITE_SPACE or t[i] == "\ufeff"):
+        i += 1
+    if t[i:i + 1] == "<" and (t[i + 1:i + 2].isalpha() or t[i + 1:i + 2] in ("!", "?", "/")):
+        return f"starts with markup ({t[i:i + 20]!r})"
+    return None
+
+
+def content_problem(media_type, data):
+    """§1.13 "recognised by": None if `data` is recognised as `media_type`, else why not."""
+    if media_type == "application/pdf":
+        return None if data.startswith(b"%PDF-") else "does not start with %PDF-"
+    if media_type == "image/png":
+        return None if data.startswith(b"\x89PNG\r\n\x1a\n") else "no PNG signature"
+    if media_type == "image/jpeg":
+        return None if data.startswith(b"\xff\xd8\xff") else "does not start with FF D8 FF"
+    if media_type == "image/webp":
+        ok = len(data) >= 12 and data[:4] == b"RIFF" and data[8:12] == b"WEBP"
+        return None if ok else "not RIFF, 4 bytes, WEBP"
+    if media_type in ("text/csv", "text/plain"):
+        return utf8_text_problem(data)
+    if media_type in ("application/vnd.oasis.opendocument.text",
+                      "application/vnd.oasis.opendocument.spreadsheet"):
+        # ZIP local file header (APPNOTE 4.3.7): the first entry, stored (method 0), is named
+        # `mimetype` and holds the media type.
+        if len(data) < 30 or data[:4] != ZIP_LOCAL:
+            return "not a ZIP (no local file header at offset 0)"
+        method, = struct.unpack("<H", data[8:10])
+        csize, = struct.unpack("<I", data[18:22])
+        nlen, xlen = struct.unpack("<HH", data[26:30])
+        name = data[30:30 + nlen]
+        content = data[30 + nlen + xlen:30 + nlen + xlen + csize]
+        if name != b"mimetype":
+            return f"first ZIP entry is {name!r}, not 'mimetype'"
+        if method != 0:
+            return f"first ZIP entry `mimetype` is compressed (method {method}), not stored"
+        if content != media_type.encode("ascii"):
+            return f"`mimetype` holds {content[:80]!r}, not {media_type!r}"
+        return None
+    return f"no rule for media type {media_type!r}"
+
+
+def inspect_file(path, media_type):
+    """(error, size, blake3 digest, content problem or None); reads the file once."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return "not found", None, None, None
+    except OSError as e:
+        return f"cannot be read: {e}", None, None, None
+    if not os.path.isfile(path):
+        return "is not a regular file", None, None, None
+    h = blake3.blake3()
+    keep = st.st_size <= MAX_ATTACHMENT_SIZE      # content check only for a size a record allows
+    chunks = []
+    size = 0
+    try:
+        with open(path, "rb") as f:
+            while True:
+                b = f.read(1 << 20)
+                if not b:
+                    break
+                h.update(b)
+                size += len(b)
+                if keep and size <= MAX_ATTACHMENT_SIZE:
+                    chunks.append(b)
+                else:
+                    keep, chunks = False, []
+    except OSError as e:
+        return f"cannot be read: {e}", None, None, None
+    cp = content_problem(media_type, b"".join(chunks)) if keep else None
+    return None, size, h.digest(), cp
+
+
+def attachment_file_problems(rec, files, cache, warnings):
+    """For each attachment of the record: DIR/<hash hex> exists, has `size` bytes and BLAKE3
+    `hash`. Failures are returned (the line is bad); a file that matches but whose content is
+    not recognised as its media type (§1.13) is a warning: those are the bytes the author signed,
+    which a node would discard after fetching them (§4.6.4)."""
+    out = []
+    pub = rec.body.get("publication") or {}
+    for a in pub.get("attachments", []):
+        label = f"attachment {json.dumps(a['name'], ensure_ascii=False)}"
+        hx = a["hash"].hex()
+        path = os.path.join(files, hx)
+        key = (path, a["media_type"])
+        if key not in cache:
+            cache[key] = inspect_file(path, a["media_type"])
+        err, size, digest, cp = cache[key]
+        if err:
+            out.append(f"{label}: file {path} {err}")
+            continue
+        if size != a["size"]:
+            out.append(f"{label}: file {path} is {size} bytes, the record says size {a['size']}")
+        if digest != a["hash"]:
+            out.append(f"{label}: BLAKE3 of file {path} is {digest.hex()}, the record says hash {hx}")
+        elif size == a["size"] and cp:
+            warnings.append(f"{label}: file {path} matches its size and hash but is not "
+                            f"recognised as {a['media_type']} (§1.13): {cp}")
+    return out
+
+
+def run_export(path, files=None):
     try:
         data = sys.stdin.buffer.read() if path == "-" else open(path, "rb").read()
     except OSError as e:
@@ -1037,8 +1347,9 @@ def run_export(path):
         lines.pop()
     elif data:
         print(f"line {len(lines)}: warning: last line is not \\n-terminated (§8.1)", file=sys.stderr)
-    good = bad = 0
+    good = bad = newer_lines = 0
     prev_key = None
+    cache = {}
     for n, raw in enumerate(lines, 1):
         try:
             try:
@@ -1049,14 +1360,19 @@ def run_export(path):
                 continue
             if not trimmed(text):
                 continue
-            reasons, warnings = check_export_line(text)
+            reasons, warnings, newer = check_export_line_ex(text, files, cache)
         except Exception as e:  # belt and braces: a line never crashes the checker
             reasons, warnings = [f"internal error while checking: {type(e).__name__}: {e}"], []
+            newer = None
         for w in warnings:
             print(f"line {n}: warning: {w}", file=sys.stderr)
         if reasons:
             bad += 1
-            print(f"line {n}: " + "; ".join(reasons))
+            print(f"line {n}: " + "; ".join(([f"record newer: {newer}"] if newer else []) + reasons))
+        elif newer:
+            # §7: not a fault of whoever wrote it, but not checked either (neither good nor bad)
+            newer_lines += 1
+            print(f"line {n}: newer: {newer}; only its envelope, size and `id` were checked")
         else:
             good += 1
             try:  # §8.1 order (oldest first, by created_at then id): informational only
@@ -1068,8 +1384,9 @@ def run_export(path):
                 prev_key = key
             except Exception:
                 pass
-    print(f"{good} good, {bad} bad")
-    return 0 if bad == 0 else 1
+    print(f"{good} good, {bad} bad"
+          + (f", {newer_lines} newer (not checked, §7)" if newer_lines else ""))
+    return 0 if bad == 0 and newer_lines == 0 else 1
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1377,7 +1694,7 @@ class VectorRun:
             err = Fail("malformed", f"decoder crashed: {type(e).__name__}: {e}")
         if expect_valid:
             self.check(name, line, err is None,
-                       f"{label}: size, envelope (§1.1), body (§1.2-§1.4/§2.1), v=1, author key, "
+                       f"{label}: size, envelope (§1.1), body (§1.2-§1.4/§2.1), version, author key, "
                        f"validity rules (§1.5/§2.2), signature (§1.10)",
                        f"{label}: record refused: {err}")
             if rec.body is not None:
@@ -1482,6 +1799,67 @@ class VectorRun:
         self.check(name, 1, not line_reasons, "its export line passes the §8.3 line check",
                    "its export line fails §8.3: " + "; ".join(line_reasons))
         self.wire(name, rec)
+        return rec
+
+    def golden_v2(self):
+        """golden-v2.record.hex: a format v2 record (§1.13). §9 does not describe this vector, so
+        only what every vector shares (§9's preamble: seed 0x07, golden time) and what a v2
+        record is are checked: one line of hex; decodes and verifies (§1.8, canonical §1.6);
+        id = BLAKE3 (against golden-v2.id if that file exists); v = 2 with attachments; its
+        readable fields (§8.2 + attachments) make an export line that passes §8.3."""
+        name = "golden-v2.record.hex"
+        lines = self.read_lines(name)
+        if lines is None:
+            return None
+        if not self.check(name, 1, len(lines) == 1, "one line", f"{len(lines)} lines, expected 1"):
+            return None
+        data = self.hexbytes(name, 1, lines[0], "golden v2 record")
+        if data is None:
+            return None
+        label = "golden v2 record"
+        rec, err = self.full_record(name, 1, data, label)
+        self.check(name, 1, re.fullmatch("[0-9a-f]{64}", rec.id_hex) is not None,
+                   f"{label}: id = BLAKE3(record) = {rec.id_hex} (§1.9)",
+                   f"{label}: id {rec.id_hex!r} is not 64 lowercase hex")
+        if os.path.exists(os.path.join(self.dir, "golden-v2.id")):
+            gid = self.read_lines("golden-v2.id")
+            if gid is not None:
+                self.check("golden-v2.id", 1, len(gid) == 1 and gid[0] == rec.id_hex,
+                           "golden-v2.id = BLAKE3(golden v2 record)",
+                           f"golden-v2.id holds {gid[:1]!r}, BLAKE3 of the record is {rec.id_hex}")
+        if rec.body is None:
+            return rec
+        self.check(name, 1, rec.body["v"] == 2, f"{label}: v = 2 (§1.2, §1.13)",
+                   f"{label}: v = {rec.body['v']}, expected 2")
+        if rec.body_off is not None:
+            head = data[rec.body_off:rec.body_off + 4]
+            self.check(name, 1, head == bytes.fromhex("a4617602"),
+                       f"{label}: body starts a4 61 76 02 (map(4), \"v\": 2)",
+                       f"{label}: body starts {head.hex()}, expected a4617602")
+        self.common_signing(name, 1, rec, label)
+        pub = rec.body.get("publication")
+        if not self.check(name, 1, pub is not None, f"{label}: a publication",
+                          f"{label}: not a publication (only publications have attachments)"):
+            return rec
+        atts = pub.get("attachments", [])
+        self.check(name, 1, len(atts) >= 1,
+                   f"{label}: has {len(atts)} attachment(s) (§1.13): "
+                   + ", ".join(f"{a['name']} ({a['media_type']}, {a['size']} bytes, "
+                               f"hash {a['hash'].hex()[:16]}…)" for a in atts),
+                   f"{label}: has no attachments (a v2 record names files, §1.13)")
+        derived = readable_fields(rec)
+        want = [{"name": a["name"], "title": a["title"], "media_type": a["media_type"],
+                 "size": a["size"], "hash": a["hash"].hex()} for a in atts]
+        keys = list(derived)
+        self.check(name, 1, json_equal(derived.get("attachments"), want)
+                   and keys.index("attachments") == keys.index("body") - 1,
+                   f"{label}: readable fields show `attachments` (before `body`, hash in hex)",
+                   f"{label}: readable fields do not show the attachments: {short(derived, 300)}")
+        derived.update(status="current", certified=False,
+                       record=base64.b64encode(data).decode("ascii"))
+        line_reasons, _ = check_export_line(json.dumps(derived, ensure_ascii=False))
+        self.check(name, 1, not line_reasons, f"{label}: its export line passes the §8.3 line check",
+                   f"{label}: its export line fails §8.3: " + "; ".join(line_reasons))
         return rec
 
     def wire(self, name, rec):
@@ -1633,7 +2011,7 @@ def run_vectors(d, quiet):
         golden = run.golden()
     except Exception as e:
         run.check("golden.record.hex", 1, False, "", f"checker error: {type(e).__name__}: {e}")
-    for step in (run.acts, lambda: run.far_future(golden)):
+    for step in (run.golden_v2, run.acts, lambda: run.far_future(golden)):
         try:
             step()
         except Exception as e:
@@ -1642,7 +2020,7 @@ def run_vectors(d, quiet):
     return 0 if run.failed == 0 else 1
 
 
-USAGE = "usage: check.py [-q] vectors DIR | check.py export FILE|-"
+USAGE = "usage: check.py [-q] vectors DIR | check.py export [--files DIR] FILE|-"
 
 
 def main(argv):
@@ -1653,12 +2031,38 @@ def main(argv):
             pass
     args = [a for a in argv if a not in ("-q", "--quiet")]
     quiet = len(args) != len(argv)
+    files, rest, i = None, [], 0
+    while i < len(args):
+        a = args[i]
+        if a == "--files" or a.startswith("--files="):
+            if files is not None:
+                print("--files given twice\n" + USAGE, file=sys.stderr)
+                return 2
+            if a == "--files":
+                if i + 1 >= len(args):
+                    print("--files needs a directory\n" + USAGE, file=sys.stderr)
+                    return 2
+                files = args[i + 1]
+                i += 2
+            else:
+                files = a[len("--files="):]
+                i += 1
+            continue
+        rest.append(a)
+        i += 1
+    args = rest
     if len(args) != 2 or args[0] not in ("vectors", "export"):
         print(USAGE, file=sys.stderr)
         return 2
     if args[0] == "vectors":
+        if files is not None:
+            print("--files is for export mode\n" + USAGE, file=sys.stderr)
+            return 2
         return run_vectors(args[1], quiet)
-    return run_export(args[1])
+    if files is not None and not os.path.isdir(files):
+        print(f"--files: not a directory: {files}", file=sys.stderr)
+        return 2
+    return run_export(args[1], files)
 
 
 if __name__ == "__main__":

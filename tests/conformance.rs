@@ -1,7 +1,8 @@
 //! The protocol as an outsider implements it: `conformance/check.py`, a verifier written in
 //! Python from `PROTOCOL.md` alone (never importing or calling project code), run from the
 //! tests' virtual environment. It must accept the golden vectors and an export the real
-//! `cailloux` binary makes, and refuse tampered copies of either, naming the line.
+//! `cailloux` binary makes (format v2 with its files too), and refuse tampered copies of either,
+//! naming the line (or the file).
 
 mod util;
 
@@ -157,4 +158,52 @@ fn an_export_of_the_real_binary_passes_and_each_tampered_line_is_named() {
     for line in 2..=5 {
         assert!(err.contains(&format!("line {line}:")), "{err}");
     }
+}
+
+/// Format v2: a publication with files, exported with them (`export --with-files`); the
+/// verifier written from `PROTOCOL.md` reads its line and checks each file by size and hash,
+/// and names the file that was changed afterwards.
+#[test]
+fn an_export_with_files_passes_and_a_changed_file_is_named() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let home = TestHome::init("Vallon-sur-Orge");
+    let mut report = b"%PDF-1.7\n".to_vec();
+    report.extend((0..60_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8));
+    std::fs::write(dir.path().join("rapport.pdf"), &report).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(dir.path().join("mesures.csv"), "jour;kWh\n1;12\n2;14\n")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let md = dir.path().join("bilan.md");
+    std::fs::write(
+        &md,
+        "---\nkind: practice\ntitle: Un bilan et ses relevés\nsummary: Avec deux fichiers.\n\
+         themes: [energy]\nattachments:\n  - { file: rapport.pdf, title: \"Rapport 2024\" }\n\
+         \x20 - { file: mesures.csv }\n---\nCorps.\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    home.ok(&["publish", md.to_str().unwrap_or_default()]);
+    home.ok(&["publish", examples().to_str().unwrap_or_default()]);
+    let (file, files) = (dir.path().join("export.jsonl"), dir.path().join("fichiers"));
+    home.ok(&[
+        "export",
+        "--out",
+        file.to_str().unwrap_or_default(),
+        "--with-files",
+        files.to_str().unwrap_or_default(),
+    ]);
+    let args = [
+        "export".as_ref(),
+        file.as_os_str(),
+        "--files".as_ref(),
+        files.as_os_str(),
+    ];
+    let (ok, out) = check(&args);
+    assert!(ok, "{out}");
+
+    let hash = blake3::hash(&report).to_hex().to_string();
+    let mut changed = report.clone();
+    changed[5_000] ^= 1;
+    std::fs::write(files.join(&hash), &changed).unwrap_or_else(|e| panic!("{e}"));
+    let (ok, out) = check(&args);
+    assert!(!ok, "a changed file passes: {out}");
+    assert!(out.contains("rapport.pdf"), "the file is named: {out}");
 }
