@@ -512,7 +512,7 @@ impl Transfers {
         if self.blobs.has(&hash) {
             return Box::pin(self.serve(request, asker)).await;
         }
-        tokio::task::spawn_blocking(move || {
+        let served = tokio::task::spawn_blocking(move || {
             let outboard = transfer
                 .outboard
                 .lock()
@@ -523,8 +523,14 @@ impl Transfers {
         })
         .await
         .ok()
-        .flatten()
-        .map_or(BlobResponse::Missing, BlobResponse::Segment)
+        .flatten();
+        match served {
+            Some(segment) => BlobResponse::Segment(segment),
+            // Installed between the check above and the read: the temporary file is now the
+            // held one.
+            None if self.blobs.has(&hash) => Box::pin(self.serve(request, asker)).await,
+            None => BlobResponse::Missing,
+        }
     }
 }
 
