@@ -4,7 +4,8 @@
 //!
 //! Invariant: nothing unverified is read (only groups the transfer has checked and written),
 //! and the last group is held back until the transfer is done: the whole file verified, its
-//! content checked against the record's type, and installed. A transfer that fails ends the
+//! content checked against the record's type, and installed (so a reader that has the whole
+//! answer finds the node holding the file). A transfer that fails ends the
 //! stream with an error before its last byte, so a reader never takes a file that did not pass
 //! for a whole one (the HTTP answer is cut short of its `Content-Length`).
 
@@ -61,7 +62,7 @@ impl Transfers {
                 Progress::Failed(e) => return Err(e),
                 // Once a group is written the temporary file exists; if it is gone, the
                 // transfer has just installed it: its `Done` is on its way.
-                Progress::Groups(n) if n > 0 => {
+                Progress::Groups(_) | Progress::Checked if now.any() => {
                     if let Ok(file) = File::open(&tmp) {
                         return Ok(Opened::Incoming(Incoming {
                             file: Arc::new(file),
@@ -71,7 +72,7 @@ impl Transfers {
                         }));
                     }
                 }
-                Progress::Groups(_) => {}
+                Progress::Groups(_) | Progress::Checked => {}
             }
             if closed {
                 return held();
@@ -90,9 +91,13 @@ impl Incoming {
     fn readable(&self, now: &Progress) -> Result<u64, std::io::Error> {
         match now {
             Progress::Done => Ok(self.size),
-            Progress::Groups(n) => {
-                let last = (self.size.div_ceil(BLOB_GROUP_BYTES) - 1) * BLOB_GROUP_BYTES;
-                Ok((n * BLOB_GROUP_BYTES).min(last))
+            Progress::Groups(_) | Progress::Checked => {
+                let total = self.size.div_ceil(BLOB_GROUP_BYTES);
+                let n = match now {
+                    Progress::Groups(n) => *n,
+                    _ => total,
+                };
+                Ok((n * BLOB_GROUP_BYTES).min((total - 1) * BLOB_GROUP_BYTES))
             }
             Progress::Failed(e) => Err(std::io::Error::other(e.to_string())),
         }

@@ -25,7 +25,7 @@ use super::{BLOCK, BlobError, Blobs};
 use crate::network::Client;
 use crate::store::Store;
 use bao_tree::io::outboard::PreOrderMemOutboard;
-use bao_tree::io::sync::{DecodeResponseIter, OutboardMut, encode_ranges_validated};
+use bao_tree::io::sync::{DecodeResponseIter, OutboardMut, encode_ranges, encode_ranges_validated};
 use bao_tree::io::{BaoContentItem, Leaf, Parent};
 use bao_tree::{BaoTree, ChunkNum, ChunkRanges};
 use cailloux_protocol::wire::{
@@ -83,8 +83,18 @@ pub enum FetchError {
 #[derive(Clone, Debug)]
 pub(super) enum Progress {
     Groups(u64),
+    /// Every group verified and the content checked against the record's type: whole and
+    /// right, being synced and installed.
+    Checked,
     Done,
     Failed(FetchError),
+}
+
+impl Progress {
+    /// Whether any group is written (so the temporary file exists).
+    pub(super) fn any(&self) -> bool {
+        matches!(self, Progress::Groups(n) if *n > 0) || matches!(self, Progress::Checked)
+    }
 }
 
 /// A file being fetched.
@@ -177,7 +187,7 @@ impl Transfers {
             match &*progress.borrow_and_update() {
                 Progress::Done => return Ok(()),
                 Progress::Failed(e) => return Err(e.clone()),
-                Progress::Groups(_) => {}
+                Progress::Groups(_) | Progress::Checked => {}
             }
             if progress.changed().await.is_err() {
                 return if self.blobs.has(&hash) {
@@ -321,6 +331,8 @@ impl Transfers {
                 name: a.name.clone(),
                 why: format!("its content is not what its record says: {why}"),
             })?;
+        // Peers may have the last group now; this node's own readers once it is installed.
+        t.progress.send_replace(Progress::Checked);
         file.sync_all().map_err(local)?;
         drop(file);
         let (blobs, tmp, outboard, a2) = (
@@ -496,7 +508,7 @@ impl Transfers {
                 match &*progress.borrow_and_update() {
                     Progress::Groups(n) if *n >= end => return true,
                     Progress::Groups(_) => {}
-                    Progress::Done => return true,
+                    Progress::Done | Progress::Checked => return true,
                     Progress::Failed(_) => return false,
                 }
                 if progress.changed().await.is_err() {
@@ -519,7 +531,8 @@ impl Transfers {
                 .unwrap_or_else(|p| p.into_inner())
                 .clone();
             let data = File::open(&transfer.tmp).ok()?;
-            encode(data, &outboard, start, end)
+            // Verified on arrival, moments ago: not hashed again.
+            encode_verified(data, &outboard, start, end)
         })
         .await
         .ok()
@@ -545,6 +558,18 @@ fn encode(data: File, outboard: &PreOrderMemOutboard, start: u64, end: u64) -> O
             None
         }
     }
+}
+
+/// `encode` for groups this transfer verified as they came (a partial file being fetched).
+fn encode_verified(
+    data: File,
+    outboard: &PreOrderMemOutboard,
+    start: u64,
+    end: u64,
+) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(((end - start) * BLOB_GROUP_BYTES) as usize + 4096);
+    encode_ranges(data, outboard, &chunk_ranges(start, end), &mut out).ok()?;
+    Some(out)
 }
 
 /// Why a segment was not taken: the peer's bytes, or this node's disk.
