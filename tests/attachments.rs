@@ -43,6 +43,20 @@ fn write(dir: &Path, name: &str, bytes: &[u8]) {
     std::fs::write(dir.join(name), bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
 }
 
+/// Writes `files` and a publication attaching them (in that order) into `dir`, publishes it
+/// from `home` and returns its id.
+fn publish_with_files(home: &TestHome, dir: &Path, title: &str, files: &[(&str, &[u8])]) -> String {
+    let mut attachments = String::from("attachments:\n");
+    for (name, bytes) in files {
+        write(dir, name, bytes);
+        attachments.push_str(&format!("  - {{ file: {name} }}\n"));
+    }
+    write(dir, "r.md", publication(title, &attachments).as_bytes());
+    published(&home.ok(&["publish", "--json", &dir.join("r.md").display().to_string()]))[0]
+        .1
+        .clone()
+}
+
 fn blob_files(home: &TestHome) -> usize {
     ["kept", "cache"]
         .iter()
@@ -368,24 +382,12 @@ fn files_come_on_demand_verified_and_a_corrupt_peer_is_caught() {
     let b = NodeProcess::start("Arras", &[a.addr()]);
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let (report, map) = (pdf(3 * 1024 * 1024 + 5_000, 11), png(70_000));
-    write(dir.path(), "rapport.pdf", &report);
-    write(dir.path(), "carte.png", &map);
-    write(
+    let id = publish_with_files(
+        &a.home,
         dir.path(),
-        "r.md",
-        &publication(
-            "Le rapport et la carte",
-            "attachments:\n  - { file: rapport.pdf }\n  - { file: carte.png }\n",
-        )
-        .into_bytes(),
+        "Le rapport et la carte",
+        &[("rapport.pdf", &report), ("carte.png", &map)],
     );
-    let id = published(&a.home.ok(&[
-        "publish",
-        "--json",
-        &dir.path().join("r.md").display().to_string(),
-    ]))[0]
-        .1
-        .clone();
     assert!(
         wait_until(Duration::from_secs(20), || b.ids().contains(&id)),
         "the record reaches B"
@@ -483,24 +485,12 @@ fn show_fetch_export_with_files_verify_and_import_carry_the_files() {
     let b = NodeProcess::start("Arras", &[a.addr()]);
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let (report, map) = (pdf(1024 * 1024 + 17, 5), png(30_000));
-    write(dir.path(), "rapport.pdf", &report);
-    write(dir.path(), "carte.png", &map);
-    write(
+    let id = publish_with_files(
+        &a.home,
         dir.path(),
-        "r.md",
-        &publication(
-            "Un bilan et sa carte",
-            "attachments:\n  - { file: rapport.pdf }\n  - { file: carte.png }\n",
-        )
-        .into_bytes(),
+        "Un bilan et sa carte",
+        &[("rapport.pdf", &report), ("carte.png", &map)],
     );
-    let id = published(&a.home.ok(&[
-        "publish",
-        "--json",
-        &dir.path().join("r.md").display().to_string(),
-    ]))[0]
-        .1
-        .clone();
     assert!(
         wait_until(Duration::from_secs(20), || b.ids().contains(&id)),
         "the record reaches B"
@@ -590,23 +580,12 @@ fn a_record_misstating_a_files_size_gets_no_honest_peer_struck() {
     let b = NodeProcess::start("Arras", &[a.addr()]);
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let report = pdf(200_000, 3);
-    write(dir.path(), "rapport.pdf", &report);
-    write(
+    let id = publish_with_files(
+        &a.home,
         dir.path(),
-        "r.md",
-        &publication(
-            "Le vrai rapport",
-            "attachments:\n  - { file: rapport.pdf }\n",
-        )
-        .into_bytes(),
+        "Le vrai rapport",
+        &[("rapport.pdf", &report)],
     );
-    let id = published(&a.home.ok(&[
-        "publish",
-        "--json",
-        &dir.path().join("r.md").display().to_string(),
-    ]))[0]
-        .1
-        .clone();
     assert!(wait_until(Duration::from_secs(20), || b
         .ids()
         .contains(&id)));
