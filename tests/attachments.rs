@@ -314,8 +314,9 @@ fn a_node_reading_only_v1_ignores_v2_records_and_keeps_its_peer() {
     assert!(a.ids().contains(&v2));
 }
 
-/// A peer that speaks only the file protocol and serves `bytes` (the file with hash `hash`),
-/// honestly for the first segment and with one byte flipped in every later one.
+/// A peer that speaks only the file protocol and serves `bytes` honestly for the first
+/// segment and with one byte flipped in every later one; or, with no bytes, answers nothing
+/// (every request left waiting).
 async fn run_corrupt_server(target: Multiaddr, bytes: Vec<u8>, asked: Arc<AtomicUsize>) {
     use bao_tree::io::outboard::PreOrderMemOutboard;
     use bao_tree::{BlockSize, ChunkNum, ChunkRanges};
@@ -337,13 +338,14 @@ async fn run_corrupt_server(target: Multiaddr, bytes: Vec<u8>, asked: Arc<Atomic
         .with_behaviour(|_| {
             request_response::cbor::Behaviour::<BlobRequest, BlobResponse>::new(
                 [(StreamProtocol::new(BLOB_PROTOCOL), ProtocolSupport::Full)],
-                request_response::Config::default(),
+                request_response::Config::default().with_request_timeout(Duration::from_secs(120)),
             )
         })
         .unwrap_or_else(|e| panic!("{e}"))
         .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(300)))
         .build();
     swarm.dial(target).unwrap_or_else(|e| panic!("{e}"));
+    let mut unanswered = Vec::new();
     loop {
         if let SwarmEvent::Behaviour(request_response::Event::Message {
             message:
@@ -354,6 +356,10 @@ async fn run_corrupt_server(target: Multiaddr, bytes: Vec<u8>, asked: Arc<Atomic
         }) = swarm.select_next_some().await
         {
             asked.fetch_add(1, Ordering::SeqCst);
+            if bytes.is_empty() {
+                unanswered.push(channel);
+                continue;
+            }
             let ranges = ChunkRanges::from(
                 ChunkNum(request.start * 16)
                     ..ChunkNum((request.start + u64::from(request.groups)) * 16),
@@ -568,12 +574,13 @@ fn show_fetch_export_with_files_verify_and_import_carry_the_files() {
     assert!(std::fs::read(again.join(&png_hash)).unwrap_or_default() == map);
 }
 
-/// A record (another author's) that names a town's file by its hash but misstates its size:
-/// the tree's shape comes from the size, so the honest holder's bytes would not verify under
-/// it. The holder answers that it has no such file instead, and no honest peer is counted
-/// against.
+/// Records (other authors') that name a town's file by its hash but misstate it: one its size
+/// (the tree's shape comes from the size, so the honest holder's bytes would not verify under
+/// it), one its type and name. Both sort before the true record. The holder answers that it
+/// has no file of the wrong size, no honest peer is counted against, and the file is fetched
+/// at the size the true record gives and served under its true type and name.
 #[test]
-fn a_record_misstating_a_files_size_gets_no_honest_peer_struck() {
+fn records_misstating_a_file_neither_block_it_nor_rename_it() {
     use base64::Engine;
     use cailloux_protocol::{Record, SigningKey, Unverified};
     let a = NodeProcess::start("Loos-en-Gohelle", &[]);
@@ -602,37 +609,50 @@ fn a_record_misstating_a_files_size_gets_no_honest_peer_struck() {
         .map_err(|e| e.to_string())
         .and_then(|u| u.verify().map_err(|e| e.to_string()))
         .unwrap_or_else(|e| panic!("{e}"));
-    let mut publication = honest
+    let publication = honest
         .publication()
         .cloned()
         .unwrap_or_else(|| panic!("a publication"));
-    publication.attachments[0].size += 1;
-    let lying = (1u8..=255)
-        .map(|n| {
-            Record::sign(
-                &SigningKey::from_bytes(&[n; 32]),
-                honest.created_at(),
-                publication.clone(),
-            )
-            .unwrap_or_else(|e| panic!("{e}"))
-        })
-        .find(|r| r.id().to_hex() < honest.id().to_hex())
-        .unwrap_or_else(|| panic!("no id sorts first"));
+    let sorting_first = |publication: &cailloux_protocol::Publication, from: u8| {
+        (from..=255)
+            .map(|n| {
+                Record::sign(
+                    &SigningKey::from_bytes(&[n; 32]),
+                    honest.created_at(),
+                    publication.clone(),
+                )
+                .unwrap_or_else(|e| panic!("{e}"))
+            })
+            .find(|r| r.id().to_hex() < honest.id().to_hex())
+            .unwrap_or_else(|| panic!("no id sorts first"))
+    };
+    let mut longer = publication.clone();
+    longer.attachments[0].size += 1;
+    let mut renamed = publication.clone();
+    renamed.attachments[0].media_type = cailloux_protocol::MediaType::Png;
+    renamed.attachments[0].name = "photo.png".into();
     let jsonl = dir.path().join("lying.jsonl");
     std::fs::write(
         &jsonl,
-        format!("{}\n", cailloux_node::exchange::jsonl_line(&lying)),
+        format!(
+            "{}\n{}\n",
+            cailloux_node::exchange::jsonl_line(&sorting_first(&longer, 1)),
+            cailloux_node::exchange::jsonl_line(&sorting_first(&renamed, 101)),
+        ),
     )
     .unwrap_or_else(|e| panic!("{e}"));
     b.home.ok(&["import", &jsonl.display().to_string()]);
 
     let hash = blake3::hash(&report).to_hex().to_string();
     let mut answer = get(&format!("http://{}/api/v1/attachments/{hash}", b.api()));
-    let text = answer.body_mut().read_to_string().unwrap_or_default();
-    assert_eq!(answer.status(), 404, "{text}");
-    assert!(
-        text.contains(&hash) && text.contains("does not hold it"),
-        "{text}"
+    let (status, headers) = (answer.status(), answer.headers().clone());
+    let body = answer.body_mut().read_to_vec().unwrap_or_default();
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    assert!(body == report, "the file A published");
+    assert_eq!(headers["content-type"], "application/pdf");
+    assert_eq!(
+        headers["content-disposition"],
+        "attachment; filename=\"rapport.pdf\""
     );
     assert_eq!(
         b.metric("cailloux_records_rejected_total{reason=\"corrupt_file\"}"),
@@ -640,4 +660,112 @@ fn a_record_misstating_a_files_size_gets_no_honest_peer_struck() {
         "the honest holder is not counted against"
     );
     assert_eq!(b.status()["peers"], 1, "and stays connected");
+}
+
+/// Readers asking for many files that no peer answers for (a peer that takes requests and
+/// never replies): the transfers running or waiting for a turn are bounded, the readers past
+/// the bound told 503 at once, the peer asked for at most every running transfer's window,
+/// and the transfers stop once their readers have gone.
+#[test]
+fn transfers_waiting_on_a_silent_peer_are_bounded_and_stop_when_their_readers_leave() {
+    let publisher = TestHome::init("Loos-en-Gohelle");
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let mut hashes = Vec::new();
+    for record in 0..2u64 {
+        let sub = dir.path().join(record.to_string());
+        std::fs::create_dir(&sub).unwrap_or_else(|e| panic!("{e}"));
+        let files: Vec<(String, Vec<u8>)> = (0..10u64)
+            .map(|n| (format!("f{n}.pdf"), pdf(40_000, (record * 100 + n) * 2 + 1)))
+            .collect();
+        hashes.extend(
+            files
+                .iter()
+                .map(|(_, b)| blake3::hash(b).to_hex().to_string()),
+        );
+        let files: Vec<(&str, &[u8])> = files
+            .iter()
+            .map(|(n, b)| (n.as_str(), b.as_slice()))
+            .collect();
+        publish_with_files(&publisher, &sub, &format!("Dossier {record}"), &files);
+    }
+    let exported = dir.path().join("records.jsonl");
+    publisher.ok(&["export", "--out", &exported.display().to_string()]);
+
+    let b = NodeProcess::start("Arras", &[]);
+    b.home.ok(&["import", &exported.display().to_string()]);
+    let asked = Arc::new(AtomicUsize::new(0));
+    let runtime = tokio::runtime::Runtime::new().unwrap_or_else(|e| panic!("{e}"));
+    let b_addr: Multiaddr = b.addr().parse().unwrap_or_else(|e| panic!("{e}"));
+    runtime.spawn(run_corrupt_server(b_addr, Vec::new(), asked.clone()));
+    assert!(wait_until(Duration::from_secs(20), || b.status()["peers"] == 1));
+
+    // 20 readers at once, each giving up after 4 s.
+    let base = format!("http://{}/api/v1/attachments", b.api());
+    let readers: Vec<_> = hashes
+        .iter()
+        .map(|hash| {
+            let url = format!("{base}/{hash}");
+            std::thread::spawn(move || {
+                let started = std::time::Instant::now();
+                let agent: ureq::Agent = ureq::Agent::config_builder()
+                    .http_status_as_error(false)
+                    .timeout_global(Some(Duration::from_secs(4)))
+                    .build()
+                    .into();
+                let status = agent.get(&url).call().ok().map(|r| r.status().as_u16());
+                (status, started.elapsed())
+            })
+        })
+        .collect();
+    let answers: Vec<_> = readers
+        .into_iter()
+        .map(|r| r.join().unwrap_or_else(|_| panic!("a reader panicked")))
+        .collect();
+    let busy: Vec<_> = answers.iter().filter(|(s, _)| *s == Some(503)).collect();
+    assert_eq!(
+        busy.len(),
+        4,
+        "16 transfers run or wait, the other readers are told 503: {answers:?}\n{}",
+        b.log()
+    );
+    assert!(
+        busy.iter().all(|(_, took)| *took < Duration::from_secs(2)),
+        "at once: {answers:?}"
+    );
+    assert!(
+        answers.iter().all(|(s, _)| *s != Some(200)),
+        "nothing was served: {answers:?}"
+    );
+    let most = cailloux_node::blobs::MAX_TRANSFERS * cailloux_node::blobs::WINDOW;
+    assert!(
+        asked.load(Ordering::SeqCst) <= most,
+        "at most {most} segments asked at once, were {}",
+        asked.load(Ordering::SeqCst)
+    );
+
+    // The readers have gone: every transfer stops (those waiting for a turn at once, those
+    // waiting on the peer within seconds), and a new reader gets a transfer again.
+    assert!(
+        wait_until(Duration::from_secs(30), || b
+            .log()
+            .matches("nobody waits for the file any more")
+            .count()
+            >= 16),
+        "the transfers stop: {}",
+        b.log()
+    );
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(2)))
+        .build()
+        .into();
+    let again = agent
+        .get(&format!("{base}/{}", hashes[0]))
+        .call()
+        .map(|r| r.status().as_u16());
+    assert!(
+        !matches!(again, Ok(503)),
+        "a new reader is not told busy: {again:?}"
+    );
+    drop(runtime);
 }

@@ -330,7 +330,7 @@ pub fn human_size(bytes: u64) -> String {
 
 /// How many leading bytes `Recogniser` keeps to read a signature: enough for an OpenDocument
 /// file's `mimetype` entry (30 bytes of ZIP header, the name, 46 bytes of type).
-const HEAD_BYTES: usize = 256;
+pub const HEAD_BYTES: usize = 256;
 
 /// Recognises a file's type from its content as it streams, against the type its name claims.
 /// Binary types by their signature; text types (CSV, plain text) as UTF-8 without control
@@ -396,8 +396,10 @@ impl Recogniser {
     }
 }
 
-/// The binary type whose signature `head` starts with.
-fn signature(head: &[u8]) -> Option<MediaType> {
+/// The binary type whose signature `head` (a file's first `HEAD_BYTES`, or all of a shorter
+/// file) starts with; `None` for text and anything else. Which of several records' types a
+/// file's bytes bear out, without reading past its head.
+pub fn signature(head: &[u8]) -> Option<MediaType> {
     if head.starts_with(b"%PDF-") {
         return Some(MediaType::Pdf);
     }

@@ -13,7 +13,10 @@ use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use cailloux_protocol::{Attachment, BlobHash};
+use cailloux_protocol::{Attachment, BlobHash, RecordId};
+
+/// Caching for a file: its bytes never change under its hash.
+const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 
 pub(super) async fn attachment(
     State(state): State<ApiState>,
@@ -29,18 +32,18 @@ pub(super) async fn attachment(
         ))
     })?;
     let (store, blobs) = (state.store.clone(), state.blobs.clone());
-    let (attachment, held) = blocking(move || {
-        let found = store.attachment(&hash)?;
-        Ok::<_, crate::store::StoreError>(found.map(|(a, _)| (a, blobs.get(&hash))))
+    let (candidates, held) = blocking(move || {
+        let found = store.attachments(&hash)?;
+        Ok::<_, crate::store::StoreError>((found, blobs.get(&hash)))
     })
     .await?
-    .map_err(internal)?
-    .ok_or_else(|| {
-        ApiError(
+    .map_err(internal)?;
+    if candidates.is_empty() {
+        return Err(ApiError(
             StatusCode::NOT_FOUND,
             format!("no record held by this node attaches a file with hash {hash}"),
-        )
-    })?;
+        ));
+    }
     let etag = format!("\"{hash}\"");
     // The bytes behind a hash never change: a reader that has them needs nothing more, whether
     // this node holds them or not.
@@ -49,7 +52,14 @@ pub(super) async fn attachment(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
     {
-        return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response());
+        return Ok((
+            StatusCode::NOT_MODIFIED,
+            [
+                (header::ETAG, etag),
+                (header::CACHE_CONTROL, IMMUTABLE.into()),
+            ],
+        )
+            .into_response());
     }
     let opened = match held {
         Some(held) => crate::blobs::Opened::Held(held),
@@ -63,6 +73,22 @@ pub(super) async fn attachment(
             Err(e) => return Err(ApiError(StatusCode::NOT_FOUND, e.to_string())),
         },
     };
+    let head = match &opened {
+        crate::blobs::Opened::Held(held) => {
+            let path = held.path.clone();
+            blocking(move || {
+                use std::io::Read;
+                let mut head = Vec::new();
+                std::fs::File::open(&path)?
+                    .take(cailloux_protocol::attachment::HEAD_BYTES as u64)
+                    .read_to_end(&mut head)
+                    .map(|_| head)
+            })
+            .await?
+        }
+        crate::blobs::Opened::Incoming(incoming) => incoming.head(),
+    }
+    .map_err(internal)?;
     let (body, size) = match opened {
         crate::blobs::Opened::Held(held) => {
             let file = tokio::fs::File::open(&held.path).await.map_err(internal)?;
@@ -74,6 +100,7 @@ pub(super) async fn attachment(
             (Body::from_stream(incoming.into_stream()), size)
         }
     };
+    let attachment = described(&candidates, size, &head);
     let mut response = Response::new(body);
     let h = response.headers_mut();
     h.insert(
@@ -84,14 +111,31 @@ pub(super) async fn attachment(
     if let Ok(v) = HeaderValue::from_str(&etag) {
         h.insert(header::ETAG, v);
     }
-    h.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("public, max-age=31536000, immutable"),
-    );
-    if let Ok(v) = HeaderValue::from_str(&disposition(&attachment)) {
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(IMMUTABLE));
+    if let Ok(v) = HeaderValue::from_str(&disposition(attachment)) {
         h.insert(header::CONTENT_DISPOSITION, v);
     }
     Ok(response)
+}
+
+/// The record entry a file is served under: the best record (`Store::attachments`) whose size
+/// is the file's and whose type its content bears out (a binary type by its signature, a text
+/// type when it has none), so that a record misdescribing a town's file gives it neither its
+/// type nor its name. Failing that, the best of the right size, then the best.
+fn described<'a>(
+    candidates: &'a [(Attachment, RecordId)],
+    size: u64,
+    head: &[u8],
+) -> &'a Attachment {
+    let found = cailloux_protocol::attachment::signature(head);
+    let sized = || candidates.iter().map(|(a, _)| a).filter(|a| a.size == size);
+    sized()
+        .find(|a| match found {
+            Some(t) => a.media_type == t,
+            None => a.media_type.is_text(),
+        })
+        .or_else(|| sized().next())
+        .unwrap_or(&candidates[0].0)
 }
 
 /// `inline` for images, `attachment` for the rest, with the recorded name: plain in `filename`

@@ -40,51 +40,67 @@ pub struct Incoming {
 
 impl Transfers {
     /// The file `hash` that one of this node's records attaches: held, or being fetched from
-    /// the peers (started now if need be) once its first group is here. An error when no peer
-    /// serves even that.
+    /// the peers (started now if need be) once its first group is here; each size the records
+    /// claim for it in turn. An error when no peer serves even that.
     pub async fn open(&self, hash: BlobHash) -> Result<Opened, FetchError> {
-        if let Some(held) = self.blobs().get(&hash) {
-            return Ok(Opened::Held(held));
-        }
-        let a = self.attachment(hash).await?;
-        let (mut progress, tmp) = self.watch(&a, MAX_BLOB_HOPS)?;
         let held = || {
             self.blobs()
                 .get(&hash)
                 .map(Opened::Held)
                 .ok_or_else(|| FetchError::Local(format!("file {hash} was fetched and is gone")))
         };
-        let mut closed = false;
-        loop {
-            let now = progress.borrow_and_update().clone();
-            match now {
-                Progress::Done => return held(),
-                Progress::Failed(e) => return Err(e),
-                // Once a group is written the temporary file exists; if it is gone, the
-                // transfer has just installed it: its `Done` is on its way.
-                Progress::Groups(_) | Progress::Checked if now.any() => {
-                    if let Ok(file) = File::open(&tmp) {
-                        return Ok(Opened::Incoming(Incoming {
-                            file: Arc::new(file),
-                            progress,
-                            size: a.size,
-                            read: 0,
-                        }));
-                    }
-                }
-                Progress::Groups(_) | Progress::Checked => {}
-            }
-            if closed {
-                return held();
-            }
-            closed = progress.changed().await.is_err();
+        if self.blobs().has(&hash) {
+            return held();
         }
+        let mut last = FetchError::Unknown(hash);
+        for wanted in self.wanted(hash).await? {
+            let Some((transfer, mut progress)) = self.join(&wanted, MAX_BLOB_HOPS)? else {
+                return held();
+            };
+            loop {
+                let now = progress.borrow_and_update().clone();
+                match now {
+                    Progress::Done => return held(),
+                    Progress::Failed(e @ FetchError::NotServed { .. }) => {
+                        last = e;
+                        break;
+                    }
+                    Progress::Failed(e) => return Err(e),
+                    Progress::Groups(_) | Progress::Checked if now.any() => {
+                        if let Some(file) = transfer.file() {
+                            return Ok(Opened::Incoming(Incoming {
+                                file,
+                                progress,
+                                size: transfer.size(),
+                                read: 0,
+                            }));
+                        }
+                    }
+                    Progress::Groups(_) | Progress::Checked => {}
+                }
+                // The transfer (held here) always ends with `Done` or `Failed`.
+                if progress.changed().await.is_err() {
+                    return Err(FetchError::Local("the transfer stopped".into()));
+                }
+            }
+        }
+        Err(last)
     }
 }
 
 impl Incoming {
     pub fn size(&self) -> u64 {
         self.size
+    }
+
+    /// The file's first bytes (up to `HEAD_BYTES`, within its first group: verified).
+    pub fn head(&self) -> std::io::Result<Vec<u8>> {
+        let len = self
+            .size
+            .min(cailloux_protocol::attachment::HEAD_BYTES as u64);
+        let mut buf = vec![0; len as usize];
+        self.file.read_exact_at(&mut buf, 0)?;
+        Ok(buf)
     }
 
     /// How far the file may be read now; an error if the transfer failed.

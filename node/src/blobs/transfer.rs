@@ -31,18 +31,28 @@ use bao_tree::{BaoTree, ChunkNum, ChunkRanges};
 use cailloux_protocol::wire::{
     BLOB_GROUP_BYTES, BlobRequest, BlobResponse, MAX_BLOB_HOPS, MAX_BLOB_SEGMENT_GROUPS,
 };
-use cailloux_protocol::{Attachment, BlobHash, Recogniser};
+use cailloux_protocol::{BlobHash, MediaType, Recogniser};
 use libp2p::PeerId;
 use std::collections::HashMap;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
-use tokio::sync::{Semaphore, watch};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 
 /// Files fetched at once.
 pub const MAX_TRANSFERS: usize = 4;
+/// Of those, started for peers (a chain relaying through this node): one turn is always left
+/// for this node's own readers.
+const PEER_TRANSFERS: usize = MAX_TRANSFERS - 1;
+/// Transfers one peer's requests can have started here at once.
+const TRANSFERS_PER_PEER: usize = 2;
+/// Transfers running or waiting for a turn: beyond, `Busy` at once.
+const MAX_ACTIVE: usize = 16;
+/// Distinct sizes tried for one hash (each a record's claim): a record misstating a file's
+/// size makes that attempt fail, not the fetch.
+const MAX_SIZES: usize = 4;
 /// Segment requests in flight per transfer.
 pub const WINDOW: usize = 4;
 /// How long a fetch of this node's own waits for a turn.
@@ -50,6 +60,10 @@ const TURN_WAIT: Duration = Duration::from_secs(60);
 /// How long a peer's request waits for groups not yet here: well within the request timeout
 /// (30 s), so that the answer still reaches the asker.
 const SERVE_WAIT: Duration = Duration::from_secs(20);
+/// A transfer nobody has waited on for this long stops (its reader left).
+const ABANDON: Duration = Duration::from_secs(10);
+/// How often a transfer waiting on its peer looks whether anyone still waits on it.
+const RECHECK: Duration = Duration::from_secs(1);
 /// Chunks (1 KiB) per group.
 const GROUP_CHUNKS: u64 = 1 << BLOCK.chunk_log();
 
@@ -91,22 +105,59 @@ pub(super) enum Progress {
 }
 
 impl Progress {
-    /// Whether any group is written (so the temporary file exists).
+    /// Whether any group is written.
     pub(super) fn any(&self) -> bool {
         matches!(self, Progress::Groups(n) if *n > 0) || matches!(self, Progress::Checked)
     }
 }
 
+/// One claim about a file that records make: its size, and the types records of that size
+/// give it. A transfer fetches one claim.
+#[derive(Clone, Debug)]
+pub(super) struct Wanted {
+    hash: BlobHash,
+    size: u64,
+    /// The best record's name for it (for messages).
+    name: String,
+    types: Vec<MediaType>,
+}
+
+/// Who a transfer is for: this node's readers (who wait for a turn) or a peer's request
+/// (which is answered `Busy` rather than wait: it would outlast its timeout).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Turn {
+    Local,
+    Peer(PeerId),
+}
+
 /// A file being fetched.
-struct Transfer {
+pub(super) struct Transfer {
     tmp: PathBuf,
     tree: BaoTree,
+    turn: Turn,
+    /// The file being written, open from the start of the fetch to the end of every read of
+    /// it: readers never reopen `tmp`, which the install renames.
+    file: OnceLock<Arc<File>>,
     /// The parents received so far (zeros elsewhere).
     outboard: Mutex<PreOrderMemOutboard>,
-    /// The content so far against the record's type (fed in order, as groups are written).
-    content: Mutex<Recogniser>,
+    /// The content so far against each type claimed (fed in order, as groups are written).
+    content: Mutex<Vec<Recogniser>>,
     progress: watch::Sender<Progress>,
 }
+
+impl Transfer {
+    /// The file being written, once the transfer has its turn.
+    pub(super) fn file(&self) -> Option<Arc<File>> {
+        self.file.get().cloned()
+    }
+
+    pub(super) fn size(&self) -> u64 {
+        self.tree.size()
+    }
+}
+
+/// A transfer joined: the transfer and its progress, or `None` when the file is held now.
+pub(super) type Joined = Option<(Arc<Transfer>, watch::Receiver<Progress>)>;
 
 /// The node's file transfers. Cheap to clone.
 #[derive(Clone)]
@@ -117,6 +168,7 @@ pub struct Transfers {
     metrics: Arc<crate::metrics::Metrics>,
     active: Arc<Mutex<HashMap<BlobHash, Arc<Transfer>>>>,
     turns: Arc<Semaphore>,
+    peer_turns: Arc<Semaphore>,
 }
 
 impl std::fmt::Debug for Transfers {
@@ -133,6 +185,12 @@ fn chunk_ranges(start: u64, end: u64) -> ChunkRanges {
     ChunkRanges::from(ChunkNum(start * GROUP_CHUNKS)..ChunkNum(end * GROUP_CHUNKS))
 }
 
+/// Why `fetch_from` stopped short: the peer (try the next), or this node (stop).
+enum Stop {
+    Peer(String),
+    Local(FetchError),
+}
+
 impl Transfers {
     pub fn new(
         blobs: Blobs,
@@ -147,6 +205,7 @@ impl Transfers {
             metrics,
             active: Arc::default(),
             turns: Arc::new(Semaphore::new(MAX_TRANSFERS)),
+            peer_turns: Arc::new(Semaphore::new(PEER_TRANSFERS)),
         }
     }
 
@@ -155,140 +214,193 @@ impl Transfers {
     }
 
     /// Makes sure this node holds the file `hash` that one of its records attaches, fetching it
-    /// from peers if needed.
+    /// from peers if needed: each size records claim for it in turn, best record first.
     pub async fn fetch(&self, hash: BlobHash) -> Result<(), FetchError> {
-        self.fetch_for(hash, None, MAX_BLOB_HOPS).await
-    }
-
-    pub(super) async fn attachment(&self, hash: BlobHash) -> Result<Attachment, FetchError> {
-        let store = self.store.clone();
-        tokio::task::spawn_blocking(move || store.attachment(&hash))
-            .await
-            .map_err(|e| FetchError::Local(e.to_string()))?
-            .map_err(|e| FetchError::Local(e.to_string()))?
-            .map(|(a, _)| a)
-            .ok_or(FetchError::Unknown(hash))
-    }
-
-    /// `fetch`, on behalf of `asker` (never asked back), passing the request on `hops` more
-    /// times.
-    async fn fetch_for(
-        &self,
-        hash: BlobHash,
-        asker: Option<PeerId>,
-        hops: u8,
-    ) -> Result<(), FetchError> {
         if self.blobs.has(&hash) {
             return Ok(());
         }
-        let attachment = self.attachment(hash).await?;
-        let mut progress = self.join_or_start(&attachment, asker, hops)?;
-        loop {
-            match &*progress.borrow_and_update() {
-                Progress::Done => return Ok(()),
-                Progress::Failed(e) => return Err(e.clone()),
-                Progress::Groups(_) | Progress::Checked => {}
-            }
-            if progress.changed().await.is_err() {
-                return if self.blobs.has(&hash) {
-                    Ok(())
-                } else {
-                    Err(FetchError::Local("the transfer stopped".into()))
-                };
+        let mut last = FetchError::Unknown(hash);
+        for wanted in self.wanted(hash).await? {
+            let Some((_transfer, mut progress)) =
+                self.join_or_start(&wanted, Turn::Local, MAX_BLOB_HOPS)?
+            else {
+                return Ok(());
+            };
+            loop {
+                match &*progress.borrow_and_update() {
+                    Progress::Done => return Ok(()),
+                    Progress::Failed(e @ FetchError::NotServed { .. }) => {
+                        last = e.clone();
+                        break;
+                    }
+                    Progress::Failed(e) => return Err(e.clone()),
+                    Progress::Groups(_) | Progress::Checked => {}
+                }
+                // The transfer (held here) always ends with `Done` or `Failed`.
+                if progress.changed().await.is_err() {
+                    return Err(FetchError::Local("the transfer stopped".into()));
+                }
             }
         }
+        Err(last)
     }
 
-    /// The progress of this node's own transfer of `a` (started now if none runs) and the
-    /// temporary file it writes.
-    pub(super) fn watch(
-        &self,
-        a: &Attachment,
-        hops: u8,
-    ) -> Result<(watch::Receiver<Progress>, PathBuf), FetchError> {
-        let progress = self.join_or_start(a, None, hops)?;
-        let active = self.active.lock().unwrap_or_else(|p| p.into_inner());
-        let tmp = active
-            .get(&a.hash)
-            .map(|t| t.tmp.clone())
-            .unwrap_or_default();
-        Ok((progress, tmp))
+    /// The claims made about file `hash` by the records that attach it, best record first,
+    /// one per size (at most `MAX_SIZES`).
+    pub(super) async fn wanted(&self, hash: BlobHash) -> Result<Vec<Wanted>, FetchError> {
+        let store = self.store.clone();
+        let candidates = tokio::task::spawn_blocking(move || store.attachments(&hash))
+            .await
+            .map_err(|e| FetchError::Local(e.to_string()))?
+            .map_err(|e| FetchError::Local(e.to_string()))?;
+        let mut wanted: Vec<Wanted> = Vec::new();
+        for (a, _) in candidates {
+            if let Some(w) = wanted.iter_mut().find(|w| w.size == a.size) {
+                if !w.types.contains(&a.media_type) {
+                    w.types.push(a.media_type);
+                }
+            } else if wanted.len() < MAX_SIZES {
+                wanted.push(Wanted {
+                    hash,
+                    size: a.size,
+                    name: a.name,
+                    types: vec![a.media_type],
+                });
+            }
+        }
+        if wanted.is_empty() {
+            return Err(FetchError::Unknown(hash));
+        }
+        Ok(wanted)
     }
 
-    /// The progress of the transfer of `a`, started now if none runs.
-    fn join_or_start(
-        &self,
-        a: &Attachment,
-        asker: Option<PeerId>,
-        hops: u8,
-    ) -> Result<watch::Receiver<Progress>, FetchError> {
+    /// This node's own transfer of `w` (started now if none runs), passing requests on `hops`
+    /// more times.
+    pub(super) fn join(&self, w: &Wanted, hops: u8) -> Result<Joined, FetchError> {
+        self.join_or_start(w, Turn::Local, hops)
+    }
+
+    /// The transfer of `w.hash`, started now for `turn` if none runs; `None` when the file is
+    /// held. A transfer already running is joined whatever size it fetches.
+    fn join_or_start(&self, w: &Wanted, turn: Turn, hops: u8) -> Result<Joined, FetchError> {
         let mut active = self.active.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(t) = active.get(&a.hash) {
-            return Ok(t.progress.subscribe());
+        if let Some(t) = active.get(&w.hash) {
+            return Ok(Some((t.clone(), t.progress.subscribe())));
         }
-        if a.size > self.blobs.quota() {
+        // A transfer installs the file before it leaves `active`.
+        if self.blobs.has(&w.hash) {
+            return Ok(None);
+        }
+        if w.size > self.blobs.quota() {
             return Err(FetchError::TooLarge {
-                hash: a.hash,
-                name: a.name.clone(),
-                size: a.size,
+                hash: w.hash,
+                name: w.name.clone(),
+                size: w.size,
                 quota: self.blobs.quota(),
             });
         }
-        let tree = BaoTree::new(a.size, BLOCK);
+        if active.len() >= MAX_ACTIVE {
+            return Err(FetchError::Busy);
+        }
+        // A peer's transfer starts now or not at all.
+        let permits = match turn {
+            Turn::Local => None,
+            Turn::Peer(peer) => {
+                if active.values().filter(|t| t.turn == turn).count() >= TRANSFERS_PER_PEER {
+                    tracing::debug!("{peer} has {TRANSFERS_PER_PEER} transfers started here");
+                    return Err(FetchError::Busy);
+                }
+                let peer_turn = self.peer_turns.clone().try_acquire_owned();
+                let turn = self.turns.clone().try_acquire_owned();
+                match (peer_turn, turn) {
+                    (Ok(p), Ok(t)) => Some((p, t)),
+                    _ => return Err(FetchError::Busy),
+                }
+            }
+        };
+        let tree = BaoTree::new(w.size, BLOCK);
         let transfer = Arc::new(Transfer {
-            tmp: self.blobs.temporary(&a.hash),
+            tmp: self.blobs.temporary(&w.hash),
             tree,
+            turn,
+            file: OnceLock::new(),
             outboard: Mutex::new(PreOrderMemOutboard {
-                root: blake3::Hash::from(a.hash.0),
+                root: blake3::Hash::from(w.hash.0),
                 tree,
                 data: vec![0; tree.outboard_size() as usize],
             }),
-            content: Mutex::new(Recogniser::new(a.media_type)),
+            content: Mutex::new(w.types.iter().map(|t| Recogniser::new(*t)).collect()),
             progress: watch::Sender::new(Progress::Groups(0)),
         });
         let receiver = transfer.progress.subscribe();
-        active.insert(a.hash, transfer.clone());
+        active.insert(w.hash, transfer.clone());
         drop(active);
         let this = self.clone();
-        let a = a.clone();
+        let (w, t) = (w.clone(), transfer.clone());
         tokio::spawn(async move {
-            let result = this.run(&a, &transfer, asker, hops).await;
-            let _ = std::fs::remove_file(&transfer.tmp);
+            let result = async {
+                let _turns = match permits {
+                    Some((peer_turn, turn)) => (Some(peer_turn), turn),
+                    None => (None, this.wait_turn(&t).await?),
+                };
+                let asker = match turn {
+                    Turn::Peer(peer) => Some(peer),
+                    Turn::Local => None,
+                };
+                this.run(&w, &t, asker, hops).await
+            }
+            .await;
+            let _ = std::fs::remove_file(&t.tmp);
             this.active
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .remove(&a.hash);
+                .remove(&w.hash);
             match result {
                 Ok(()) => {
                     this.metrics.blobs_fetched.inc();
-                    transfer.progress.send_replace(Progress::Done);
+                    t.progress.send_replace(Progress::Done);
                 }
                 Err(e) => {
                     tracing::info!("{e}");
-                    transfer.progress.send_replace(Progress::Failed(e));
+                    t.progress.send_replace(Progress::Failed(e));
                 }
             }
         });
-        Ok(receiver)
+        Ok(Some((transfer, receiver)))
+    }
+
+    /// A turn for this node's own transfer: waited for at most `TURN_WAIT`, and only while
+    /// someone still waits for the file.
+    async fn wait_turn(&self, t: &Transfer) -> Result<OwnedSemaphorePermit, FetchError> {
+        tokio::select! {
+            turn = tokio::time::timeout(TURN_WAIT, self.turns.clone().acquire_owned()) => {
+                turn.map_err(|_| FetchError::Busy)?.map_err(|_| FetchError::Busy)
+            }
+            () = t.progress.closed() => {
+                Err(FetchError::Local("nobody waits for the file any more".into()))
+            }
+        }
     }
 
     /// Fetches the whole file into `t.tmp`, then installs it in the cache.
     async fn run(
         &self,
-        a: &Attachment,
+        w: &Wanted,
         t: &Arc<Transfer>,
         asker: Option<PeerId>,
         hops: u8,
     ) -> Result<(), FetchError> {
-        let _turn = tokio::time::timeout(TURN_WAIT, self.turns.clone().acquire_owned())
-            .await
-            .map_err(|_| FetchError::Busy)?
-            .map_err(|_| FetchError::Busy)?;
         let local = |e: std::io::Error| FetchError::Local(format!("{}: {e}", t.tmp.display()));
-        let file = File::create(&t.tmp).map_err(local)?;
-        file.set_len(a.size).map_err(local)?;
-        let file = Arc::new(file);
-        let total = groups_of(a.size);
+        let file = File::options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&t.tmp)
+            .map_err(local)?;
+        file.set_len(w.size).map_err(local)?;
+        let file = t.file.get_or_init(|| Arc::new(file)).clone();
+        let total = groups_of(w.size);
         let mut done = 0u64;
         let mut why = String::from("no peer is connected");
         let peers = self
@@ -304,38 +416,47 @@ impl Transfers {
                 continue;
             }
             match self
-                .fetch_from(a, t, &file, peer, &mut done, total, hops)
+                .fetch_from(w, t, &file, peer, &mut done, total, hops)
                 .await
             {
                 Ok(()) => break,
-                Err(e) => why = e,
+                Err(Stop::Peer(e)) => why = e,
+                Err(Stop::Local(e)) => return Err(e),
             }
         }
         if done < total {
             return Err(FetchError::NotServed {
-                hash: a.hash,
-                name: a.name.clone(),
+                hash: w.hash,
+                name: w.name.clone(),
                 why,
             });
         }
-        // The content is checked against the type its record claims, as at publish: a town
+        // The content is checked against the types its records claim, as at publish: a town
         // that signed an HTML page as a PDF gets no help spreading it.
-        let content = std::mem::replace(
-            &mut *t.content.lock().unwrap_or_else(|p| p.into_inner()),
-            Recogniser::new(a.media_type),
-        );
-        content
-            .finish(&a.name)
-            .map_err(|why| FetchError::NotServed {
-                hash: a.hash,
-                name: a.name.clone(),
-                why: format!("its content is not what its record says: {why}"),
-            })?;
+        let content = std::mem::take(&mut *t.content.lock().unwrap_or_else(|p| p.into_inner()));
+        let mut refused = Vec::new();
+        for recogniser in content {
+            match recogniser.finish(&w.name) {
+                Ok(_) => {
+                    refused.clear();
+                    break;
+                }
+                Err(why) => refused.push(why),
+            }
+        }
+        if !refused.is_empty() {
+            return Err(FetchError::NotServed {
+                hash: w.hash,
+                name: w.name.clone(),
+                why: format!(
+                    "its content is not what its records say: {}",
+                    refused.join("; ")
+                ),
+            });
+        }
         // Peers may have the last group now; this node's own readers once it is installed.
         t.progress.send_replace(Progress::Checked);
-        file.sync_all().map_err(local)?;
-        drop(file);
-        let (blobs, tmp, outboard, a2) = (
+        let (blobs, tmp, outboard, hash, size) = (
             self.blobs.clone(),
             t.tmp.clone(),
             t.outboard
@@ -343,11 +464,14 @@ impl Transfers {
                 .unwrap_or_else(|p| p.into_inner())
                 .data
                 .clone(),
-            a.clone(),
+            w.hash,
+            w.size,
         );
         tokio::task::spawn_blocking(move || -> Result<(), FetchError> {
+            file.sync_all()
+                .map_err(|e| FetchError::Local(format!("{}: {e}", tmp.display())))?;
             blobs
-                .install_fetched(&tmp, &a2.hash, a2.size, &outboard)
+                .install_fetched(&tmp, &hash, size, &outboard)
                 .map_err(|e| FetchError::Local(e.to_string()))
         })
         .await
@@ -355,27 +479,29 @@ impl Transfers {
     }
 
     /// Fetches from `peer`, from group `done` on, with `WINDOW` segments in flight, advancing
-    /// `done` as groups are verified. An error says why this peer did not finish.
+    /// `done` as groups are verified. An error says why this peer did not finish, or why the
+    /// transfer stops.
     #[allow(clippy::too_many_arguments)]
     async fn fetch_from(
         &self,
-        a: &Attachment,
+        w: &Wanted,
         t: &Arc<Transfer>,
         file: &Arc<File>,
         peer: PeerId,
         done: &mut u64,
         total: u64,
         hops: u8,
-    ) -> Result<(), String> {
+    ) -> Result<(), Stop> {
         use futures::stream::{FuturesOrdered, StreamExt};
         let mut next = *done;
         let mut in_flight = FuturesOrdered::new();
+        let mut unwanted_since: Option<Instant> = None;
         let request = |start: u64| {
             let groups = (total - start).min(u64::from(MAX_BLOB_SEGMENT_GROUPS));
             let client = self.client.clone();
             let req = BlobRequest {
-                hash: a.hash,
-                size: a.size,
+                hash: w.hash,
+                size: w.size,
                 start,
                 groups: groups as u32,
                 hops: hops.saturating_sub(1),
@@ -383,35 +509,57 @@ impl Transfers {
             async move { (start, start + groups, client.blob_request(peer, req).await) }
         };
         while *done < total {
+            // A reader that left (a closed page, a peer that stopped asking) leaves nobody to
+            // fetch for.
+            if t.progress.receiver_count() > 0 {
+                unwanted_since = None;
+            } else if unwanted_since.get_or_insert_with(Instant::now).elapsed() > ABANDON {
+                return Err(Stop::Local(FetchError::Local(
+                    "nobody waits for the file any more".into(),
+                )));
+            }
             while in_flight.len() < WINDOW && next < total {
                 in_flight.push_back(request(next));
                 next = (next + u64::from(MAX_BLOB_SEGMENT_GROUPS)).min(total);
             }
-            let Some((start, end, answer)) = in_flight.next().await else {
+            // Looked at again every `RECHECK` while answers are slow to come.
+            let arrived = tokio::select! {
+                arrived = in_flight.next() => arrived,
+                () = tokio::time::sleep(RECHECK) => continue,
+            };
+            let Some((start, end, answer)) = arrived else {
                 break;
             };
             let bytes = match answer {
                 Ok(BlobResponse::Segment(bytes)) => bytes,
-                Ok(BlobResponse::Missing) => return Err(format!("{peer} does not hold it")),
-                Ok(BlobResponse::Busy) => return Err(format!("{peer} is busy")),
-                Err(e) => return Err(format!("{peer}: {e}")),
+                Ok(BlobResponse::Missing) => {
+                    return Err(Stop::Peer(format!("{peer} does not hold it")));
+                }
+                Ok(BlobResponse::Busy) => return Err(Stop::Peer(format!("{peer} is busy"))),
+                Err(e) => return Err(Stop::Peer(format!("{peer}: {e}"))),
             };
             let (t2, file2) = (t.clone(), file.clone());
             let checked =
                 tokio::task::spawn_blocking(move || write_segment(&t2, &file2, start, end, &bytes))
                     .await
-                    .map_err(|e| e.to_string())?;
-            if let Err(Segment::Unwritten(e)) = checked {
-                return Err(format!("this node could not write the file: {e}"));
-            }
-            if let Err(Segment::Corrupt(e)) = checked {
-                tracing::warn!(
-                    "{peer} served a corrupt segment of file {} (groups {start}..{end}): {e}",
-                    a.hash.short()
-                );
-                self.metrics.reject("corrupt_file");
-                self.client.strike(peer).await;
-                return Err(format!("{peer} served corrupt bytes"));
+                    .map_err(|e| Stop::Local(FetchError::Local(e.to_string())))?;
+            match checked {
+                Ok(()) => {}
+                Err(Segment::Unwritten(e)) => {
+                    return Err(Stop::Local(FetchError::Local(format!(
+                        "this node could not write {}: {e}",
+                        t.tmp.display()
+                    ))));
+                }
+                Err(Segment::Corrupt(e)) => {
+                    tracing::warn!(
+                        "{peer} served a corrupt segment of file {} (groups {start}..{end}): {e}",
+                        w.hash.short()
+                    );
+                    self.metrics.reject("corrupt_file");
+                    self.client.strike(peer).await;
+                    return Err(Stop::Peer(format!("{peer} served corrupt bytes")));
+                }
             }
             *done = end;
             t.progress.send_replace(Progress::Groups(end));
@@ -432,77 +580,46 @@ impl Transfers {
         if !(1..=MAX_BLOB_SEGMENT_GROUPS).contains(&groups) {
             return BlobResponse::Missing;
         }
-        let groups = u64::from(groups);
+        let end = start.saturating_add(u64::from(groups)).min(groups_of(size));
+        if start >= end {
+            return BlobResponse::Missing;
+        }
         let hops = hops.min(MAX_BLOB_HOPS - 1);
         if let Some(held) = self.blobs.get(&hash) {
-            if held.size != size {
-                return BlobResponse::Missing;
-            }
-            let blobs = self.blobs.clone();
-            let end = (start.saturating_add(groups)).min(groups_of(held.size));
-            if start >= end {
-                return BlobResponse::Missing;
-            }
-            return tokio::task::spawn_blocking(move || {
-                let outboard = blobs.outboard(&hash).ok()?;
-                let data = File::open(&held.path).ok()?;
-                encode(data, &outboard, start, end)
-            })
-            .await
-            .ok()
-            .flatten()
-            .map_or(BlobResponse::Missing, BlobResponse::Segment);
+            return self.serve_held(held, hash, size, start, end).await;
         }
-        // Being fetched here, or one of this node's records attaches it: answer as soon as
-        // the groups asked for are here.
-        let transfer = {
+        // Being fetched here, or one of this node's records attaches it at this size: answer
+        // as soon as the groups asked for are here.
+        let running = {
             let active = self.active.lock().unwrap_or_else(|p| p.into_inner());
-            active.get(&hash).cloned()
+            active
+                .get(&hash)
+                .map(|t| (t.clone(), t.progress.subscribe()))
         };
-        let transfer = match transfer {
-            Some(t) => t,
+        let (transfer, mut progress) = match running {
+            Some(joined) => joined,
             None if hops > 0 => {
-                let Ok(a) = self.attachment(hash).await else {
+                let Ok(wanted) = self.wanted(hash).await else {
                     return BlobResponse::Missing;
                 };
-                if a.size != size {
+                let Some(w) = wanted.into_iter().find(|w| w.size == size) else {
                     return BlobResponse::Missing;
-                }
-                // A peer's request never waits for a turn: it would outlast its timeout.
-                if self.turns.available_permits() == 0 {
-                    return BlobResponse::Busy;
-                }
-                match self.join_or_start(&a, Some(asker), hops) {
-                    Ok(_) => {}
+                };
+                match self.join_or_start(&w, Turn::Peer(asker), hops) {
+                    Ok(Some(joined)) => joined,
+                    Ok(None) => match self.blobs.get(&hash) {
+                        Some(held) => return self.serve_held(held, hash, size, start, end).await,
+                        None => return BlobResponse::Missing,
+                    },
                     Err(FetchError::Busy) => return BlobResponse::Busy,
                     Err(_) => return BlobResponse::Missing,
-                }
-                let found = self
-                    .active
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .get(&hash)
-                    .cloned();
-                match found {
-                    Some(t) => t,
-                    // Finished meanwhile.
-                    None if self.blobs.has(&hash) => {
-                        return Box::pin(self.serve(request, asker)).await;
-                    }
-                    None => return BlobResponse::Missing,
                 }
             }
             None => return BlobResponse::Missing,
         };
-        if transfer.tree.size() != size {
+        if transfer.size() != size {
             return BlobResponse::Missing;
         }
-        let total = groups_of(size);
-        let end = start.saturating_add(groups).min(total);
-        if start >= end {
-            return BlobResponse::Missing;
-        }
-        let mut progress = transfer.progress.subscribe();
         let arrived = tokio::time::timeout(SERVE_WAIT, async {
             loop {
                 match &*progress.borrow_and_update() {
@@ -518,32 +635,49 @@ impl Transfers {
         })
         .await
         .unwrap_or(false);
-        if !arrived {
+        let Some(file) = transfer.file().filter(|_| arrived) else {
             return BlobResponse::Missing;
-        }
-        if self.blobs.has(&hash) {
-            return Box::pin(self.serve(request, asker)).await;
-        }
-        let served = tokio::task::spawn_blocking(move || {
+        };
+        // Read from the transfer's own file (installed or not) and tree: verified on arrival,
+        // moments ago, so not hashed again.
+        tokio::task::spawn_blocking(move || {
             let outboard = transfer
                 .outboard
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .clone();
-            let data = File::open(&transfer.tmp).ok()?;
-            // Verified on arrival, moments ago: not hashed again.
-            encode_verified(data, &outboard, start, end)
+            let mut out = Vec::with_capacity(((end - start) * BLOB_GROUP_BYTES) as usize + 4096);
+            encode_ranges(&*file, &outboard, &chunk_ranges(start, end), &mut out).ok()?;
+            Some(out)
         })
         .await
         .ok()
-        .flatten();
-        match served {
-            Some(segment) => BlobResponse::Segment(segment),
-            // Installed between the check above and the read: the temporary file is now the
-            // held one.
-            None if self.blobs.has(&hash) => Box::pin(self.serve(request, asker)).await,
-            None => BlobResponse::Missing,
+        .flatten()
+        .map_or(BlobResponse::Missing, BlobResponse::Segment)
+    }
+
+    /// Groups `start..end` of a held file, if it has the size asked for.
+    async fn serve_held(
+        &self,
+        held: super::Held,
+        hash: BlobHash,
+        size: u64,
+        start: u64,
+        end: u64,
+    ) -> BlobResponse {
+        if held.size != size {
+            return BlobResponse::Missing;
         }
+        let blobs = self.blobs.clone();
+        tokio::task::spawn_blocking(move || {
+            let outboard = blobs.outboard(&hash).ok()?;
+            let data = File::open(&held.path).ok()?;
+            encode(data, &outboard, start, end)
+        })
+        .await
+        .ok()
+        .flatten()
+        .map_or(BlobResponse::Missing, BlobResponse::Segment)
     }
 }
 
@@ -558,18 +692,6 @@ fn encode(data: File, outboard: &PreOrderMemOutboard, start: u64, end: u64) -> O
             None
         }
     }
-}
-
-/// `encode` for groups this transfer verified as they came (a partial file being fetched).
-fn encode_verified(
-    data: File,
-    outboard: &PreOrderMemOutboard,
-    start: u64,
-    end: u64,
-) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(((end - start) * BLOB_GROUP_BYTES) as usize + 4096);
-    encode_ranges(data, outboard, &chunk_ranges(start, end), &mut out).ok()?;
-    Some(out)
 }
 
 /// Why a segment was not taken: the peer's bytes, or this node's disk.
@@ -616,7 +738,9 @@ fn write_segment(
     for (offset, data) in leaves {
         file.write_all_at(&data, offset)
             .map_err(|e| Segment::Unwritten(e.to_string()))?;
-        content.feed(&data);
+        for recogniser in content.iter_mut() {
+            recogniser.feed(&data);
+        }
     }
     Ok(())
 }

@@ -2,14 +2,15 @@
 //! requests and their answers, and handing peers' requests to `blobs::Transfers`, which reads
 //! (or fetches) off the loop. What a transfer does is in `blobs/transfer.rs`.
 //!
-//! Bound: `BLOBS_SERVED_PER_PEER` requests of a peer being answered at once; beyond, `Busy` at
-//! once. Requests are read up to 1 KiB, answers up to `MAX_BLOB_RESPONSE_BYTES` (the codec's
-//! limits, `blob_codec`); a longer answer fails to decode and costs its sender that transfer.
+//! Bound: `BLOBS_SERVED_PER_PEER` requests of a peer being answered at once (from its arrival
+//! to its answer's last byte sent); beyond, `Busy` at once. Requests are read up to 1 KiB,
+//! answers up to `MAX_BLOB_RESPONSE_BYTES` (the codec's limits, `blob_codec`); a longer answer
+//! fails to decode and costs its sender that transfer.
 
 use super::{EventLoop, Internal};
 use cailloux_protocol::wire::{BlobRequest, BlobResponse};
 use libp2p::PeerId;
-use libp2p::request_response::{self, OutboundRequestId, ResponseChannel};
+use libp2p::request_response::{self, InboundRequestId, OutboundRequestId, ResponseChannel};
 use tokio::sync::oneshot;
 
 /// The CBOR codec with this protocol's limits.
@@ -39,15 +40,27 @@ impl EventLoop {
 
     pub(super) fn respond_blob(
         &mut self,
-        peer: PeerId,
+        request_id: InboundRequestId,
         channel: ResponseChannel<BlobResponse>,
         response: BlobResponse,
     ) {
-        let _ = self
+        if self
             .swarm
             .behaviour_mut()
             .blob
-            .send_response(channel, response);
+            .send_response(channel, response)
+            .is_err()
+        {
+            // The stream is gone: no event will say the answer was sent.
+            self.blob_answered(request_id);
+        }
+    }
+
+    /// A counted request's answer is sent (or will never be): the peer may ask again.
+    fn blob_answered(&mut self, request_id: InboundRequestId) {
+        let Some(peer) = self.blobs_serving.remove(&request_id) else {
+            return;
+        };
         if let Some(n) = self.blobs_served.get_mut(&peer) {
             *n = n.saturating_sub(1);
             if *n == 0 {
@@ -65,7 +78,9 @@ impl EventLoop {
                 peer,
                 message:
                     request_response::Message::Request {
-                        request, channel, ..
+                        request,
+                        channel,
+                        request_id,
                     },
                 ..
             } => {
@@ -83,10 +98,11 @@ impl EventLoop {
                     return;
                 };
                 *served += 1;
+                self.blobs_serving.insert(request_id, peer);
                 let internal = self.shared.internal.clone();
                 tokio::spawn(async move {
                     let response = transfers.serve(request, peer).await;
-                    let _ = internal.send(Internal::RespondBlob(peer, channel, response));
+                    let _ = internal.send(Internal::RespondBlob(request_id, channel, response));
                 });
             }
             request_response::Event::Message {
@@ -108,7 +124,10 @@ impl EventLoop {
                     let _ = reply.send(Err(error.to_string()));
                 }
             }
-            _ => {}
+            request_response::Event::ResponseSent { request_id, .. }
+            | request_response::Event::InboundFailure { request_id, .. } => {
+                self.blob_answered(request_id);
+            }
         }
     }
 }

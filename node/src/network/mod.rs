@@ -323,7 +323,11 @@ enum Internal {
         FetchResponse,
     ),
     RespondSync(PeerId, ResponseChannel<SyncResponse>, SyncResponse),
-    RespondBlob(PeerId, ResponseChannel<BlobResponse>, BlobResponse),
+    RespondBlob(
+        request_response::InboundRequestId,
+        ResponseChannel<BlobResponse>,
+        BlobResponse,
+    ),
     Validated {
         message_id: gossipsub::MessageId,
         source: PeerId,
@@ -390,8 +394,10 @@ pub struct EventLoop {
     relays: relays::Relays,
     /// This node's segment requests in flight, and where their answers go.
     blob_requests: HashMap<OutboundRequestId, blobs::BlobReply>,
-    /// Peers' segment requests being answered, per peer.
+    /// Peers' segment requests being answered, per peer, until their answers are sent.
     blobs_served: HashMap<PeerId, usize>,
+    /// The requests counted there.
+    blobs_serving: HashMap<request_response::InboundRequestId, PeerId>,
     /// Who answers them (none until `Client::set_transfers`: `Busy`).
     transfers: Option<crate::blobs::Transfers>,
 }
@@ -574,6 +580,7 @@ pub fn new(
         relays: relays::Relays::default(),
         blob_requests: HashMap::new(),
         blobs_served: HashMap::new(),
+        blobs_serving: HashMap::new(),
         transfers: None,
     };
     Ok((Client { tx }, event_loop))
@@ -899,8 +906,8 @@ impl EventLoop {
             Internal::Respond(peer, request_id, channel, response) => {
                 self.respond(peer, request_id, channel, response)
             }
-            Internal::RespondBlob(peer, channel, response) => {
-                self.respond_blob(peer, channel, response)
+            Internal::RespondBlob(request_id, channel, response) => {
+                self.respond_blob(request_id, channel, response)
             }
             Internal::RespondSync(peer, channel, response) => {
                 let _ = self

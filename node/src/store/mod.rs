@@ -57,6 +57,9 @@ use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 mod log;
 use log::{Location, RecordLog};
 
+/// Records read to find who attaches a file (`Store::attachments`).
+pub const MAX_ATTACHING: usize = 64;
+
 /// Why the store could not do what was asked.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -546,14 +549,16 @@ impl Store {
         decode_stored(id, bytes).map(Some)
     }
 
-    /// A file a held publication attaches: its entry in the first such record (by id), and
-    /// that record's id. `None` when no held record names the hash.
-    pub fn attachment(
-        &self,
-        hash: &BlobHash,
-    ) -> Result<Option<(Attachment, RecordId)>, StoreError> {
+    /// The entries of held publications that attach the file `hash`, best first: a current
+    /// record whose town the federation certified, then any current record, then the rest;
+    /// among equals, the lowest id. A record is only its signer's word about a file, and any
+    /// key can sign one: a record misstating a file's size, type or name is one candidate
+    /// among others, never the one that decides. At most `MAX_ATTACHING` records are read
+    /// (the first by id); empty when no held record names the hash.
+    pub fn attachments(&self, hash: &BlobHash) -> Result<Vec<(Attachment, RecordId)>, StoreError> {
         let prefix = [&b"f"[..], &hash.0].concat();
-        for item in self.tree.scan_prefix(prefix) {
+        let mut found = Vec::new();
+        for item in self.tree.scan_prefix(prefix).take(MAX_ATTACHING) {
             let (key, _) = item?;
             let Some(id) = key.get(33..).and_then(|b| <[u8; 32]>::try_from(b).ok()) else {
                 continue;
@@ -564,10 +569,24 @@ impl Store {
                     .publication()
                     .and_then(|p| p.attachments.iter().find(|a| a.hash == *hash))
             {
-                return Ok(Some((a.clone(), id)));
+                found.push((a.clone(), record));
             }
         }
-        Ok(None)
+        let ledger = self.ledger();
+        let mut ranked: Vec<_> = found
+            .into_iter()
+            .map(|(a, record)| {
+                use crate::exchange::marks::{Status, marks};
+                let rank = match marks(&ledger, &record) {
+                    m if m.status == Status::Current && m.certified => 0,
+                    m if m.status == Status::Current => 1,
+                    _ => 2,
+                };
+                (rank, a, record.id())
+            })
+            .collect();
+        ranked.sort_by_key(|(rank, _, id)| (*rank, *id));
+        Ok(ranked.into_iter().map(|(_, a, id)| (a, id)).collect())
     }
 
     /// The one record whose id starts with `prefix`.
