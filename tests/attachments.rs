@@ -769,3 +769,71 @@ fn transfers_waiting_on_a_silent_peer_are_bounded_and_stop_when_their_readers_le
     );
     drop(runtime);
 }
+
+/// A record (another key's) that names a town's PNG by its hash as a PDF, on a node that holds
+/// no other record of it: the fetch stops once the file's head is read, since no type a record
+/// claims can hold, and the reader is told why. The peer serving it is not counted against
+/// (its bytes are the signed ones), and nothing is cached.
+#[test]
+fn a_file_whose_head_refutes_its_records_type_is_not_fetched_further() {
+    use base64::Engine;
+    use cailloux_protocol::{MediaType, Record, SigningKey, Unverified};
+    let publisher = TestHome::init("Loos-en-Gohelle");
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let map = png(3 * 1024 * 1024);
+    publish_with_files(&publisher, dir.path(), "La carte", &[("carte.png", &map)]);
+    let line: serde_json::Value =
+        serde_json::from_str(publisher.ok(&["export"]).lines().next().unwrap_or_default())
+            .unwrap_or_else(|e| panic!("{e}"));
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(line["record"].as_str().unwrap_or_default())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let honest = Unverified::decode(bytes)
+        .map_err(|e| e.to_string())
+        .and_then(|u| u.verify().map_err(|e| e.to_string()))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut publication = honest
+        .publication()
+        .cloned()
+        .unwrap_or_else(|| panic!("a publication"));
+    publication.attachments[0].media_type = MediaType::Pdf;
+    publication.attachments[0].name = "rapport.pdf".into();
+    let lying = Record::sign(
+        &SigningKey::from_bytes(&[7; 32]),
+        honest.created_at(),
+        publication,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let jsonl = dir.path().join("lying.jsonl");
+    std::fs::write(
+        &jsonl,
+        format!("{}\n", cailloux_node::exchange::jsonl_line(&lying)),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+
+    let b = NodeProcess::start("Arras", &[]);
+    b.home.ok(&["import", &jsonl.display().to_string()]);
+    // A peer with the true bytes for the first segment, and flipped bytes after.
+    let asked = Arc::new(AtomicUsize::new(0));
+    let runtime = tokio::runtime::Runtime::new().unwrap_or_else(|e| panic!("{e}"));
+    let b_addr: Multiaddr = b.addr().parse().unwrap_or_else(|e| panic!("{e}"));
+    runtime.spawn(run_corrupt_server(b_addr, map.clone(), asked.clone()));
+    assert!(wait_until(Duration::from_secs(20), || b.status()["peers"] == 1));
+
+    let hash = blake3::hash(&map).to_hex().to_string();
+    let mut answer = get(&format!("http://{}/api/v1/attachments/{hash}", b.api()));
+    let text = answer.body_mut().read_to_string().unwrap_or_default();
+    assert_eq!(answer.status(), 404, "{text}");
+    assert!(
+        text.contains(&hash) && text.contains("does not start like a PDF"),
+        "{text}"
+    );
+    assert_eq!(
+        b.metric("cailloux_records_rejected_total{reason=\"corrupt_file\"}"),
+        0.0,
+        "stopped at the first segment, before the corrupt ones: {}",
+        b.log()
+    );
+    assert_eq!(blob_files(&b.home), 0, "nothing cached");
+    drop(runtime);
+}

@@ -363,6 +363,19 @@ impl Recogniser {
         self.size += bytes.len() as u64;
     }
 
+    /// Whether what has been fed already settles that the content is not the claimed type
+    /// (its head is read whole and bears another type's signature, or none for a binary type):
+    /// `finish` would refuse it whatever came next, so a fetch can stop now.
+    pub fn refused_already(&self) -> bool {
+        if self.head.len() < HEAD_BYTES {
+            return false;
+        }
+        match signature(&self.head) {
+            Some(found) => found != self.claimed,
+            None => !self.claimed.is_text(),
+        }
+    }
+
     /// Whether the content is what `name` claims; the error says what it is instead.
     pub fn finish(self, name: &str) -> Result<MediaType, String> {
         let found = signature(&self.head);
@@ -563,6 +576,30 @@ mod tests {
         z.extend_from_slice(mime.as_bytes());
         z.extend_from_slice(b"PK\x03\x04 and the rest");
         z
+    }
+
+    #[test]
+    fn a_wrong_head_is_refused_as_soon_as_it_is_read_whole() {
+        let mut html = Recogniser::new(MediaType::Pdf);
+        html.feed(b"<!doctype html><p>");
+        assert!(
+            !html.refused_already(),
+            "not settled before the head is whole"
+        );
+        html.feed(&[b'a'; HEAD_BYTES]);
+        assert!(html.refused_already());
+        let mut pdf = Recogniser::new(MediaType::Pdf);
+        pdf.feed(b"%PDF-1.7\n");
+        pdf.feed(&[b'a'; HEAD_BYTES]);
+        assert!(!pdf.refused_already());
+        let mut text = Recogniser::new(MediaType::Text);
+        text.feed(&[b'a'; HEAD_BYTES]);
+        assert!(!text.refused_already(), "text is settled only at the end");
+        let mut png_as_text = Recogniser::new(MediaType::Csv);
+        png_as_text.feed(b"\x89PNG\r\n\x1a\n");
+        png_as_text.feed(&[0; HEAD_BYTES]);
+        assert!(png_as_text.refused_already());
+        assert!(png_as_text.finish("t.csv").is_err(), "as finish says");
     }
 
     #[test]

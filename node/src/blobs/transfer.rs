@@ -561,6 +561,26 @@ impl Transfers {
                     return Err(Stop::Peer(format!("{peer} served corrupt bytes")));
                 }
             }
+            // A file whose head already refutes every type its records claim is not fetched
+            // further (nor sent on to readers) only to be refused at the end.
+            let refused = {
+                let content = t.content.lock().unwrap_or_else(|p| p.into_inner());
+                !content.is_empty() && content.iter().all(Recogniser::refused_already)
+            };
+            if refused {
+                return Err(Stop::Local(FetchError::NotServed {
+                    hash: w.hash,
+                    name: w.name.clone(),
+                    why: format!(
+                        "its content is not what its records say: it does not start like a {}",
+                        w.types
+                            .iter()
+                            .map(|t| t.label())
+                            .collect::<Vec<_>>()
+                            .join(" or ")
+                    ),
+                }));
+            }
             *done = end;
             t.progress.send_replace(Progress::Groups(end));
         }
