@@ -57,6 +57,26 @@ fn publish_with_files(home: &TestHome, dir: &Path, title: &str, files: &[(&str, 
         .clone()
 }
 
+/// The first record `home` exports, verified, and its publication (to forge others from).
+fn first_exported(home: &TestHome) -> (cailloux_protocol::Record, cailloux_protocol::Publication) {
+    use base64::Engine;
+    let line: serde_json::Value =
+        serde_json::from_str(home.ok(&["export"]).lines().next().unwrap_or_default())
+            .unwrap_or_else(|e| panic!("{e}"));
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(line["record"].as_str().unwrap_or_default())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let record = cailloux_protocol::Unverified::decode(bytes)
+        .map_err(|e| e.to_string())
+        .and_then(|u| u.verify().map_err(|e| e.to_string()))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let publication = record
+        .publication()
+        .cloned()
+        .unwrap_or_else(|| panic!("a publication"));
+    (record, publication)
+}
+
 fn blob_files(home: &TestHome) -> usize {
     ["kept", "cache"]
         .iter()
@@ -581,8 +601,7 @@ fn show_fetch_export_with_files_verify_and_import_carry_the_files() {
 /// at the size the true record gives and served under its true type and name.
 #[test]
 fn records_misstating_a_file_neither_block_it_nor_rename_it() {
-    use base64::Engine;
-    use cailloux_protocol::{Record, SigningKey, Unverified};
+    use cailloux_protocol::{Record, SigningKey};
     let a = NodeProcess::start("Loos-en-Gohelle", &[]);
     let b = NodeProcess::start("Arras", &[a.addr()]);
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
@@ -599,20 +618,7 @@ fn records_misstating_a_file_neither_block_it_nor_rename_it() {
 
     // The same file, one byte longer by its record's word, from an author of its own; its id
     // sorts before the true record's, so it is the record B goes by.
-    let line: serde_json::Value =
-        serde_json::from_str(a.home.ok(&["export"]).lines().next().unwrap_or_default())
-            .unwrap_or_else(|e| panic!("{e}"));
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(line["record"].as_str().unwrap_or_default())
-        .unwrap_or_else(|e| panic!("{e}"));
-    let honest = Unverified::decode(bytes)
-        .map_err(|e| e.to_string())
-        .and_then(|u| u.verify().map_err(|e| e.to_string()))
-        .unwrap_or_else(|e| panic!("{e}"));
-    let publication = honest
-        .publication()
-        .cloned()
-        .unwrap_or_else(|| panic!("a publication"));
+    let (honest, publication) = first_exported(&a.home);
     let sorting_first = |publication: &cailloux_protocol::Publication, from: u8| {
         (from..=255)
             .map(|n| {
@@ -776,26 +782,12 @@ fn transfers_waiting_on_a_silent_peer_are_bounded_and_stop_when_their_readers_le
 /// (its bytes are the signed ones), and nothing is cached.
 #[test]
 fn a_file_whose_head_refutes_its_records_type_is_not_fetched_further() {
-    use base64::Engine;
-    use cailloux_protocol::{MediaType, Record, SigningKey, Unverified};
+    use cailloux_protocol::{MediaType, Record, SigningKey};
     let publisher = TestHome::init("Loos-en-Gohelle");
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let map = png(3 * 1024 * 1024);
     publish_with_files(&publisher, dir.path(), "La carte", &[("carte.png", &map)]);
-    let line: serde_json::Value =
-        serde_json::from_str(publisher.ok(&["export"]).lines().next().unwrap_or_default())
-            .unwrap_or_else(|e| panic!("{e}"));
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(line["record"].as_str().unwrap_or_default())
-        .unwrap_or_else(|e| panic!("{e}"));
-    let honest = Unverified::decode(bytes)
-        .map_err(|e| e.to_string())
-        .and_then(|u| u.verify().map_err(|e| e.to_string()))
-        .unwrap_or_else(|e| panic!("{e}"));
-    let mut publication = honest
-        .publication()
-        .cloned()
-        .unwrap_or_else(|| panic!("a publication"));
+    let (honest, mut publication) = first_exported(&publisher);
     publication.attachments[0].media_type = MediaType::Pdf;
     publication.attachments[0].name = "rapport.pdf".into();
     let lying = Record::sign(
