@@ -653,7 +653,13 @@ fn records_misstating_a_file_neither_block_it_nor_rename_it() {
     let mut answer = get(&format!("http://{}/api/v1/attachments/{hash}", b.api()));
     let (status, headers) = (answer.status(), answer.headers().clone());
     let body = answer.body_mut().read_to_vec().unwrap_or_default();
-    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(
+        status,
+        200,
+        "{}\n{}",
+        String::from_utf8_lossy(&body),
+        b.log()
+    );
     assert!(body == report, "the file A published");
     assert_eq!(headers["content-type"], "application/pdf");
     assert_eq!(
