@@ -4,7 +4,7 @@
 //!
 //! Invariant: nothing unverified is read (only groups the transfer has checked and written),
 //! and the last group is held back until the transfer is done: the whole file verified, its
-//! content checked against the record's type, and installed (so a reader that has the whole
+//! content checked against a type its records claim, and installed (so a reader that has the whole
 //! answer finds the node holding the file). A transfer that fails ends the
 //! stream with an error before its last byte, so a reader never takes a file that did not pass
 //! for a whole one (the HTTP answer is cut short of its `Content-Length`).

@@ -1,7 +1,7 @@
 //! Fetching files from peers, and answering their requests for files (`/cailloux/blob/1`).
 //!
 //! A record travels whole; its files do not. When one is asked for (the API, the page,
-//! `show --fetch`, an export with files, or a peer), `Transfers::fetch` asks connected peers for
+//! `show --fetch`, an export with files, or a peer), a transfer asks connected peers for
 //! it a segment (at most 1 MiB) at a time. Each segment comes as BLAKE3 verified streaming
 //! (`bao-tree`): the tree's parents from the root down, then the bytes, so every 16 KiB group is
 //! checked against the hash the record signed before it is written, and a corrupt group is
@@ -10,16 +10,19 @@
 //! verified group with the next peer. The file is written to `blobs/tmp/` and moved into the
 //! cache whole.
 //!
-//! One transfer per file: whoever asks for a file being fetched waits on that transfer. A peer's
+//! One transfer per file: whoever asks for a file being fetched waits on that transfer
+//! (`Transfers::open`, in `incoming`). A peer's
 //! request for a file this node lacks, but that one of its records attaches, starts (or joins)
 //! a transfer with one hop less (`MAX_BLOB_HOPS`), never asking the requester back, and is
 //! answered as soon as the groups it asks for are verified here: a file streams through a chain
 //! of nodes instead of being stored and forwarded.
 //!
-//! Bounds: `MAX_TRANSFERS` files fetched at once (beyond, a fetch waits for a turn, at most
-//! `TURN_WAIT`); `WINDOW` segment requests in flight per transfer; a transfer holds at most
-//! `WINDOW` segments and the file's tree in memory. Requests served per peer are bounded by the
-//! network loop.
+//! Bounds: `MAX_TRANSFERS` files fetched at once and `MAX_ACTIVE` running or waiting (beyond,
+//! `Busy`); this node's own fetches wait for a turn (at most `TURN_WAIT`), peers' start at once
+//! or are `Busy` (`PEER_TRANSFERS` turns in all, `TRANSFERS_PER_PEER` each); a transfer nobody
+//! waits for stops (`ABANDON`); `WINDOW` segment requests in flight per transfer; a transfer
+//! holds at most `WINDOW` segments and the file's tree in memory. Requests served per peer are
+//! bounded by the network loop.
 
 use super::{BLOCK, BlobError, Blobs};
 use crate::network::Client;
@@ -97,7 +100,7 @@ pub enum FetchError {
 #[derive(Clone, Debug)]
 pub(super) enum Progress {
     Groups(u64),
-    /// Every group verified and the content checked against the record's type: whole and
+    /// Every group verified and the content checked against a type its records claim: whole and
     /// right, being synced and installed.
     Checked,
     Done,
@@ -213,38 +216,6 @@ impl Transfers {
         &self.blobs
     }
 
-    /// Makes sure this node holds the file `hash` that one of its records attaches, fetching it
-    /// from peers if needed: each size records claim for it in turn, best record first.
-    pub async fn fetch(&self, hash: BlobHash) -> Result<(), FetchError> {
-        if self.blobs.has(&hash) {
-            return Ok(());
-        }
-        let mut last = FetchError::Unknown(hash);
-        for wanted in self.wanted(hash).await? {
-            let Some((_transfer, mut progress)) =
-                self.join_or_start(&wanted, Turn::Local, MAX_BLOB_HOPS)?
-            else {
-                return Ok(());
-            };
-            loop {
-                match &*progress.borrow_and_update() {
-                    Progress::Done => return Ok(()),
-                    Progress::Failed(e @ FetchError::NotServed { .. }) => {
-                        last = e.clone();
-                        break;
-                    }
-                    Progress::Failed(e) => return Err(e.clone()),
-                    Progress::Groups(_) | Progress::Checked => {}
-                }
-                // The transfer (held here) always ends with `Done` or `Failed`.
-                if progress.changed().await.is_err() {
-                    return Err(FetchError::Local("the transfer stopped".into()));
-                }
-            }
-        }
-        Err(last)
-    }
-
     /// The claims made about file `hash` by the records that attach it, best record first,
     /// one per size (at most `MAX_SIZES`).
     pub(super) async fn wanted(&self, hash: BlobHash) -> Result<Vec<Wanted>, FetchError> {
@@ -274,8 +245,8 @@ impl Transfers {
         Ok(wanted)
     }
 
-    /// This node's own transfer of `w` (started now if none runs), passing requests on `hops`
-    /// more times.
+    /// The transfer of `w.hash` (whoever started it, whatever size it fetches), or one started
+    /// now for this node's own readers, passing requests on `hops` more times.
     pub(super) fn join(&self, w: &Wanted, hops: u8) -> Result<Joined, FetchError> {
         self.join_or_start(w, Turn::Local, hops)
     }
