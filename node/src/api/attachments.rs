@@ -66,7 +66,7 @@ pub(super) async fn attachment(
         // Fetched from the peers that hold it and sent on as its groups are verified.
         None => match state.transfers.open(hash).await {
             Ok(opened) => opened,
-            Err(e @ crate::blobs::FetchError::Busy) => {
+            Err(e @ (crate::blobs::FetchError::Busy | crate::blobs::FetchError::Abandoned(_))) => {
                 return Err(ApiError(StatusCode::SERVICE_UNAVAILABLE, e.to_string()));
             }
             Err(e @ crate::blobs::FetchError::Local(_)) => return Err(internal(e)),

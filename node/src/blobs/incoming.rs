@@ -9,7 +9,7 @@
 //! stream with an error before its last byte, so a reader never takes a file that did not pass
 //! for a whole one (the HTTP answer is cut short of its `Content-Length`).
 
-use super::transfer::{Progress, Transfers};
+use super::transfer::{Progress, Transfers, Wanted};
 use super::{FetchError, Held};
 use cailloux_protocol::BlobHash;
 use cailloux_protocol::wire::{BLOB_GROUP_BYTES, MAX_BLOB_HOPS};
@@ -54,37 +54,53 @@ impl Transfers {
         }
         let mut last = FetchError::Unknown(hash);
         for wanted in self.wanted(hash).await? {
-            let Some((transfer, mut progress)) = self.join(&wanted, MAX_BLOB_HOPS)? else {
-                return held();
-            };
-            loop {
-                let now = progress.borrow_and_update().clone();
-                match now {
-                    Progress::Done => return held(),
-                    Progress::Failed(e @ FetchError::NotServed { .. }) => {
+            // A transfer that stopped for want of readers just as this one joined is started
+            // again (once: a second stop is not a race).
+            for _ in 0..2 {
+                match self.follow(&wanted).await {
+                    Ok(Some(opened)) => return Ok(opened),
+                    Ok(None) => return held(),
+                    Err(e @ FetchError::Abandoned(_)) => last = e,
+                    // This claim (its size) failed: the next one may hold.
+                    Err(e @ (FetchError::NotServed { .. } | FetchError::TooLarge { .. })) => {
                         last = e;
                         break;
                     }
-                    Progress::Failed(e) => return Err(e),
-                    Progress::Groups(_) | Progress::Checked if now.any() => {
-                        if let Some(file) = transfer.file() {
-                            return Ok(Opened::Incoming(Incoming {
-                                file,
-                                progress,
-                                size: transfer.size(),
-                                read: 0,
-                            }));
-                        }
-                    }
-                    Progress::Groups(_) | Progress::Checked => {}
-                }
-                // The transfer (held here) always ends with `Done` or `Failed`.
-                if progress.changed().await.is_err() {
-                    return Err(FetchError::Local("the transfer stopped".into()));
+                    Err(e) => return Err(e),
                 }
             }
         }
         Err(last)
+    }
+
+    /// Joins (or starts) the transfer of one claim, and waits until its first group is here:
+    /// the file to read (`None` if it is held now), or why that claim failed.
+    async fn follow(&self, wanted: &Wanted) -> Result<Option<Opened>, FetchError> {
+        let Some((transfer, mut progress)) = self.join(wanted, MAX_BLOB_HOPS)? else {
+            return Ok(None);
+        };
+        loop {
+            let now = progress.borrow_and_update().clone();
+            match now {
+                Progress::Done => return Ok(None),
+                Progress::Failed(e) => return Err(e),
+                Progress::Groups(_) | Progress::Checked if now.any() => {
+                    if let Some(file) = transfer.file() {
+                        return Ok(Some(Opened::Incoming(Incoming {
+                            file,
+                            progress,
+                            size: transfer.size(),
+                            read: 0,
+                        })));
+                    }
+                }
+                Progress::Groups(_) | Progress::Checked => {}
+            }
+            // The transfer (held here) always ends with `Done` or `Failed`.
+            if progress.changed().await.is_err() {
+                return Err(FetchError::Local("the transfer stopped".into()));
+            }
+        }
     }
 }
 

@@ -53,9 +53,10 @@ const PEER_TRANSFERS: usize = MAX_TRANSFERS - 1;
 const TRANSFERS_PER_PEER: usize = 2;
 /// Transfers running or waiting for a turn: beyond, `Busy` at once.
 const MAX_ACTIVE: usize = 16;
-/// Distinct sizes tried for one hash (each a record's claim): a record misstating a file's
-/// size makes that attempt fail, not the fetch.
-const MAX_SIZES: usize = 4;
+/// Distinct sizes tried for one hash, best record's first (each a different signer's claim:
+/// `Store::attachments` counts a signer for one size). A record misstating a file's size makes
+/// that attempt fail (quickly: honest holders answer `Missing`), not the fetch.
+const MAX_SIZES: usize = 8;
 /// Segment requests in flight per transfer.
 pub const WINDOW: usize = 4;
 /// How long a fetch of this node's own waits for a turn.
@@ -92,6 +93,9 @@ pub enum FetchError {
     },
     #[error("too many files are being fetched; try again in a minute")]
     Busy,
+    /// Stopped because its readers left (one that joins just then starts it again).
+    #[error("the fetch of file {0} stopped: nobody waited for it any more")]
+    Abandoned(BlobHash),
     #[error("{0}")]
     Local(String),
 }
@@ -135,6 +139,7 @@ enum Turn {
 
 /// A file being fetched.
 pub(super) struct Transfer {
+    hash: BlobHash,
     tmp: PathBuf,
     tree: BaoTree,
     turn: Turn,
@@ -162,6 +167,9 @@ impl Transfer {
 /// A transfer joined: the transfer and its progress, or `None` when the file is held now.
 pub(super) type Joined = Option<(Arc<Transfer>, watch::Receiver<Progress>)>;
 
+/// The transfers running, by the claim fetched (hash and size).
+type Active = HashMap<(BlobHash, u64), Arc<Transfer>>;
+
 /// The node's file transfers. Cheap to clone.
 #[derive(Clone)]
 pub struct Transfers {
@@ -169,7 +177,9 @@ pub struct Transfers {
     store: Store,
     client: Client,
     metrics: Arc<crate::metrics::Metrics>,
-    active: Arc<Mutex<HashMap<BlobHash, Arc<Transfer>>>>,
+    /// Keyed by the claim fetched (hash and size): a transfer of a size some record misstates
+    /// (and that a peer may keep asking for) never stands in for the size another claims.
+    active: Arc<Mutex<Active>>,
     turns: Arc<Semaphore>,
     peer_turns: Arc<Semaphore>,
 }
@@ -245,17 +255,17 @@ impl Transfers {
         Ok(wanted)
     }
 
-    /// The transfer of `w.hash` (whoever started it, whatever size it fetches), or one started
-    /// now for this node's own readers, passing requests on `hops` more times.
+    /// The transfer of `w` (whoever started it), or one started now for this node's own
+    /// readers, passing requests on `hops` more times.
     pub(super) fn join(&self, w: &Wanted, hops: u8) -> Result<Joined, FetchError> {
         self.join_or_start(w, Turn::Local, hops)
     }
 
-    /// The transfer of `w.hash`, started now for `turn` if none runs; `None` when the file is
-    /// held. A transfer already running is joined whatever size it fetches.
+    /// The transfer of `w` (its hash at its size), started now for `turn` if none runs; `None`
+    /// when the file is held.
     fn join_or_start(&self, w: &Wanted, turn: Turn, hops: u8) -> Result<Joined, FetchError> {
         let mut active = self.active.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(t) = active.get(&w.hash) {
+        if let Some(t) = active.get(&(w.hash, w.size)) {
             return Ok(Some((t.clone(), t.progress.subscribe())));
         }
         // A transfer installs the file before it leaves `active`.
@@ -291,6 +301,7 @@ impl Transfers {
         };
         let tree = BaoTree::new(w.size, BLOCK);
         let transfer = Arc::new(Transfer {
+            hash: w.hash,
             tmp: self.blobs.temporary(&w.hash),
             tree,
             turn,
@@ -304,7 +315,7 @@ impl Transfers {
             progress: watch::Sender::new(Progress::Groups(0)),
         });
         let receiver = transfer.progress.subscribe();
-        active.insert(w.hash, transfer.clone());
+        active.insert((w.hash, w.size), transfer.clone());
         drop(active);
         let this = self.clone();
         let (w, t) = (w.clone(), transfer.clone());
@@ -325,7 +336,7 @@ impl Transfers {
             this.active
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .remove(&w.hash);
+                .remove(&(w.hash, w.size));
             match result {
                 Ok(()) => {
                     this.metrics.blobs_fetched.inc();
@@ -347,9 +358,7 @@ impl Transfers {
             turn = tokio::time::timeout(TURN_WAIT, self.turns.clone().acquire_owned()) => {
                 turn.map_err(|_| FetchError::Busy)?.map_err(|_| FetchError::Busy)
             }
-            () = t.progress.closed() => {
-                Err(FetchError::Local("nobody waits for the file any more".into()))
-            }
+            () = t.progress.closed() => Err(FetchError::Abandoned(t.hash)),
         }
     }
 
@@ -373,6 +382,8 @@ impl Transfers {
         let file = t.file.get_or_init(|| Arc::new(file)).clone();
         let total = groups_of(w.size);
         let mut done = 0u64;
+        // Since when nobody has waited for the file (across peers: a new peer is no reader).
+        let mut unwanted_since = None;
         let mut why = String::from("no peer is connected");
         let peers = self
             .client
@@ -387,7 +398,15 @@ impl Transfers {
                 continue;
             }
             match self
-                .fetch_from(w, t, &file, peer, &mut done, total, hops)
+                .fetch_from(
+                    w,
+                    t,
+                    &file,
+                    peer,
+                    (&mut done, total),
+                    &mut unwanted_since,
+                    hops,
+                )
                 .await
             {
                 Ok(()) => break,
@@ -449,9 +468,9 @@ impl Transfers {
         .map_err(|e| FetchError::Local(e.to_string()))?
     }
 
-    /// Fetches from `peer`, from group `done` on, with `WINDOW` segments in flight, advancing
-    /// `done` as groups are verified. An error says why this peer did not finish, or why the
-    /// transfer stops.
+    /// Fetches from `peer`, from group `done` of `total` on, with `WINDOW` segments in
+    /// flight, advancing `done` as groups are verified. An error says why this peer did not
+    /// finish, or why the transfer stops.
     #[allow(clippy::too_many_arguments)]
     async fn fetch_from(
         &self,
@@ -459,14 +478,13 @@ impl Transfers {
         t: &Arc<Transfer>,
         file: &Arc<File>,
         peer: PeerId,
-        done: &mut u64,
-        total: u64,
+        (done, total): (&mut u64, u64),
+        unwanted_since: &mut Option<Instant>,
         hops: u8,
     ) -> Result<(), Stop> {
         use futures::stream::{FuturesOrdered, StreamExt};
         let mut next = *done;
         let mut in_flight = FuturesOrdered::new();
-        let mut unwanted_since: Option<Instant> = None;
         let request = |start: u64| {
             let groups = (total - start).min(u64::from(MAX_BLOB_SEGMENT_GROUPS));
             let client = self.client.clone();
@@ -483,11 +501,9 @@ impl Transfers {
             // A reader that left (a closed page, a peer that stopped asking) leaves nobody to
             // fetch for.
             if t.progress.receiver_count() > 0 {
-                unwanted_since = None;
+                *unwanted_since = None;
             } else if unwanted_since.get_or_insert_with(Instant::now).elapsed() > ABANDON {
-                return Err(Stop::Local(FetchError::Local(
-                    "nobody waits for the file any more".into(),
-                )));
+                return Err(Stop::Local(FetchError::Abandoned(w.hash)));
             }
             while in_flight.len() < WINDOW && next < total {
                 in_flight.push_back(request(next));
@@ -584,7 +600,7 @@ impl Transfers {
         let running = {
             let active = self.active.lock().unwrap_or_else(|p| p.into_inner());
             active
-                .get(&hash)
+                .get(&(hash, size))
                 .map(|t| (t.clone(), t.progress.subscribe()))
         };
         let (transfer, mut progress) = match running {
@@ -608,9 +624,6 @@ impl Transfers {
             }
             None => return BlobResponse::Missing,
         };
-        if transfer.size() != size {
-            return BlobResponse::Missing;
-        }
         let arrived = tokio::time::timeout(SERVE_WAIT, async {
             loop {
                 match &*progress.borrow_and_update() {

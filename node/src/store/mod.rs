@@ -57,8 +57,9 @@ use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 mod log;
 use log::{Location, RecordLog};
 
-/// Records read to find who attaches a file (`Store::attachments`).
-pub const MAX_ATTACHING: usize = 64;
+/// Records read at most to find who attaches a file (`Store::attachments`): a bound on what
+/// one request for a file costs, far above what honest records of one file number.
+pub const MAX_ATTACHING: usize = 1024;
 
 /// Why the store could not do what was asked.
 #[derive(Debug, thiserror::Error)]
@@ -553,40 +554,43 @@ impl Store {
     /// record whose town the federation certified, then any current record, then the rest;
     /// among equals, the lowest id. A record is only its signer's word about a file, and any
     /// key can sign one: a record misstating a file's size, type or name is one candidate
-    /// among others, never the one that decides. At most `MAX_ATTACHING` records are read
-    /// (the first by id); empty when no held record names the hash.
+    /// among others, never the one that decides. Each signer counts for one size (its best
+    /// record's): many records of one key cannot crowd out the sizes of others. At most
+    /// `MAX_ATTACHING` records are read (lowest id first); empty when no held record names
+    /// the hash.
     pub fn attachments(&self, hash: &BlobHash) -> Result<Vec<(Attachment, RecordId)>, StoreError> {
+        use crate::exchange::marks::{Status, marks};
         let prefix = [&b"f"[..], &hash.0].concat();
-        let mut found = Vec::new();
+        let ledger = self.ledger();
+        let mut ranked = Vec::new();
         for item in self.tree.scan_prefix(prefix).take(MAX_ATTACHING) {
             let (key, _) = item?;
             let Some(id) = key.get(33..).and_then(|b| <[u8; 32]>::try_from(b).ok()) else {
                 continue;
             };
-            let id = RecordId(id);
-            if let Some(record) = self.get(&id)?
-                && let Some(a) = record
-                    .publication()
-                    .and_then(|p| p.attachments.iter().find(|a| a.hash == *hash))
-            {
-                found.push((a.clone(), record));
-            }
+            let Some(record) = self.get(&RecordId(id))? else {
+                continue;
+            };
+            let Some(a) = record
+                .publication()
+                .and_then(|p| p.attachments.iter().find(|a| a.hash == *hash))
+            else {
+                continue;
+            };
+            let rank = match marks(&ledger, &record) {
+                m if m.status == Status::Current && m.certified => 0,
+                m if m.status == Status::Current => 1,
+                _ => 2,
+            };
+            ranked.push((rank, a.clone(), record.id(), record.author()));
         }
-        let ledger = self.ledger();
-        let mut ranked: Vec<_> = found
+        ranked.sort_by_key(|(rank, _, id, _)| (*rank, *id));
+        let mut sizes: HashMap<AuthorKey, u64> = HashMap::new();
+        Ok(ranked
             .into_iter()
-            .map(|(a, record)| {
-                use crate::exchange::marks::{Status, marks};
-                let rank = match marks(&ledger, &record) {
-                    m if m.status == Status::Current && m.certified => 0,
-                    m if m.status == Status::Current => 1,
-                    _ => 2,
-                };
-                (rank, a, record.id())
-            })
-            .collect();
-        ranked.sort_by_key(|(rank, _, id)| (*rank, *id));
-        Ok(ranked.into_iter().map(|(_, a, id)| (a, id)).collect())
+            .filter(|(_, a, _, author)| *sizes.entry(*author).or_insert(a.size) == a.size)
+            .map(|(_, a, id, _)| (a, id))
+            .collect())
     }
 
     /// The one record whose id starts with `prefix`.
@@ -1411,5 +1415,60 @@ pub(crate) mod tests {
         insert(&store, &[revoke(1, 2, 5_001)]);
         assert_eq!(store.ledger().examined() - before, 2);
         assert_eq!(store.visible_len(), 2000);
+    }
+
+    /// Records that name a town's file by its hash and misstate its size: a hundred from one
+    /// member of another town (all sorting before the town's), one each from four more. Each
+    /// signer counts for one size, so the town's size is among the first few tried, however
+    /// many records one key signs.
+    #[test]
+    fn each_signer_of_records_naming_a_file_counts_for_one_size() {
+        use cailloux_protocol::{Attachment, BlobHash, MediaType};
+        use world::*;
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let store = open(&dir, "s");
+        let hash = BlobHash([7; 32]);
+        let naming = |by: u8, at: u64, town: &str, size: u64| {
+            let mut p = publish(by, at, town, None)
+                .publication()
+                .cloned()
+                .unwrap_or_else(|| panic!("a publication"));
+            p.attachments = vec![Attachment {
+                name: "rapport.pdf".into(),
+                title: "Le rapport".into(),
+                media_type: MediaType::Pdf,
+                size,
+                hash,
+            }];
+            Record::sign(&key(by), at, p).unwrap_or_else(|e| panic!("{e}"))
+        };
+        let mut members = vec![admit(2, "Vallon", 10), admit(3, "Autre", 10)];
+        members.extend((5..9).map(|k| delegate(3, k, 20)));
+        insert(&store, &members);
+        let town = naming(2, 50, "Vallon", 1_000);
+        let forged: Vec<Record> = (0..)
+            .map(|n| naming(3, 100 + n, "Autre", 2_000 + n))
+            .filter(|r| r.id() < town.id())
+            .take(100)
+            .collect();
+        let others: Vec<Record> = (5..9)
+            .map(|k| naming(k, 60, "Autre", 3_000 + u64::from(k)))
+            .collect();
+        for batch in [&forged[..], &others[..], std::slice::from_ref(&town)] {
+            for outcome in insert(&store, batch) {
+                assert!(outcome.is_new(), "{outcome:?}");
+            }
+        }
+        let found = store.attachments(&hash).unwrap_or_else(|e| panic!("{e}"));
+        let mut sizes: Vec<u64> = Vec::new();
+        for (a, _) in &found {
+            if !sizes.contains(&a.size) {
+                sizes.push(a.size);
+            }
+        }
+        let of_key_3 = sizes.iter().filter(|s| (2_000..3_000).contains(*s)).count();
+        assert_eq!(of_key_3, 1, "{sizes:?}");
+        assert_eq!(sizes.len(), 6, "one size per signer: {sizes:?}");
+        assert!(found.iter().any(|(_, id)| *id == town.id()));
     }
 }
