@@ -84,11 +84,11 @@ impl EventLoop {
                     },
                 ..
             } => {
-                let served = self.blobs_served.entry(peer).or_default();
+                let served = self.blobs_served.get(&peer).copied().unwrap_or(0);
                 let Some(transfers) = self
                     .transfers
                     .clone()
-                    .filter(|_| *served < BLOBS_SERVED_PER_PEER)
+                    .filter(|_| served < BLOBS_SERVED_PER_PEER)
                 else {
                     let _ = self
                         .swarm
@@ -97,7 +97,8 @@ impl EventLoop {
                         .send_response(channel, BlobResponse::Busy);
                     return;
                 };
-                *served += 1;
+                // Counted only once it is taken: a refused request leaves no entry behind.
+                *self.blobs_served.entry(peer).or_default() += 1;
                 self.blobs_serving.insert(request_id, peer);
                 let internal = self.shared.internal.clone();
                 tokio::spawn(async move {
