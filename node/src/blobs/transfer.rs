@@ -10,8 +10,8 @@
 //! verified group with the next peer. The file is written to `blobs/tmp/` and moved into the
 //! cache whole.
 //!
-//! One transfer per file and claimed size: whoever asks for a file being fetched waits on that transfer
-//! (`Transfers::open`, in `incoming`). A peer's
+//! One transfer per file and claimed size: whoever asks for a file being fetched waits on
+//! that transfer (`Transfers::open`, in `incoming`). A peer's
 //! request for a file this node lacks, but that one of its records attaches, starts (or joins)
 //! a transfer with one hop less (`MAX_BLOB_HOPS`), never asking the requester back, and is
 //! answered as soon as the groups it asks for are verified here: a file streams through a chain
